@@ -1,0 +1,209 @@
+//! `config.json` of a BERT-family checkpoint.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::ModelError;
+
+/// The activation of the feed-forward block (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU (`"gelu"`).
+    GeluErf,
+    /// Tanh approximation of GELU (`"gelu_new"`, `"gelu_pytorch_tanh"`).
+    GeluTanh,
+    /// ReLU (`"relu"`).
+    Relu,
+}
+
+/// The hyper-parameters of a BERT encoder, plus the label names of a
+/// fine-tuned head when the checkpoint has one.
+#[derive(Debug, Clone)]
+pub struct BertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Number of layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Inner size of the feed-forward block.
+    pub intermediate_size: usize,
+    /// Number of positions.
+    pub max_position_embeddings: usize,
+    /// Number of token types (segments).
+    pub type_vocab_size: usize,
+    /// Epsilon of every layer norm.
+    pub layer_norm_eps: f64,
+    /// Feed-forward activation.
+    pub hidden_act: Activation,
+    /// Dropout on hidden states.
+    pub hidden_dropout_prob: f32,
+    /// Dropout on attention probabilities.
+    pub attention_probs_dropout_prob: f32,
+    /// Dropout before the classifier (`classifier_dropout`, else hidden dropout).
+    pub classifier_dropout: f32,
+    /// Labels of an existing head, in id order (`id2label`), if any.
+    pub labels: Option<Vec<String>>,
+    /// The whole file, kept so that saving preserves keys we do not use.
+    pub raw: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RawConfig {
+    model_type: Option<String>,
+    architectures: Option<Vec<String>>,
+    vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    intermediate_size: usize,
+    #[serde(default = "default_positions")]
+    max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    hidden_act: String,
+    #[serde(default = "default_dropout")]
+    hidden_dropout_prob: f32,
+    #[serde(default = "default_dropout")]
+    attention_probs_dropout_prob: f32,
+    classifier_dropout: Option<f32>,
+    position_embedding_type: Option<String>,
+    id2label: Option<BTreeMap<String, String>>,
+}
+
+fn default_positions() -> usize {
+    512
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_dropout() -> f32 {
+    0.1
+}
+
+impl BertConfig {
+    /// Reads and validates `config.json`.
+    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        Self::from_json(&text).map_err(|message| ModelError::Config { path: path.to_path_buf(), message })
+    }
+
+    fn from_json(text: &str) -> Result<Self, String> {
+        let raw_value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let raw: RawConfig = serde_json::from_value(raw_value.clone()).map_err(|e| e.to_string())?;
+        let model_type = raw.model_type.as_deref().unwrap_or("bert");
+        if model_type != "bert" {
+            return Err(format!("unsupported model_type '{model_type}': only BERT-family ('bert') checkpoints are supported"));
+        }
+        if let Some(arch) = raw.architectures.iter().flatten().find(|a| !a.starts_with("Bert")) {
+            return Err(format!("unsupported architecture '{arch}': expected a Bert* architecture"));
+        }
+        if let Some(p) = raw.position_embedding_type.as_deref().filter(|p| *p != "absolute") {
+            return Err(format!("unsupported position_embedding_type '{p}': only 'absolute' is supported"));
+        }
+        let hidden_act = match raw.hidden_act.as_str() {
+            "gelu" => Activation::GeluErf,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            other => return Err(format!("unsupported hidden_act '{other}' (gelu, gelu_new, relu)")),
+        };
+        if raw.num_attention_heads == 0 || raw.hidden_size % raw.num_attention_heads != 0 {
+            return Err(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                raw.hidden_size, raw.num_attention_heads
+            ));
+        }
+        let labels = match raw.id2label {
+            None => None,
+            Some(map) => {
+                let mut labels = vec![String::new(); map.len()];
+                for (id, label) in map {
+                    let i: usize = id.parse().map_err(|_| format!("id2label: '{id}' is not an integer id"))?;
+                    let slot = labels.get_mut(i).ok_or_else(|| format!("id2label: id {i} out of range"))?;
+                    *slot = label;
+                }
+                Some(labels)
+            }
+        };
+        Ok(Self {
+            vocab_size: raw.vocab_size,
+            hidden_size: raw.hidden_size,
+            num_hidden_layers: raw.num_hidden_layers,
+            num_attention_heads: raw.num_attention_heads,
+            intermediate_size: raw.intermediate_size,
+            max_position_embeddings: raw.max_position_embeddings,
+            type_vocab_size: raw.type_vocab_size,
+            layer_norm_eps: raw.layer_norm_eps,
+            hidden_act,
+            hidden_dropout_prob: raw.hidden_dropout_prob,
+            attention_probs_dropout_prob: raw.attention_probs_dropout_prob,
+            classifier_dropout: raw.classifier_dropout.unwrap_or(raw.hidden_dropout_prob),
+            labels,
+            raw: raw_value,
+        })
+    }
+
+    /// The `config.json` of this encoder with a token-classification head
+    /// over `labels`, keeping every other key of the original file.
+    pub fn to_token_classification_json(&self, labels: &[String]) -> serde_json::Value {
+        let mut value = self.raw.clone();
+        let object = value.as_object_mut().expect("config.json is an object");
+        object.insert("architectures".into(), serde_json::json!(["BertForTokenClassification"]));
+        object.insert("model_type".into(), "bert".into());
+        let id2label: serde_json::Map<String, serde_json::Value> =
+            labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
+        let label2id: serde_json::Map<String, serde_json::Value> =
+            labels.iter().enumerate().map(|(i, l)| (l.clone(), i.into())).collect();
+        object.insert("id2label".into(), id2label.into());
+        object.insert("label2id".into(), label2id.into());
+        object.remove("num_labels");
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = r#"{"model_type": "bert", "architectures": ["BertModel"], "vocab_size": 10,
+        "hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 16,
+        "extra_key": 7}"#;
+
+    #[test]
+    fn reads_defaults_and_keeps_unknown_keys() {
+        let c = BertConfig::from_json(MINI).unwrap();
+        assert_eq!(c.layer_norm_eps, 1e-12);
+        assert_eq!(c.hidden_act, Activation::GeluErf);
+        assert!(c.labels.is_none());
+        let out = c.to_token_classification_json(&["O".into(), "B-X".into()]);
+        assert_eq!(out["extra_key"], 7);
+        assert_eq!(out["id2label"]["1"], "B-X");
+        assert_eq!(out["label2id"]["O"], 0);
+        assert_eq!(out["architectures"][0], "BertForTokenClassification");
+        let back = BertConfig::from_json(&out.to_string()).unwrap();
+        assert_eq!(back.labels.unwrap(), ["O", "B-X"]);
+    }
+
+    #[test]
+    fn rejects_other_architectures() {
+        let roberta = MINI.replace("\"bert\"", "\"roberta\"");
+        assert!(BertConfig::from_json(&roberta).unwrap_err().contains("model_type 'roberta'"));
+        let gpt = MINI.replace("BertModel", "GPT2Model");
+        assert!(BertConfig::from_json(&gpt).unwrap_err().contains("GPT2Model"));
+        let act = MINI.replace("\"extra_key\"", "\"hidden_act\": \"swish\", \"x\"");
+        assert!(BertConfig::from_json(&act).unwrap_err().contains("swish"));
+    }
+}

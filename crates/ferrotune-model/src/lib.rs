@@ -1,0 +1,20 @@
+//! The model: BERT-family configuration, an encoder built from differentiable
+//! ops (with fused CPU kernels that have a backward), a token-classification
+//! head, and loading/saving in the Hugging Face layout.
+
+mod batch;
+mod bert;
+mod config;
+mod dropout;
+mod error;
+pub mod ops;
+mod params;
+mod token_classifier;
+
+pub use batch::Batch;
+pub use bert::{BertEncoder, LayerNorm, Linear};
+pub use config::{Activation, BertConfig};
+pub use dropout::{Dropout, Mode};
+pub use error::ModelError;
+pub use params::{hf_name, ParamStore};
+pub use token_classifier::{Head, TokenClassifier};

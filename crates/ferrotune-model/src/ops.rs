@@ -1,0 +1,330 @@
+//! CPU kernels with a backward pass for the ops of a BERT layer that candle
+//! either fuses without a gradient (`softmax_last_dim`, `layer_norm`) or
+//! composes from many small ops (GELU's backward). Each one is checked
+//! against candle's composed ops in the tests below.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use rayon::prelude::*;
+
+/// Rows smaller than this many elements in total are not worth a thread.
+const PARALLEL_MIN: usize = 1 << 14;
+
+fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+    let data = match storage {
+        CpuStorage::F32(v) => v.as_slice(),
+        _ => candle_core::bail!("{op}: only f32 tensors are supported"),
+    };
+    match layout.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("{op}: input must be contiguous"),
+    }
+}
+
+/// Runs `f` on a contiguous f32 tensor's data.
+fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    match &*storage {
+        Storage::Cpu(cpu) => f(contiguous_f32(cpu, layout, op)?),
+        _ => candle_core::bail!("{op}: only the CPU backend is supported"),
+    }
+}
+
+fn rows_mut<'a>(out: &'a mut [f32], width: usize) -> impl IndexedParallelIterator<Item = (usize, &'a mut [f32])> {
+    let min = (PARALLEL_MIN / width.max(1)).max(1);
+    out.par_chunks_mut(width).with_min_len(min).enumerate()
+}
+
+// ---------------------------------------------------------------- softmax
+
+/// Softmax over the last dimension.
+struct Softmax;
+
+impl CustomOp1 for Softmax {
+    fn name(&self) -> &'static str {
+        "ferrotune-softmax"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout, self.name())?;
+        let width = layout.dims().last().copied().unwrap_or(1);
+        let mut out = vec![0f32; x.len()];
+        rows_mut(&mut out, width).for_each(|(r, y)| {
+            let x = &x[r * width..(r + 1) * width];
+            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let mut sum = 0f32;
+            for (y, &x) in y.iter_mut().zip(x) {
+                *y = (x - max).exp();
+                sum += *y;
+            }
+            let inv = 1.0 / sum;
+            y.iter_mut().for_each(|y| *y *= inv);
+        });
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let width = res.dims().last().copied().unwrap_or(1);
+        let dx = with_f32(res, "softmax-bwd", |y| {
+            with_f32(grad, "softmax-bwd", |dy| {
+                let mut dx = vec![0f32; y.len()];
+                rows_mut(&mut dx, width).for_each(|(r, dx)| {
+                    let y = &y[r * width..(r + 1) * width];
+                    let dy = &dy[r * width..(r + 1) * width];
+                    let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
+                    for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
+                        *dx = y * (dy - dot);
+                    }
+                });
+                Ok(dx)
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
+    }
+}
+
+/// Softmax over the last dimension, with a backward pass.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Softmax)
+}
+
+// ------------------------------------------------------------- layer norm
+
+/// Layer normalisation over the last dimension with weight and bias.
+struct LayerNorm {
+    eps: f32,
+}
+
+/// Mean and 1/std of a row.
+fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    (mean, 1.0 / (var + eps).sqrt())
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "ferrotune-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let w = contiguous_f32(s2, l2, self.name())?;
+        let b = contiguous_f32(s3, l3, self.name())?;
+        let width = w.len();
+        let mut out = vec![0f32; x.len()];
+        rows_mut(&mut out, width).for_each(|(r, y)| {
+            let x = &x[r * width..(r + 1) * width];
+            let (mean, inv_std) = row_stats(x, self.eps);
+            for i in 0..width {
+                y[i] = (x[i] - mean) * inv_std * w[i] + b[i];
+            }
+        });
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let width = w.elem_count();
+        let eps = self.eps;
+        let (dx, dw, db) = with_f32(x, "layer-norm-bwd", |x| {
+            with_f32(w, "layer-norm-bwd", |w| {
+                with_f32(grad, "layer-norm-bwd", |dy| {
+                    let mut dx = vec![0f32; x.len()];
+                    // Per-row dx; dw/db partial sums per chunk of rows, then added.
+                    let (dw, db) = dx
+                        .par_chunks_mut(width)
+                        .enumerate()
+                        .with_min_len((PARALLEL_MIN / width).max(1))
+                        .fold(
+                            || (vec![0f32; width], vec![0f32; width]),
+                            |(mut dw, mut db), (r, dx)| {
+                                let x = &x[r * width..(r + 1) * width];
+                                let dy = &dy[r * width..(r + 1) * width];
+                                let (mean, inv_std) = row_stats(x, eps);
+                                let mut sum_g = 0f32;
+                                let mut sum_gx = 0f32;
+                                for i in 0..width {
+                                    let xhat = (x[i] - mean) * inv_std;
+                                    let g = dy[i] * w[i];
+                                    sum_g += g;
+                                    sum_gx += g * xhat;
+                                    dw[i] += dy[i] * xhat;
+                                    db[i] += dy[i];
+                                }
+                                let n = width as f32;
+                                for i in 0..width {
+                                    let xhat = (x[i] - mean) * inv_std;
+                                    let g = dy[i] * w[i];
+                                    dx[i] = inv_std * (g - sum_g / n - xhat * sum_gx / n);
+                                }
+                                (dw, db)
+                            },
+                        )
+                        .reduce(
+                            || (vec![0f32; width], vec![0f32; width]),
+                            |(mut a, mut b), (c, d)| {
+                                a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
+                                b.iter_mut().zip(d).for_each(|(b, d)| *b += d);
+                                (a, b)
+                            },
+                        );
+                    Ok((dx, dw, db))
+                })
+            })
+        })?;
+        let dev = x.device();
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), dev)?),
+            Some(Tensor::from_vec(dw, w.shape(), dev)?),
+            Some(Tensor::from_vec(db, w.shape(), dev)?),
+        ))
+    }
+}
+
+/// Layer normalisation over the last dimension (`(x - mean) / sqrt(var +
+/// eps) * weight + bias`), with a backward pass for all three inputs.
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    x.contiguous()?
+        .apply_op3(weight, bias, LayerNorm { eps: eps as f32 })
+}
+
+// ------------------------------------------------------------------- GELU
+
+/// GELU with the exact (erf) form, as BERT's `hidden_act = "gelu"`.
+struct GeluErf;
+
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2))
+}
+
+fn gelu_grad(x: f32) -> f32 {
+    0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+}
+
+impl CustomOp1 for GeluErf {
+    fn name(&self) -> &'static str {
+        "ferrotune-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(storage, layout, self.name())?;
+        let mut out = vec![0f32; x.len()];
+        out.par_chunks_mut(PARALLEL_MIN)
+            .zip(x.par_chunks(PARALLEL_MIN))
+            .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu(x)));
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let dx = with_f32(arg, "gelu-bwd", |x| {
+            with_f32(grad, "gelu-bwd", |dy| {
+                let mut dx = vec![0f32; x.len()];
+                dx.par_chunks_mut(PARALLEL_MIN)
+                    .zip(x.par_chunks(PARALLEL_MIN).zip(dy.par_chunks(PARALLEL_MIN)))
+                    .for_each(|(dx, (x, dy))| {
+                        for ((dx, &x), &dy) in dx.iter_mut().zip(x).zip(dy) {
+                            *dx = dy * gelu_grad(x);
+                        }
+                    });
+                Ok(dx)
+            })
+        })?;
+        Ok(Some(Tensor::from_vec(dx, arg.shape(), arg.device())?))
+    }
+}
+
+/// Exact GELU, `x * Φ(x)`, with a backward pass.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(GeluErf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var, D};
+
+    fn randn(shape: &[usize], seed: u64) -> Tensor {
+        // Deterministic pseudo-random values in [-2, 2).
+        let n: usize = shape.iter().product();
+        let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let data: Vec<f32> = (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect();
+        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    /// Compares value and gradients of `ours` and `reference` (candle's
+    /// composed ops) for the loss `sum(f(x) * probe)`.
+    fn check(inputs: &[Tensor], ours: impl Fn(&[Tensor]) -> Tensor, reference: impl Fn(&[Tensor]) -> Tensor) {
+        let vars: Vec<Var> = inputs.iter().map(|t| Var::from_tensor(t).unwrap()).collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let a = ours(&ts);
+        let b = reference(&ts);
+        assert!(max_diff(&a, &b) < 1e-5, "forward differs by {}", max_diff(&a, &b));
+        let probe = randn(a.dims(), 99);
+        let ga = (&a * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let gb = (&b * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for (i, t) in ts.iter().enumerate() {
+            let (x, y) = (ga.get(t).expect("gradient from our op"), gb.get(t).unwrap());
+            let scale = 1.0 + y.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+            assert!(max_diff(x, y) / scale < 1e-5, "input {i}: gradient differs by {}", max_diff(x, y));
+        }
+    }
+
+    #[test]
+    fn softmax_matches_composed_softmax() {
+        check(
+            &[randn(&[3, 4, 37], 1)],
+            |t| softmax_last_dim(&t[0]).unwrap(),
+            |t| candle_nn::ops::softmax(&t[0], D::Minus1).unwrap(),
+        );
+    }
+
+    #[test]
+    fn softmax_ignores_masked_minimum() {
+        let x = Tensor::new(&[[1f32, f32::MIN, 2.0]], &Device::Cpu).unwrap();
+        let y: Vec<Vec<f32>> = softmax_last_dim(&x).unwrap().to_vec2().unwrap();
+        assert_eq!(y[0][1], 0.0);
+        assert!((y[0][0] + y[0][2] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn layer_norm_matches_layer_norm_slow() {
+        check(
+            &[randn(&[5, 3, 48], 2), randn(&[48], 3), randn(&[48], 4)],
+            |t| layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap(),
+            |t| candle_nn::ops::layer_norm_slow(&t[0], &t[1], &t[2], 1e-12).unwrap(),
+        );
+    }
+
+    #[test]
+    fn gelu_matches_candle_gelu_erf() {
+        check(&[randn(&[7, 129], 5)], |t| gelu_erf(&t[0]).unwrap(), |t| t[0].gelu_erf().unwrap());
+    }
+}

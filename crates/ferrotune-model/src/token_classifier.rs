@@ -1,0 +1,153 @@
+//! BERT with a token-classification head, in the layout of Hugging Face
+//! `BertForTokenClassification`: load from and save to a model folder.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Module, Result as CandleResult, Tensor, D};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::bert::{BertEncoder, Linear};
+use crate::dropout::{Dropout, Mode};
+use crate::{Batch, BertConfig, ModelError, ParamStore};
+
+/// A BERT encoder with a linear tag classifier over its last hidden state.
+pub struct TokenClassifier {
+    /// The encoder configuration, as read from `config.json`.
+    pub config: BertConfig,
+    /// Tag names in id order.
+    pub labels: Vec<String>,
+    /// The folder the model was loaded from.
+    pub source_dir: PathBuf,
+    encoder: BertEncoder,
+    dropout: Dropout,
+    classifier: Linear,
+    params: ParamStore,
+}
+
+/// What to do about the classification head when loading.
+pub enum Head<'a> {
+    /// Use the head saved in the checkpoint, with its labels (`id2label`).
+    Saved,
+    /// A head for these labels: the saved one if its labels are the same,
+    /// otherwise a new one initialised from `seed` (normal, std 0.02).
+    For { labels: &'a [String], seed: u64 },
+}
+
+impl TokenClassifier {
+    /// Loads `config.json` and `model.safetensors` from a model folder.
+    pub fn from_pretrained(dir: &Path, head: Head) -> Result<Self, ModelError> {
+        let config = BertConfig::from_file(&dir.join("config.json"))?;
+        let weights = dir.join("model.safetensors");
+        let mut params = ParamStore::load(&weights, &Device::Cpu)?;
+        let saved_head = params.get("classifier.weight").is_some() && params.get("classifier.bias").is_some();
+        let labels = match head {
+            Head::Saved => match (&config.labels, saved_head) {
+                (Some(labels), true) => labels.clone(),
+                _ => {
+                    return Err(ModelError::Weights {
+                        path: weights,
+                        message: "no token-classification head (classifier.* and id2label) in this model; fine-tune it first with `ferrotune train`".into(),
+                    })
+                }
+            },
+            Head::For { labels, seed } => {
+                if !(saved_head && config.labels.as_deref() == Some(labels)) {
+                    let (w, b) = init_head(labels.len(), config.hidden_size, seed)?;
+                    params.insert("classifier.weight", &w)?;
+                    params.insert("classifier.bias", &b)?;
+                }
+                labels.to_vec()
+            }
+        };
+        Self::build(config, labels, params, dir.to_path_buf(), weights)
+    }
+
+    fn build(
+        config: BertConfig,
+        labels: Vec<String>,
+        mut params: ParamStore,
+        source_dir: PathBuf,
+        weights: PathBuf,
+    ) -> Result<Self, ModelError> {
+        let used = Mutex::new(BTreeSet::new());
+        let built = {
+            let vb = params.var_builder(&used);
+            BertEncoder::new(vb.clone(), &config).and_then(|encoder| {
+                let classifier = Linear::new(vb.pp("classifier"), config.hidden_size, labels.len())?;
+                Ok((encoder, classifier))
+            })
+        };
+        let (encoder, classifier) =
+            built.map_err(|e| ModelError::Weights { path: weights, message: e.to_string() })?;
+        params.retain(&used.into_inner().expect("lock"));
+        Ok(Self {
+            dropout: Dropout::new(config.classifier_dropout),
+            config,
+            labels,
+            source_dir,
+            encoder,
+            classifier,
+            params,
+        })
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// Last hidden state of the encoder, `[batch, len, hidden]`.
+    pub fn hidden_states(&self, batch: &Batch, mode: &mut Mode) -> CandleResult<Tensor> {
+        self.encoder.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, mode)
+    }
+
+    /// Tag logits `[batch, len, labels]`.
+    pub fn forward(&self, batch: &Batch, mode: &mut Mode) -> CandleResult<Tensor> {
+        let hidden = self.hidden_states(batch, mode)?;
+        self.classifier.forward(&self.dropout.forward(&hidden, mode)?)
+    }
+
+    /// Mean cross-entropy over the labelled positions only: `positions` are
+    /// flat indices `row * len + column` (u32) and `targets` their tag ids
+    /// (u32). Padding, special tokens and continuation sub-tokens are simply
+    /// not among the positions.
+    pub fn loss(&self, logits: &Tensor, positions: &Tensor, targets: &Tensor) -> CandleResult<Tensor> {
+        let labels = logits.dim(D::Minus1)?;
+        let flat = logits.reshape(((), labels))?;
+        let picked = flat.index_select(positions, 0)?;
+        candle_nn::loss::cross_entropy(&picked, targets)
+    }
+
+    /// Writes a Hugging Face `BertForTokenClassification` folder: `config.json`
+    /// (with `id2label`/`label2id`) and `model.safetensors` (`bert.*`,
+    /// `classifier.*`), each file atomically. Tokenizer files are the
+    /// caller's (see `ferrotune_text::copy_tokenizer_files`).
+    pub fn save_pretrained(&self, dir: &Path) -> Result<(), ModelError> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
+        let config = self.config.to_token_classification_json(&self.labels);
+        let text = serde_json::to_string_pretty(&config).expect("JSON value serialises");
+        let path = dir.join("config.json");
+        ferrotune_data::atomic::write_bytes_atomic(&path, text.as_bytes()).map_err(|e| ModelError::io(&path, e))?;
+        self.params.save_hf(&dir.join("model.safetensors"))
+    }
+}
+
+fn init_head(labels: usize, hidden: usize, seed: u64) -> CandleResult<(Tensor, Tensor)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6865_6164);
+    let n = labels * hidden;
+    let weights: Vec<f32> = (0..n)
+        .map(|_| {
+            // Box-Muller: a standard normal from two uniforms.
+            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+            let u2: f64 = rng.random();
+            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * 0.02) as f32
+        })
+        .collect();
+    Ok((
+        Tensor::from_vec(weights, (labels, hidden), &Device::Cpu)?,
+        Tensor::zeros(labels, DType::F32, &Device::Cpu)?,
+    ))
+}

@@ -1,0 +1,155 @@
+use std::path::{Path, PathBuf};
+
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::Tokenizer;
+
+use crate::TextError;
+
+/// The tokenizer files a model folder may hold; saving a model copies those
+/// that exist.
+pub const TOKENIZER_FILES: [&str; 4] = [
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+];
+
+/// A WordPiece tokenizer used on words that are already split: each word
+/// becomes one or more sub-token ids.
+pub struct WordTokenizer {
+    tokenizer: Tokenizer,
+    /// Id of `[CLS]`.
+    pub cls_id: u32,
+    /// Id of `[SEP]`.
+    pub sep_id: u32,
+    /// Id of `[PAD]`.
+    pub pad_id: u32,
+    /// Id of `[UNK]`, given to words that tokenize to nothing.
+    pub unk_id: u32,
+}
+
+fn load_error(path: &Path, e: impl std::fmt::Display) -> TextError {
+    TextError::Load { path: path.to_path_buf(), message: e.to_string() }
+}
+
+impl WordTokenizer {
+    /// Loads `tokenizer.json` from a model folder, or builds a BERT tokenizer
+    /// from `vocab.txt` and `tokenizer_config.json` (`do_lower_case`).
+    /// Truncation and padding settings of the file are switched off: windows
+    /// are made by [`crate::windows_for_sentence`].
+    pub fn from_dir(dir: &Path) -> Result<Self, TextError> {
+        let json = dir.join("tokenizer.json");
+        let vocab = dir.join("vocab.txt");
+        let mut tokenizer = if json.is_file() {
+            Tokenizer::from_file(&json).map_err(|e| load_error(&json, e))?
+        } else if vocab.is_file() {
+            Self::from_vocab(dir, &vocab)?
+        } else {
+            return Err(TextError::NoTokenizer { dir: dir.to_path_buf() });
+        };
+        tokenizer
+            .with_truncation(None)
+            .map_err(|e| load_error(&json, e))?;
+        tokenizer.with_padding(None);
+        let id = |token: &str| {
+            tokenizer
+                .token_to_id(token)
+                .ok_or_else(|| TextError::MissingSpecialToken(token.to_string()))
+        };
+        Ok(Self {
+            cls_id: id("[CLS]")?,
+            sep_id: id("[SEP]")?,
+            pad_id: id("[PAD]")?,
+            unk_id: id("[UNK]")?,
+            tokenizer,
+        })
+    }
+
+    fn from_vocab(dir: &Path, vocab: &PathBuf) -> Result<Tokenizer, TextError> {
+        let config_path = dir.join("tokenizer_config.json");
+        let lowercase = if config_path.is_file() {
+            let text = std::fs::read_to_string(&config_path).map_err(|e| load_error(&config_path, e))?;
+            let config: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| load_error(&config_path, e))?;
+            config.get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true)
+        } else {
+            true
+        };
+        let path = vocab.to_str().ok_or_else(|| load_error(vocab, "path is not UTF-8"))?;
+        let model = WordPiece::from_file(path)
+            .unk_token("[UNK]".to_string())
+            .build()
+            .map_err(|e| load_error(vocab, e))?;
+        let mut tokenizer = Tokenizer::new(model);
+        tokenizer
+            .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+            .map_err(|e| load_error(vocab, e))?;
+        tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+        Ok(tokenizer)
+    }
+
+    /// The sub-token ids of each word. A word that yields no sub-token (e.g.
+    /// only control characters) gets `[UNK]` so that it is never dropped.
+    pub fn encode_words(&self, words: &[String]) -> Result<Vec<Vec<u32>>, TextError> {
+        let encoding = self
+            .tokenizer
+            .encode(words, false)
+            .map_err(|e| TextError::Encode(e.to_string()))?;
+        let mut pieces = vec![Vec::new(); words.len()];
+        for (id, word) in encoding.get_ids().iter().zip(encoding.get_word_ids()) {
+            if let Some(w) = word {
+                pieces[*w as usize].push(*id);
+            }
+        }
+        for p in &mut pieces {
+            if p.is_empty() {
+                p.push(self.unk_id);
+            }
+        }
+        Ok(pieces)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vocab_dir(lower: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncancer\n##ous\ncan\n,\n";
+        std::fs::write(dir.path().join("vocab.txt"), vocab).unwrap();
+        std::fs::write(
+            dir.path().join("tokenizer_config.json"),
+            format!("{{\"do_lower_case\": {lower}}}"),
+        )
+        .unwrap();
+        dir
+    }
+
+    #[test]
+    fn vocab_fallback_splits_words_into_pieces() {
+        let dir = vocab_dir(true);
+        let t = WordTokenizer::from_dir(dir.path()).unwrap();
+        let words: Vec<String> = ["The", "cancerous", "\u{0}", "x,"].map(String::from).to_vec();
+        let pieces = t.encode_words(&words).unwrap();
+        assert_eq!(pieces, vec![vec![4], vec![5, 6], vec![1], vec![1, 8]]);
+        assert_eq!((t.cls_id, t.sep_id, t.pad_id), (2, 3, 0));
+    }
+
+    #[test]
+    fn lower_case_follows_config() {
+        let dir = vocab_dir(false);
+        let t = WordTokenizer::from_dir(dir.path()).unwrap();
+        let pieces = t.encode_words(&["The".to_string()]).unwrap();
+        assert_eq!(pieces, vec![vec![1]]);
+    }
+
+    #[test]
+    fn missing_tokenizer_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = WordTokenizer::from_dir(dir.path()).err().unwrap();
+        assert!(err.to_string().contains("no tokenizer found"));
+    }
+}
