@@ -9,6 +9,7 @@ mod dropout;
 mod error;
 pub mod ops;
 mod params;
+pub mod tiny;
 mod token_classifier;
 
 pub use batch::Batch;
