@@ -5,7 +5,7 @@ use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::Tokenizer;
 
-use crate::TextError;
+use crate::{windows_for_sentence, TextError, Window};
 
 /// The tokenizer files a model folder may hold; saving a model copies those
 /// that exist.
@@ -110,6 +110,24 @@ impl WordTokenizer {
         }
         Ok(pieces)
     }
+
+    /// The model inputs of one pre-split sentence: one window if it fits in
+    /// `max_len` tokens, overlapping windows otherwise.
+    pub fn windows(&self, words: &[String], max_len: usize) -> Result<Vec<Window>, TextError> {
+        windows_for_sentence(&self.encode_words(words)?, max_len, self.cls_id, self.sep_id)
+    }
+}
+
+/// Copies the tokenizer files that exist in `from` into `to`, each atomically.
+pub fn copy_tokenizer_files(from: &Path, to: &Path) -> std::io::Result<()> {
+    for name in TOKENIZER_FILES {
+        let src = from.join(name);
+        if src.is_file() && from.canonicalize()? != to.canonicalize()? {
+            let bytes = std::fs::read(&src)?;
+            ferrotune_data::atomic::write_bytes_atomic(&to.join(name), &bytes)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
