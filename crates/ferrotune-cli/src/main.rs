@@ -1,1 +1,38 @@
-fn main() {}
+//! `ferrotune`: fine-tune, evaluate and run BERT token classifiers.
+
+mod eval;
+mod predict;
+mod threads;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ferrotune", version, about = "Fine-tune, evaluate and serve BERT models for named-entity recognition")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fine-tune a pretrained BERT checkpoint on a labelled file.
+    Train(train::TrainArgs),
+    /// Score a fine-tuned model on a labelled file (seqeval entity report).
+    Eval(eval::EvalArgs),
+    /// Tag text with a fine-tuned model, one JSON line per input line.
+    Predict(predict::PredictArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error:#}");
+        std::process::exit(1);
+    }
+}

@@ -146,14 +146,18 @@ impl CustomOp3 for LayerNorm {
             with_f32(w, "layer-norm-bwd", |w| {
                 with_f32(grad, "layer-norm-bwd", |dy| {
                     let mut dx = vec![0f32; x.len()];
-                    // Per-row dx; dw/db partial sums per chunk of rows, then added.
-                    let (dw, db) = dx
-                        .par_chunks_mut(width)
+                    // dx per row; dw/db as partial sums over fixed blocks of
+                    // rows, added in order, so results do not depend on
+                    // how rayon schedules the blocks.
+                    let rows_per_block = (PARALLEL_MIN / width).max(1);
+                    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx
+                        .par_chunks_mut(width * rows_per_block)
                         .enumerate()
-                        .with_min_len((PARALLEL_MIN / width).max(1))
-                        .fold(
-                            || (vec![0f32; width], vec![0f32; width]),
-                            |(mut dw, mut db), (r, dx)| {
+                        .map(|(block, dx)| {
+                            let mut dw = vec![0f32; width];
+                            let mut db = vec![0f32; width];
+                            for (k, dx) in dx.chunks_mut(width).enumerate() {
+                                let r = block * rows_per_block + k;
                                 let x = &x[r * width..(r + 1) * width];
                                 let dy = &dy[r * width..(r + 1) * width];
                                 let (mean, inv_std) = row_stats(x, eps);
@@ -170,20 +174,18 @@ impl CustomOp3 for LayerNorm {
                                 let n = width as f32;
                                 for i in 0..width {
                                     let xhat = (x[i] - mean) * inv_std;
-                                    let g = dy[i] * w[i];
-                                    dx[i] = inv_std * (g - sum_g / n - xhat * sum_gx / n);
+                                    dx[i] = inv_std * (dy[i] * w[i] - sum_g / n - xhat * sum_gx / n);
                                 }
-                                (dw, db)
-                            },
-                        )
-                        .reduce(
-                            || (vec![0f32; width], vec![0f32; width]),
-                            |(mut a, mut b), (c, d)| {
-                                a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
-                                b.iter_mut().zip(d).for_each(|(b, d)| *b += d);
-                                (a, b)
-                            },
-                        );
+                            }
+                            (dw, db)
+                        })
+                        .collect();
+                    let mut dw = vec![0f32; width];
+                    let mut db = vec![0f32; width];
+                    for (pw, pb) in partials {
+                        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+                        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+                    }
                     Ok((dx, dw, db))
                 })
             })

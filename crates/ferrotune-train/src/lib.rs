@@ -1,1 +1,18 @@
-//! ferrotune-train
+//! Fine-tuning: AdamW with parameter groups, warmup and decay, clipping,
+//! length-bucketed batches, dev-set model selection, early stopping, and
+//! resumable end-of-epoch checkpoints.
+
+mod batching;
+pub mod checkpoint;
+mod error;
+mod optimizer;
+mod options;
+mod schedule;
+mod trainer;
+
+pub use batching::bucketed_batches;
+pub use error::TrainError;
+pub use optimizer::{decays, AdamW, AdamWConfig};
+pub use options::TrainOptions;
+pub use schedule::{learning_rate, Schedule};
+pub use trainer::{train, TrainRequest, TrainSummary};
