@@ -126,6 +126,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         output: &output,
         options,
         resume: args.resume || file.resume.unwrap_or(false),
+        stop_after: None,
     })?;
     match summary.best_dev_f1 {
         Some(f1) => eprintln!(

@@ -35,6 +35,9 @@ pub struct TrainRequest<'a> {
     pub options: TrainOptions,
     /// Continue from `<output>/checkpoint` if there is one.
     pub resume: bool,
+    /// End this process after this many epochs in total, leaving a
+    /// checkpoint to resume from (for time-sliced runs); `None` runs them all.
+    pub stop_after: Option<usize>,
 }
 
 /// The outcome of a run.
@@ -231,7 +234,7 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
 
     let first_epoch = state.epochs_done + 1;
     for epoch in first_epoch..=options.epochs {
-        if state.stopped_early {
+        if state.stopped_early || request.stop_after.is_some_and(|n| epoch > n) {
             break;
         }
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);

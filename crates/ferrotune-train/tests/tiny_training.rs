@@ -1,0 +1,117 @@
+//! End-to-end training on a tiny random BERT and a toy corpus.
+
+use std::path::Path;
+
+use ferrotune_model::{Batch, Head, Mode, TokenClassifier};
+use ferrotune_train::{train, TrainOptions, TrainRequest};
+
+const WORDS: [&str; 12] =
+    ["the", "patient", "has", "fever", "and", "cough", "no", "signs", "of", "asthma", "severe", "flu"];
+
+/// A toy corpus: diseases (fever, cough, asthma, flu, "severe flu") tagged.
+fn write_corpus(path: &Path, copies: usize) {
+    let sentences: [&[(&str, &str)]; 4] = [
+        &[("the", "O"), ("patient", "O"), ("has", "O"), ("fever", "B-Disease"), ("and", "O"), ("cough", "B-Disease")],
+        &[("no", "O"), ("signs", "O"), ("of", "O"), ("asthma", "B-Disease")],
+        &[("the", "O"), ("patient", "O"), ("has", "O"), ("severe", "B-Disease"), ("flu", "I-Disease")],
+        &[("signs", "O"), ("of", "O"), ("fever", "B-Disease")],
+    ];
+    let mut text = String::new();
+    for _ in 0..copies {
+        for s in &sentences {
+            for (w, t) in s.iter() {
+                text += &format!("{w}\t{t}\n");
+            }
+            text += "\n";
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn options() -> TrainOptions {
+    TrainOptions { epochs: 4, batch_size: 4, lr: 5e-3, max_len: 16, seed: 5, patience: 0, ..Default::default() }
+}
+
+fn step_losses(output: &Path) -> Vec<f64> {
+    std::fs::read_to_string(output.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] == "step")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect()
+}
+
+fn logits(dir: &Path) -> Vec<f32> {
+    let model = TokenClassifier::from_pretrained(dir, Head::Saved).unwrap();
+    let batch = Batch::pad(&[&[2, 5, 6, 7, 8, 3]], 0).unwrap();
+    model.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
+#[test]
+fn loss_halves_and_resume_gives_the_same_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 11).unwrap();
+    let data = tmp.path().join("train.tsv");
+    write_corpus(&data, 12);
+
+    let full = tmp.path().join("full");
+    let request = |output: &Path, resume: bool, stop_after: Option<usize>| {
+        train(&TrainRequest {
+            model_dir: &base,
+            train: &data,
+            dev: Some(&data),
+            output,
+            options: options(),
+            resume,
+            stop_after,
+        })
+        .unwrap()
+    };
+    let summary = request(&full, false, None);
+    assert_eq!(summary.epochs_done, 4);
+    let losses = step_losses(&full);
+    assert_eq!(losses.len(), 48, "12 steps per epoch");
+    let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
+    let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
+    assert!(last < first / 2.0, "loss fell from {first} to {last}, not by half");
+    assert!(summary.best_dev_f1.unwrap() > 0.9, "{summary:?}");
+
+    // Same seed, same threads: same model.
+    let again = tmp.path().join("again");
+    request(&again, false, None);
+    assert_eq!(logits(&full), logits(&again));
+
+    // A run stopped after epoch 1 and resumed ends with the same model.
+    let resumed = tmp.path().join("resumed");
+    let partial = request(&resumed, false, Some(1));
+    assert_eq!(partial.epochs_done, 1);
+    let finished = request(&resumed, true, None);
+    assert_eq!(finished.epochs_done, 4);
+    assert_eq!(logits(&full), logits(&resumed));
+    assert_eq!(step_losses(&resumed), losses);
+
+    // The saved folder is a Hugging Face token-classification model.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(full.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForTokenClassification");
+    assert_eq!(config["id2label"]["1"], "B-Disease");
+    assert!(full.join("vocab.txt").is_file());
+}
+
+#[test]
+fn resume_with_other_options_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 3).unwrap();
+    let data = tmp.path().join("train.tsv");
+    write_corpus(&data, 1);
+    let out = tmp.path().join("out");
+    let run = |options: TrainOptions| {
+        train(&TrainRequest { model_dir: &base, train: &data, dev: None, output: &out, options, resume: true, stop_after: Some(1) })
+    };
+    run(options()).unwrap();
+    let err = run(TrainOptions { lr: 2e-3, ..options() }).unwrap_err().to_string();
+    assert!(err.contains("other options"), "{err}");
+}
