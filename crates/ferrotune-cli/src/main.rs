@@ -7,6 +7,11 @@ mod train;
 
 use clap::{Parser, Subcommand};
 
+/// Training frees and reallocates large tensors every step; mimalloc reuses
+/// them instead of returning pages to the system and faulting them back in.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "ferrotune", version, about = "Fine-tune, evaluate and serve BERT models for named-entity recognition")]
 struct Cli {

@@ -115,8 +115,8 @@ impl Attention {
         })
     }
 
-    /// `mask_bias`: `[batch, 1, 1, len]`, 0 for real tokens and a large
-    /// negative number for padding.
+    /// `mask_bias`: `[batch, len]`, 0 for real tokens and a large negative
+    /// number for padding.
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let (batch, len, hidden) = x.dims3()?;
         let head_dim = hidden / self.heads;
@@ -124,8 +124,9 @@ impl Attention {
         let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = (q.matmul(&k.t()?)? / (head_dim as f64).sqrt())?.broadcast_add(mask_bias)?;
-        let probs = self.probs_dropout.forward(&ops::softmax_last_dim(&scores)?, mode)?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = ops::masked_softmax(&scores, mask_bias, 1.0 / (head_dim as f64).sqrt())?;
+        let probs = self.probs_dropout.forward(&probs, mode)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, len, hidden))?;
         let out = self.hidden_dropout.forward(&self.output.forward(&context)?, mode)?;
         self.norm.forward(&out.add(x)?)
@@ -191,10 +192,8 @@ impl BertEncoder {
         attention_mask: &Tensor,
         mode: &mut Mode,
     ) -> Result<Tensor> {
-        let (batch, len) = input_ids.dims2()?;
         // 0 where attended, the most negative f32 where padded (as transformers does).
-        let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * (-(f32::MIN as f64)))?
-            .reshape((batch, 1, 1, len))?;
+        let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * (-(f32::MIN as f64)))?;
         let mut hidden = self.embeddings.forward(input_ids, token_type_ids, mode)?;
         for layer in &self.layers {
             hidden = layer.forward(&hidden, &mask_bias, mode)?;

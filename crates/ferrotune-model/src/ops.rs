@@ -1,9 +1,9 @@
 //! CPU kernels with a backward pass for the ops of a BERT layer that candle
 //! either fuses without a gradient (`softmax_last_dim`, `layer_norm`) or
-//! composes from many small ops (GELU's backward). Each one is checked
+//! composes from many small ops (scaled, masked softmax; GELU's backward). Each one is checked
 //! against candle's composed ops in the tests below.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
 /// Rows smaller than this many elements in total are not worth a thread.
@@ -37,34 +37,52 @@ fn rows_mut<'a>(out: &'a mut [f32], width: usize) -> impl IndexedParallelIterato
 
 // ---------------------------------------------------------------- softmax
 
-/// Softmax over the last dimension.
-struct Softmax;
+/// Attention softmax over the last dimension of `[batch, ..., width]`
+/// scores: `softmax(scale * x + mask[batch])`, the mask `[batch, width]`
+/// holding 0 for real tokens and a large negative number for padding.
+struct MaskedSoftmax {
+    scale: f32,
+}
 
-impl CustomOp1 for Softmax {
+impl CustomOp2 for MaskedSoftmax {
     fn name(&self) -> &'static str {
-        "ferrotune-softmax"
+        "ferrotune-masked-softmax"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = contiguous_f32(storage, layout, self.name())?;
-        let width = layout.dims().last().copied().unwrap_or(1);
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let mask = contiguous_f32(s2, l2, self.name())?;
+        let width = l1.dims().last().copied().unwrap_or(1);
+        let batch = l2.dims().first().copied().unwrap_or(1);
+        if mask.len() != batch * width || x.len() % (batch * width) != 0 {
+            candle_core::bail!("{}: mask {:?} does not fit scores {:?}", self.name(), l2.dims(), l1.dims());
+        }
+        let rows_per_batch = x.len() / width / batch;
+        let scale = self.scale;
         let mut out = vec![0f32; x.len()];
         rows_mut(&mut out, width).for_each(|(r, y)| {
             let x = &x[r * width..(r + 1) * width];
-            let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let b = r / rows_per_batch;
+            let m = &mask[b * width..(b + 1) * width];
+            let mut max = f32::NEG_INFINITY;
+            for i in 0..width {
+                y[i] = x[i] * scale + m[i];
+                max = max.max(y[i]);
+            }
             let mut sum = 0f32;
-            for (y, &x) in y.iter_mut().zip(x) {
-                *y = (x - max).exp();
+            for y in y.iter_mut() {
+                *y = (*y - max).exp();
                 sum += *y;
             }
             let inv = 1.0 / sum;
             y.iter_mut().for_each(|y| *y *= inv);
         });
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
+        Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn bwd(&self, _x: &Tensor, _mask: &Tensor, res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let width = res.dims().last().copied().unwrap_or(1);
+        let scale = self.scale;
         let dx = with_f32(res, "softmax-bwd", |y| {
             with_f32(grad, "softmax-bwd", |dy| {
                 let mut dx = vec![0f32; y.len()];
@@ -73,19 +91,20 @@ impl CustomOp1 for Softmax {
                     let dy = &dy[r * width..(r + 1) * width];
                     let dot: f32 = y.iter().zip(dy).map(|(a, b)| a * b).sum();
                     for ((dx, &y), &dy) in dx.iter_mut().zip(y).zip(dy) {
-                        *dx = y * (dy - dot);
+                        *dx = scale * y * (dy - dot);
                     }
                 });
                 Ok(dx)
             })
         })?;
-        Ok(Some(Tensor::from_vec(dx, res.shape(), res.device())?))
+        Ok((Some(Tensor::from_vec(dx, res.shape(), res.device())?), None))
     }
 }
 
-/// Softmax over the last dimension, with a backward pass.
-pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Softmax)
+/// `softmax(scale * x + mask)` over the last dimension, with a backward pass
+/// for `x`; `mask` is `[batch, width]` and applies to every row of its batch.
+pub fn masked_softmax(x: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(&mask.contiguous()?, MaskedSoftmax { scale: scale as f32 })
 }
 
 // ------------------------------------------------------------- layer norm
@@ -214,12 +233,35 @@ struct GeluErf;
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + libm::erff(x * FRAC_1_SQRT_2))
+/// erf by a rational approximation on [-4, 4] (beyond which erf is ±1 in
+/// f32), accurate to a few ulp and branch-free, so loops over it vectorise
+/// (plain multiply-adds: `mul_add` would call a software fma without
+/// target features).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = x2 * p + -2.101_024e-6;
+    p = x2 * p + -5.692_506_4e-5;
+    p = x2 * p + -7.349_906_3e-4;
+    p = x2 * p + -2.954_6e-3;
+    p = x2 * p + -1.609_603_3e-2;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = x2 * q + -1.682_827e-3;
+    q = x2 * q + -7.373_329e-3;
+    q = x2 * q + -1.426_474e-2;
+    x * p / q
 }
 
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2))
+}
+
+#[inline(always)]
 fn gelu_grad(x: f32) -> f32 {
-    0.5 * (1.0 + libm::erff(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+    0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
 }
 
 impl CustomOp1 for GeluErf {
@@ -299,21 +341,32 @@ mod tests {
         }
     }
 
+    fn padding_mask(batch: usize, width: usize, real: &[usize]) -> Tensor {
+        let data: Vec<f32> = (0..batch * width)
+            .map(|i| if i % width < real[i / width] { 0.0 } else { f32::MIN })
+            .collect();
+        Tensor::from_vec(data, (batch, width), &Device::Cpu).unwrap()
+    }
+
     #[test]
-    fn softmax_matches_composed_softmax() {
+    fn masked_softmax_matches_composed_softmax() {
+        let mask = padding_mask(3, 37, &[37, 20, 1]);
         check(
-            &[randn(&[3, 4, 37], 1)],
-            |t| softmax_last_dim(&t[0]).unwrap(),
-            |t| candle_nn::ops::softmax(&t[0], D::Minus1).unwrap(),
+            &[randn(&[3, 4, 5, 37], 1)],
+            |t| masked_softmax(&t[0], &mask, 0.125).unwrap(),
+            |t| {
+                let m = mask.reshape((3, 1, 1, 37)).unwrap();
+                candle_nn::ops::softmax(&(&t[0] * 0.125).unwrap().broadcast_add(&m).unwrap(), D::Minus1).unwrap()
+            },
         );
     }
 
     #[test]
-    fn softmax_ignores_masked_minimum() {
-        let x = Tensor::new(&[[1f32, f32::MIN, 2.0]], &Device::Cpu).unwrap();
-        let y: Vec<Vec<f32>> = softmax_last_dim(&x).unwrap().to_vec2().unwrap();
-        assert_eq!(y[0][1], 0.0);
-        assert!((y[0][0] + y[0][2] - 1.0).abs() < 1e-6);
+    fn masked_positions_get_zero_probability() {
+        let x = Tensor::new(&[[[1f32, 5.0, 2.0]]], &Device::Cpu).unwrap();
+        let y: Vec<f32> = masked_softmax(&x, &padding_mask(1, 3, &[2]), 1.0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(y[2], 0.0);
+        assert!((y[0] + y[1] - 1.0).abs() < 1e-6);
     }
 
     #[test]

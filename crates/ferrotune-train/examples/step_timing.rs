@@ -5,6 +5,9 @@
 
 use std::time::Instant;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use candle_core::{Device, Tensor};
 use ferrotune_model::{Batch, Head, Mode, TokenClassifier};
 use ferrotune_train::{AdamW, AdamWConfig};
