@@ -90,3 +90,39 @@ fn every_parameter_receives_a_gradient() {
     // 5 embedding tensors, 16 per layer, 2 for the head; no pooler.
     assert_eq!(count, 5 + 2 * 16 + 2);
 }
+
+#[test]
+fn save_and_load_give_identical_logits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &["fever"], 4).unwrap();
+    let labels: Vec<String> = ["O", "B-X", "I-X"].map(String::from).to_vec();
+    let model = TokenClassifier::from_pretrained(&base, Head::For { labels: &labels, seed: 9 }).unwrap();
+    let saved = tmp.path().join("saved");
+    model.save_pretrained(&saved).unwrap();
+    let loaded = TokenClassifier::from_pretrained(&saved, Head::Saved).unwrap();
+    assert_eq!(loaded.labels, labels);
+    let batch = Batch::pad(&[&[2, 5, 9, 3], &[2, 7, 3]], 0).unwrap();
+    let a: Vec<f32> = model.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let b: Vec<f32> = loaded.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a, b);
+    // The saved head is reused when the labels match, replaced when they differ.
+    let same = TokenClassifier::from_pretrained(&saved, Head::For { labels: &labels, seed: 1 }).unwrap();
+    let c: Vec<f32> = same.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(a, c);
+    let other: Vec<String> = ["O", "B-Y", "I-Y"].map(String::from).to_vec();
+    let fresh = TokenClassifier::from_pretrained(&saved, Head::For { labels: &other, seed: 1 }).unwrap();
+    let d: Vec<f32> = fresh.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_ne!(a, d);
+    // A mis-shaped tensor is named.
+    let tensors = candle_core::safetensors::load(saved.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut broken: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+    broken.insert("bert.encoder.layer.1.output.dense.bias".into(), Tensor::zeros(5, DType::F32, &Device::Cpu).unwrap());
+    candle_core::safetensors::save(&broken, saved.join("model.safetensors")).unwrap();
+    let err = TokenClassifier::from_pretrained(&saved, Head::Saved).err().unwrap().to_string();
+    assert!(err.contains("'encoder.layer.1.output.dense.bias' has shape [5]"), "{err}");
+    broken.remove("bert.encoder.layer.1.output.dense.bias");
+    candle_core::safetensors::save(&broken, saved.join("model.safetensors")).unwrap();
+    let err = TokenClassifier::from_pretrained(&saved, Head::Saved).err().unwrap().to_string();
+    assert!(err.contains("missing tensor 'encoder.layer.1.output.dense.bias'"), "{err}");
+}
