@@ -21,17 +21,16 @@ impl LabelSet {
     pub fn from_sentences(sentences: &[TaggedSentence]) -> Result<Self, DataError> {
         let mut types = BTreeSet::new();
         for sentence in sentences {
-            for tag in &sentence.tags {
+            for (i, tag) in sentence.tags.iter().enumerate() {
                 if tag != "O" {
                     match entity_type(tag) {
                         Some(t) if !t.is_empty() => {
                             types.insert(t.to_string());
                         }
                         _ => {
-                            let line = sentence.line;
                             return Err(DataError::Parse {
                                 path: sentence.path.clone(),
-                                line,
+                                line: sentence.token_lines.get(i).copied().unwrap_or(sentence.line),
                                 message: format!(
                                     "tag '{tag}' is not IOB2 (expected 'O', 'B-<TYPE>' or 'I-<TYPE>')"
                                 ),
@@ -135,7 +134,7 @@ mod tests {
     #[test]
     fn rejects_non_iob_tags() {
         let err = LabelSet::from_sentences(&[sentence(&["O", "DISEASE"])]).unwrap_err();
-        assert!(err.to_string().contains("t.tsv:3"), "{err}");
+        assert!(err.to_string().contains("t.tsv:4"), "{err}");
         assert!(LabelSet::from_labels(vec!["O".into(), "X-Y".into()]).is_err());
     }
 

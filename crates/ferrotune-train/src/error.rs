@@ -8,7 +8,7 @@ pub enum TrainError {
     Data(#[from] ferrotune_data::DataError),
     /// Loading or saving the model failed.
     #[error(transparent)]
-    Model(ferrotune_model::ModelError),
+    Model(#[from] ferrotune_model::ModelError),
     /// The tokenizer failed.
     #[error(transparent)]
     Text(#[from] ferrotune_text::TextError),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, Device, InplaceOp1, Layout, Storage, Tensor, Var};
-use ferrotune_model::{ModelError, ParamStore};
+use ferrotune_model::ParamStore;
 use rayon::prelude::*;
 
 use crate::TrainError;
@@ -211,12 +211,6 @@ impl AdamW {
         }
         self.step = step;
         Ok(())
-    }
-}
-
-impl From<ModelError> for TrainError {
-    fn from(e: ModelError) -> Self {
-        TrainError::Model(e)
     }
 }
 
