@@ -1,5 +1,6 @@
 //! `ferrotune`: fine-tune, evaluate and run BERT token classifiers.
 
+mod brand;
 mod eval;
 mod predict;
 mod threads;
@@ -13,7 +14,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ferrotune", version, about = "Fine-tune, evaluate and serve BERT models for named-entity recognition")]
+#[command(name = "ferrotune", version, about = "Fine-tune, evaluate and run BERT models for named-entity recognition; score brand value")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +28,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Tag text with a fine-tuned model, one JSON line per input line.
     Predict(predict::PredictArgs),
+    /// The brand-value scorecard: score, ahp, sensitivity, allocate.
+    Brand(brand::BrandArgs),
 }
 
 fn main() {
@@ -35,6 +38,7 @@ fn main() {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Brand(args) => brand::run(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");
