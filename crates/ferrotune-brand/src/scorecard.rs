@@ -210,6 +210,7 @@ impl Scorecard {
         }
 
         let names: Vec<&String> = terms.iter().flat_map(|t| t.indicators.iter().map(|i| &i.name)).collect();
+        let known: std::collections::HashSet<&String> = names.iter().copied().collect();
         let base_dir = path.parent().unwrap_or(Path::new("."));
         if raw.scenarios.is_empty() {
             return Err(invalid("no [[scenarios]]: at least one is needed".into()));
@@ -220,7 +221,7 @@ impl Scorecard {
             if !scenario_names.insert(s.name.clone()) {
                 return Err(invalid(format!("duplicate scenario name '{}'", s.name)));
             }
-            if let Some(unknown) = s.values.keys().find(|k| !names.contains(k)) {
+            if let Some(unknown) = s.values.keys().find(|k| !known.contains(k)) {
                 return Err(invalid(format!("scenario '{}': unknown indicator '{unknown}'", s.name)));
             }
             let mut values = Vec::with_capacity(names.len());
