@@ -17,25 +17,9 @@ import subprocess
 import tempfile
 
 import torch
+from conll import read_conll
 from seqeval.metrics import f1_score
 from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-
-def read_conll(path):
-    sentences, tokens, tags = [], [], []
-    for line in open(path, encoding="utf-8"):
-        line = line.rstrip("\n")
-        if not line.strip() or line.startswith("-DOCSTART-"):
-            if tokens:
-                sentences.append((tokens, tags))
-            tokens, tags = [], []
-            continue
-        cols = line.split("\t") if "\t" in line else line.split()
-        tokens.append(cols[0])
-        tags.append(cols[-1])
-    if tokens:
-        sentences.append((tokens, tags))
-    return sentences
 
 
 def python_tags(model_dir, sentences, batch=32):

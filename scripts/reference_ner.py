@@ -22,6 +22,7 @@ import random
 import time
 
 import torch
+from conll import read_conll
 from seqeval.metrics import classification_report, f1_score
 from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -29,23 +30,6 @@ RECIPES = {
     "design": dict(lr=2e-5, epochs=5, warmup=0.0, schedule="constant", wd=0.01, wd_all=True, clip=0.0),
     "tuned": dict(lr=5e-5, epochs=4, warmup=0.1, schedule="linear", wd=0.01, wd_all=False, clip=1.0),
 }
-
-
-def read_conll(path):
-    sentences, tokens, tags = [], [], []
-    for line in open(path, encoding="utf-8"):
-        line = line.rstrip("\n")
-        if not line.strip() or line.startswith("-DOCSTART-"):
-            if tokens:
-                sentences.append((tokens, tags))
-            tokens, tags = [], []
-            continue
-        cols = line.split("\t") if "\t" in line else line.split()
-        tokens.append(cols[0])
-        tags.append(cols[-1])
-    if tokens:
-        sentences.append((tokens, tags))
-    return sentences
 
 
 def encode(tokenizer, sentences, label2id, max_len):

@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::Args;
 use ferrotune_data::{read_tagged, LabelSet};
 use ferrotune_eval::Report;
-use ferrotune_infer::Tagger;
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -19,21 +18,13 @@ pub struct EvalArgs {
     /// Also write the report as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Maximum tokens per window; longer sentences are split.
-    #[arg(long, default_value_t = 128)]
-    max_len: usize,
-    /// Windows per forward pass.
-    #[arg(long, default_value_t = 64)]
-    batch_size: usize,
-    /// Threads [default: all cores].
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    inference: crate::predict::InferenceArgs,
 }
 
 /// Runs `ferrotune eval`.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    crate::threads::init(args.threads)?;
-    let tagger = Tagger::load(&args.model, args.max_len, args.batch_size)?;
+    let tagger = args.inference.load(&args.model)?;
     let sentences = read_tagged(&args.data)?;
     LabelSet::from_labels(tagger.model.labels.clone())?.encode(&sentences)?;
     let words: Vec<Vec<String>> = sentences.iter().map(|s| s.tokens.clone()).collect();
@@ -48,7 +39,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         "{} sentences in {seconds:.1}s ({:.1} sentences/s); {split} longer than max-len {} were split into windows",
         gold.len(),
         gold.len() as f64 / seconds,
-        args.max_len
+        args.inference.max_len
     );
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report)?;

@@ -18,15 +18,30 @@ pub struct PredictArgs {
     /// Output JSONL [default: stdout].
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Maximum tokens per window; longer texts are split.
+    #[command(flatten)]
+    inference: InferenceArgs,
+}
+
+/// Options of commands that run a fine-tuned model.
+#[derive(Args)]
+pub struct InferenceArgs {
+    /// Maximum tokens per window; longer texts are split into overlapping windows.
     #[arg(long, default_value_t = 128)]
-    max_len: usize,
+    pub max_len: usize,
     /// Windows per forward pass.
     #[arg(long, default_value_t = 64)]
-    batch_size: usize,
+    pub batch_size: usize,
     /// Threads [default: all cores].
     #[arg(long)]
-    threads: Option<usize>,
+    pub threads: Option<usize>,
+}
+
+impl InferenceArgs {
+    /// Sizes the thread pool and loads the model folder.
+    pub fn load(&self, model: &std::path::Path) -> anyhow::Result<Tagger> {
+        crate::threads::init(self.threads)?;
+        Ok(Tagger::load(model, self.max_len, self.batch_size)?)
+    }
 }
 
 /// Lines tagged per round: bounds memory on large inputs.
@@ -34,8 +49,7 @@ const CHUNK_LINES: usize = 1024;
 
 /// Runs `ferrotune predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
-    crate::threads::init(args.threads)?;
-    let tagger = Tagger::load(&args.model, args.max_len, args.batch_size)?;
+    let tagger = args.inference.load(&args.model)?;
     let (reader, source): (Box<dyn BufRead>, String) = match &args.input {
         Some(path) => (
             Box::new(BufReader::new(std::fs::File::open(path).with_context(|| format!("{}", path.display()))?)),
@@ -65,7 +79,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     split_total += write_chunk(&tagger, &inputs, &mut writer)?;
     writer.flush()?;
     if split_total > 0 {
-        eprintln!("{split_total} texts longer than max-len {} were split into windows", args.max_len);
+        eprintln!("{split_total} texts longer than max-len {} were split into windows", args.inference.max_len);
     }
     Ok(())
 }
