@@ -77,12 +77,32 @@ fn encode_train(tokenizer: &WordTokenizer, sentences: &[TaggedSentence], tag_ids
     for (sentence, ids) in sentences.iter().zip(tag_ids) {
         let windows = tokenizer.windows(&sentence.tokens, max_len)?;
         split += usize::from(windows.len() > 1);
-        for Window { input_ids, word_positions } in windows {
+        // A window that owns no word (possible between long overlapping
+        // windows) has nothing to learn from: leave it out.
+        for Window { input_ids, word_positions } in windows.into_iter().filter(|w| !w.word_positions.is_empty()) {
             let targets = word_positions.iter().map(|&(pos, word)| (pos, ids[word] as u32)).collect();
             examples.push(Example { input_ids, targets });
         }
     }
     Ok(Encoded { examples, split })
+}
+
+/// Model inputs of a batch of examples, with the flat positions
+/// (`row * len + column`) of their labelled sub-tokens and the tags there.
+fn training_batch(examples: &[&Example], pad_id: u32) -> Result<(Batch, Tensor, Tensor), TrainError> {
+    let ids: Vec<&[u32]> = examples.iter().map(|e| e.input_ids.as_slice()).collect();
+    let batch = Batch::pad(&ids, pad_id)?;
+    let (mut positions, mut targets) = (Vec::new(), Vec::new());
+    for (row, e) in examples.iter().enumerate() {
+        for &(pos, tag) in &e.targets {
+            positions.push((row * batch.len + pos) as u32);
+            targets.push(tag);
+        }
+    }
+    let n = positions.len();
+    let positions = Tensor::from_vec(positions, n, &Device::Cpu)?;
+    let targets = Tensor::from_vec(targets, n, &Device::Cpu)?;
+    Ok((batch, positions, targets))
 }
 
 /// A dev set, encoded once.
@@ -245,18 +265,7 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
         let (mut loss_sum, mut seen) = (0f64, 0usize);
         for (i, batch_ids) in batches.iter().enumerate() {
             let examples: Vec<&Example> = batch_ids.iter().map(|&k| &encoded.examples[k]).collect();
-            let ids: Vec<&[u32]> = examples.iter().map(|e| e.input_ids.as_slice()).collect();
-            let batch = Batch::pad(&ids, tokenizer.pad_id)?;
-            let (mut positions, mut targets) = (Vec::new(), Vec::new());
-            for (row, e) in examples.iter().enumerate() {
-                for &(pos, tag) in &e.targets {
-                    positions.push((row * batch.len + pos) as u32);
-                    targets.push(tag);
-                }
-            }
-            let n = positions.len();
-            let positions = Tensor::from_vec(positions, n, &Device::Cpu)?;
-            let targets = Tensor::from_vec(targets, n, &Device::Cpu)?;
+            let (batch, positions, targets) = training_batch(&examples, tokenizer.pad_id)?;
             let logits = model.forward(&batch, &mut Mode::Train(&mut rng))?;
             let loss = model.loss(&logits, &positions, &targets)?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
