@@ -100,6 +100,12 @@ fn check_matrix(criteria: &[String], m: &[Vec<f64>]) -> Result<(), String> {
             if !(m[i][j] > 0.0 && m[i][j].is_finite()) {
                 return Err(format!("comparison '{}' vs '{}' must be a positive number, got {}", criteria[i], criteria[j], m[i][j]));
             }
+            if m[i][j] < 1.0 / 9.0 - 1e-3 || m[i][j] > 9.0 + 1e-3 {
+                return Err(format!(
+                    "comparison '{}' vs '{}' is {}: Saaty's scale runs from 1/9 to 9",
+                    criteria[i], criteria[j], m[i][j]
+                ));
+            }
             if (m[i][j] * m[j][i] - 1.0).abs() > 0.01 {
                 return Err(format!(
                     "comparisons '{}' vs '{}' ({}) and '{}' vs '{}' ({}) are not reciprocal",
@@ -283,6 +289,8 @@ mod tests {
         std::fs::write(&path, "[ahp.brand]\ncriteria = [\"a\", \"b\"]\nmatrix = [[1, 3], [3, 1]]\n").unwrap();
         let err = analyse_file(&path).unwrap_err().to_string();
         assert!(err.contains("not reciprocal"), "{err}");
+        std::fs::write(&path, "[ahp.brand]\ncriteria = [\"a\", \"b\"]\nmatrix = [[1, 12], [\"1/12\", 1]]\n").unwrap();
+        assert!(analyse_file(&path).unwrap_err().to_string().contains("Saaty's scale runs from 1/9 to 9"));
         std::fs::write(&path, "[ahp.brand]\ncriteria = [\"a\", \"b\"]\nmatrix = [[1, \"x/3\"], [3, 1]]\n").unwrap();
         assert!(analyse_file(&path).unwrap_err().to_string().contains("'x/3' is not a number"));
         std::fs::write(&path, "[ahp.brand]\ncriteria = [\"a\", \"b\"]\nmatrix = [[1, 2], [\"1/2\", 1]]\n").unwrap();

@@ -134,7 +134,7 @@ pub fn run(args: BrandArgs) -> anyhow::Result<()> {
         }
         BrandCommand::Allocate { common, budget, steps } => {
             anyhow::ensure!(budget > 0.0 && budget.is_finite(), "--budget must be a positive number");
-            anyhow::ensure!((1..=100_000).contains(&steps), "--steps must be between 1 and 100000");
+            anyhow::ensure!((1..=5_000).contains(&steps), "--steps must be between 1 and 5000");
             let card = load(&common)?;
             let (scenario, options) = allocate::read_options(&common.file, &card)?;
             let result = allocate::allocate(&card, scenario, &options, budget, steps);
