@@ -29,7 +29,7 @@ pub struct TrainArgs {
     /// Sentences (windows) per step [default: 16].
     #[arg(long)]
     batch_size: Option<usize>,
-    /// Peak learning rate [default: 5e-5].
+    /// Peak learning rate [default: 1e-4].
     #[arg(long)]
     lr: Option<f64>,
     /// Maximum tokens per window; longer sentences are split [default: 128].

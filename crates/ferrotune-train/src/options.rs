@@ -40,7 +40,7 @@ impl Default for TrainOptions {
         Self {
             epochs: 4,
             batch_size: 16,
-            lr: 5e-5,
+            lr: 1e-4,
             max_len: 128,
             warmup_ratio: 0.1,
             schedule: Schedule::Linear,
