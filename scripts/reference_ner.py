@@ -93,6 +93,8 @@ def main():
     ap.add_argument("--save")
     ap.add_argument("--eval-model", help="only evaluate this fine-tuned model folder on --data")
     ap.add_argument("--data")
+    ap.add_argument("--epochs", type=int, help="override the recipe's epochs")
+    ap.add_argument("--no-test", action="store_true", help="stop after training (for timing)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -111,7 +113,9 @@ def main():
         print(json.dumps({"f1": f1_score(gold, preds)}))
         return
 
-    r = RECIPES[args.recipe]
+    r = dict(RECIPES[args.recipe])
+    if args.epochs:
+        r["epochs"] = args.epochs
     train, dev, test = read_conll(args.train), read_conll(args.dev), read_conll(args.test)
     types = sorted({t[2:] for s in train for t in s[1] if t != "O"})
     labels = ["O"] + sorted([f"B-{t}" for t in types] + [f"I-{t}" for t in types])
@@ -152,6 +156,9 @@ def main():
         print(json.dumps({"epoch": epoch, "dev_f1": f1, "epoch_s": time.time() - t0}), flush=True)
         if f1 > best[0]:
             best = (f1, epoch, {k: v.clone() for k, v in model.state_dict().items()})
+    if args.no_test:
+        print(json.dumps({"train_sentences_per_s": len(tr) * r["epochs"] / train_time}))
+        return
     model.load_state_dict(best[2])
     t0 = time.time()
     preds = predict(model, ts, test, id2label, tokenizer.pad_token_id)

@@ -1,9 +1,10 @@
 //! `ferrotune`: fine-tune, evaluate and run BERT token classifiers.
 
+mod bench;
 mod brand;
 mod eval;
 mod predict;
-mod threads;
+mod runtime;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
     Brand(brand::BrandArgs),
+    /// Time the model's hot paths on this machine (JSON; see scripts/bench.sh).
+    Bench(bench::BenchArgs),
 }
 
 fn main() {
@@ -39,6 +42,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Brand(args) => brand::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     if let Err(error) = result {
         eprintln!("error: {error:#}");

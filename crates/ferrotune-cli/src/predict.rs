@@ -39,7 +39,7 @@ pub struct InferenceArgs {
 impl InferenceArgs {
     /// Sizes the thread pool and loads the model folder.
     pub fn load(&self, model: &std::path::Path) -> anyhow::Result<Tagger> {
-        crate::threads::init(self.threads)?;
+        crate::runtime::init(self.threads)?;
         Ok(Tagger::load(model, self.max_len, self.batch_size)?)
     }
 }
@@ -49,7 +49,11 @@ const CHUNK_LINES: usize = 1024;
 
 /// Runs `ferrotune predict`.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
+    let start = std::time::Instant::now();
     let tagger = args.inference.load(&args.model)?;
+    let load_s = start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
+    let mut texts = 0;
     let (reader, source): (Box<dyn BufRead>, String) = match &args.input {
         Some(path) => (
             Box::new(BufReader::new(std::fs::File::open(path).with_context(|| format!("{}", path.display()))?)),
@@ -71,6 +75,7 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
         let text = std::str::from_utf8(bytes)
             .map_err(|e| anyhow::anyhow!("{source}:{}: invalid UTF-8 at byte {}", i + 1, e.valid_up_to()))?;
         inputs.push(PredictionInput::parse_line(text, &source, i + 1)?);
+        texts += 1;
         if inputs.len() == CHUNK_LINES {
             split_total += write_chunk(&tagger, &inputs, &mut writer)?;
             inputs.clear();
@@ -81,6 +86,11 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     if split_total > 0 {
         eprintln!("{split_total} texts longer than max-len {} were split into windows", args.inference.max_len);
     }
+    let tag_s = start.elapsed().as_secs_f64();
+    eprintln!(
+        "tagged {texts} texts in {tag_s:.2} s ({:.1} texts/s); model loaded in {load_s:.2} s",
+        texts as f64 / tag_s.max(1e-9)
+    );
     Ok(())
 }
 

@@ -118,7 +118,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let train = required(args.train, file.train, "train")?;
     let output = required(args.output, file.output, "output")?;
     let dev = args.dev.or(file.dev);
-    crate::threads::init(args.threads.or(file.threads))?;
+    crate::runtime::init(args.threads.or(file.threads))?;
     let summary = ferrotune_train::train(&TrainRequest {
         model_dir: &model,
         train: &train,

@@ -95,7 +95,14 @@ impl ParamStore {
     /// there with the requested shape; the names asked for are recorded in
     /// `used`.
     pub fn var_builder<'a>(&'a self, used: &'a Mutex<BTreeSet<String>>) -> VarBuilder<'a> {
-        VarBuilder::from_backend(Box::new(Backend { store: self, used }), DType::F32, Device::Cpu)
+        VarBuilder::from_backend(Box::new(Backend { store: self, used, detach: false }), DType::F32, Device::Cpu)
+    }
+
+    /// Like [`Self::var_builder`], but the tensors handed out are detached
+    /// from their variables (same storage): layers built from them record no
+    /// autograd graph, so inference frees each activation once it is used.
+    pub fn frozen_var_builder<'a>(&'a self, used: &'a Mutex<BTreeSet<String>>) -> VarBuilder<'a> {
+        VarBuilder::from_backend(Box::new(Backend { store: self, used, detach: true }), DType::F32, Device::Cpu)
     }
 
     /// Writes the tensors under their Hugging Face names, atomically.
@@ -137,6 +144,7 @@ fn save_atomic(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), Mod
 struct Backend<'a> {
     store: &'a ParamStore,
     used: &'a Mutex<BTreeSet<String>>,
+    detach: bool,
 }
 
 impl SimpleBackend for Backend<'_> {
@@ -158,7 +166,7 @@ impl SimpleBackend for Backend<'_> {
             candle_core::Error::Msg(format!("{}: missing tensor '{name}'", self.store.source.display()))
         })?;
         self.used.lock().expect("lock").insert(name.to_string());
-        Ok(var.as_tensor().clone())
+        Ok(if self.detach { var.as_tensor().detach() } else { var.as_tensor().clone() })
     }
 
     fn contains_tensor(&self, name: &str) -> bool {

@@ -62,7 +62,15 @@ impl TokenClassifier {
                 labels.to_vec()
             }
         };
-        Self::build(config, labels, params, dir.to_path_buf(), weights)
+        Self::build(config, labels, params, dir.to_path_buf(), weights, false)
+    }
+
+    /// The same model for inference only: its layers record no autograd
+    /// graph, so a forward pass frees each activation as soon as the next
+    /// layer has used it (peak memory of one layer, not of all of them).
+    pub fn into_frozen(self) -> Result<Self, ModelError> {
+        let weights = self.source_dir.join("model.safetensors");
+        Self::build(self.config, self.labels, self.params, self.source_dir, weights, true)
     }
 
     fn build(
@@ -71,10 +79,11 @@ impl TokenClassifier {
         mut params: ParamStore,
         source_dir: PathBuf,
         weights: PathBuf,
+        frozen: bool,
     ) -> Result<Self, ModelError> {
         let used = Mutex::new(BTreeSet::new());
         let built = {
-            let vb = params.var_builder(&used);
+            let vb = if frozen { params.frozen_var_builder(&used) } else { params.var_builder(&used) };
             BertEncoder::new(vb.clone(), &config).and_then(|encoder| {
                 let classifier = Linear::new(vb.pp("classifier"), config.hidden_size, labels.len())?;
                 Ok((encoder, classifier))

@@ -1,0 +1,44 @@
+//! The process runtime, set once at start: one thread pool for everything
+//! (candle's matrix products and our kernels both run on rayon's global
+//! pool) and the allocator's settings.
+
+use anyhow::Context;
+
+/// The `mi_option_purge_delay` entry of mimalloc v3's `mi_option_e` (the
+/// `libmimalloc-sys` crate has no constant for it; a test checks it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Sizes the global pool to `threads` (default: all cores) and tells the
+/// allocator to keep freed memory: training frees and reallocates tensors of
+/// the same sizes every step, and returning those pages to the system makes
+/// the kernel zero them again on the next step (a tenth of a step's time).
+pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
+    let n = match threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    // candle sizes its matmul parallelism from this variable.
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")
+}
+
+/// Runs `work` on a thread of the pool, so the pool's threads are the only
+/// busy ones (the calling thread waits asleep instead of competing).
+pub fn run_in_pool<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    rayon::scope(|_| work())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purge_delay_option_is_the_one_we_set() {
+        // mimalloc documents a default purge delay of 10 ms.
+        // SAFETY: reads a plain integer option.
+        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }, 10);
+    }
+}
