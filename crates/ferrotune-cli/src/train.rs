@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
+use ferrotune_data::Task;
+use ferrotune_model::Pooling;
 use ferrotune_train::{Schedule, TrainOptions, TrainRequest};
 use serde::Deserialize;
 
@@ -14,7 +16,16 @@ pub struct TrainArgs {
     /// Pretrained model folder (config.json, model.safetensors, tokenizer).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Training data: CoNLL (token, tag per line) or JSONL {"tokens", "tags"}.
+    /// What to learn: ner (tags per word), classify (one class per text),
+    /// multilabel (classes per text), regression (a number per text) [default: ner].
+    #[arg(long, value_parser = parse_task)]
+    task: Option<Task>,
+    /// Sequence tasks: cls (BERT's pooler over [CLS], as transformers) or
+    /// mean (mean of token states; ferrotune only) [default: cls].
+    #[arg(long, value_parser = parse_pooling)]
+    pooling: Option<Pooling>,
+    /// Training data. ner: CoNLL (token, tag per line) or JSONL {"tokens", "tags"};
+    /// other tasks: TSV/CSV with a header (text,label or text_a,text_b,label) or JSONL.
     #[arg(long)]
     train: Option<PathBuf>,
     /// Dev data used to keep the best epoch and stop early.
@@ -69,6 +80,8 @@ pub struct TrainArgs {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     model: Option<PathBuf>,
+    task: Option<Task>,
+    pooling: Option<Pooling>,
     train: Option<PathBuf>,
     dev: Option<PathBuf>,
     output: Option<PathBuf>,
@@ -86,6 +99,15 @@ struct ConfigFile {
     resume: Option<bool>,
 }
 
+/// Parses `--task`.
+pub fn parse_task(name: &str) -> Result<Task, String> {
+    Task::from_name(name).ok_or_else(|| format!("'{name}': expected ner, classify, multilabel or regression"))
+}
+
+fn parse_pooling(name: &str) -> Result<Pooling, String> {
+    Pooling::from_name(name).ok_or_else(|| format!("'{name}': expected cls or mean"))
+}
+
 fn read_config(path: &Path) -> anyhow::Result<ConfigFile> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
@@ -99,6 +121,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     };
     let d = TrainOptions::default();
     let options = TrainOptions {
+        task: args.task.or(file.task).unwrap_or(d.task),
+        pooling: args.pooling.or(file.pooling).unwrap_or(d.pooling),
         epochs: args.epochs.or(file.epochs).unwrap_or(d.epochs),
         batch_size: args.batch_size.or(file.batch_size).unwrap_or(d.batch_size),
         lr: args.lr.or(file.lr).unwrap_or(d.lr),
@@ -128,15 +152,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         resume: args.resume || file.resume.unwrap_or(false),
         stop_after: None,
     })?;
-    match summary.best_dev_f1 {
-        Some(f1) => eprintln!(
-            "done: best epoch {} (dev F1 {f1:.4}) saved to {}; {:.1} sentences/s",
+    match summary.best_dev_score {
+        Some(score) => eprintln!(
+            "done: best epoch {} (dev score {score:.4}) saved to {}; {:.1} examples/s",
             summary.best_epoch,
             summary.output.display(),
             summary.sentences_per_second
         ),
         None => eprintln!(
-            "done: epoch {} saved to {}; {:.1} sentences/s",
+            "done: epoch {} saved to {}; {:.1} examples/s",
             summary.best_epoch,
             summary.output.display(),
             summary.sentences_per_second

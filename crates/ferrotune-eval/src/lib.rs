@@ -1,9 +1,14 @@
-//! Entity-level evaluation of tag sequences, with the numbers Python
-//! `seqeval` gives (`classification_report`, default mode), plus token
-//! accuracy.
+//! Evaluation with the numbers the Python tools give: entity-level reports
+//! of tag sequences as `seqeval` (`classification_report`, default mode),
+//! plus token accuracy; text-level classification, multilabel and
+//! regression metrics as scikit-learn.
 
+mod classification;
+mod confusion_svg;
 mod entities;
 mod report;
 
+pub use classification::{ClassReport, MultilabelReport, RegressionReport, TextReport};
+pub use confusion_svg::confusion_svg;
 pub use entities::{get_entities, Entity};
 pub use report::{Averages, Report, Scores};

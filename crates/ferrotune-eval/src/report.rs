@@ -50,7 +50,7 @@ pub struct Report {
     pub tokens: usize,
 }
 
-fn divide(a: f64, b: f64) -> f64 {
+pub(crate) fn divide(a: f64, b: f64) -> f64 {
     if b == 0.0 {
         0.0
     } else {
@@ -58,7 +58,7 @@ fn divide(a: f64, b: f64) -> f64 {
     }
 }
 
-fn scores(tp: usize, predicted: usize, support: usize) -> Scores {
+pub(crate) fn scores(tp: usize, predicted: usize, support: usize) -> Scores {
     let precision = divide(tp as f64, predicted as f64);
     let recall = divide(tp as f64, support as f64);
     let denom = precision + recall;

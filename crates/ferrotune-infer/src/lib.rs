@@ -1,7 +1,8 @@
-//! Inference with a fine-tuned token classifier: batched tagging of
-//! pre-split sentences (windows merged back), and `predict` records with
-//! entities and character offsets.
+//! Inference with fine-tuned models: batched tagging of pre-split sentences
+//! (windows merged back) with `predict` records holding entities and
+//! character offsets, and batched scoring of texts and text pairs.
 
+mod classifier;
 mod error;
 mod predict;
 mod tagger;
@@ -9,3 +10,4 @@ mod tagger;
 pub use error::InferError;
 pub use predict::{EntityOut, Prediction, PredictionInput};
 pub use tagger::{predict_windows, Tagger, WordPrediction};
+pub use classifier::{decide, score_encoded, Decision, EncodedText, TextClassifier, TextPrediction};

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ferrotune_data::Task;
 use serde::Deserialize;
 
 use crate::ModelError;
@@ -16,6 +17,30 @@ pub enum Activation {
     GeluTanh,
     /// ReLU (`"relu"`).
     Relu,
+}
+
+/// How a sequence classifier turns the token states into one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    /// BERT's pooler: a dense layer and tanh over the `[CLS]` state (as
+    /// `BertForSequenceClassification`; new when the checkpoint has none).
+    #[default]
+    Cls,
+    /// The mean of the token states over the attention mask (no pooler;
+    /// ferrotune only: `transformers` always uses the pooler).
+    Mean,
+}
+
+impl Pooling {
+    /// Parses `cls` or `mean`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "cls" => Some(Pooling::Cls),
+            "mean" => Some(Pooling::Mean),
+            _ => None,
+        }
+    }
 }
 
 /// The hyper-parameters of a BERT encoder, plus the label names of a
@@ -48,6 +73,11 @@ pub struct BertConfig {
     pub classifier_dropout: f32,
     /// Labels of an existing head, in id order (`id2label`), if any.
     pub labels: Option<Vec<String>>,
+    /// The task of a fine-tuned head (from `architectures` and
+    /// `problem_type`), if the checkpoint is one.
+    pub task: Option<Task>,
+    /// The pooling of a sequence head (`ferrotune_pooling`, default `cls`).
+    pub pooling: Pooling,
     /// The whole file, kept so that saving preserves keys we do not use.
     pub raw: serde_json::Value,
 }
@@ -76,6 +106,8 @@ struct RawConfig {
     classifier_dropout: Option<f32>,
     position_embedding_type: Option<String>,
     id2label: Option<BTreeMap<String, String>>,
+    problem_type: Option<String>,
+    ferrotune_pooling: Option<String>,
 }
 
 fn default_positions() -> usize {
@@ -138,7 +170,23 @@ impl BertConfig {
                 Some(labels)
             }
         };
+        let task = match raw.architectures.iter().flatten().next().map(String::as_str) {
+            Some("BertForTokenClassification") => Some(Task::Ner),
+            Some("BertForSequenceClassification") => Some(match raw.problem_type.as_deref() {
+                Some(p) => Task::from_problem_type(p).ok_or_else(|| format!("unsupported problem_type '{p}'"))?,
+                // transformers' rule when the type is not written down.
+                None if labels.as_ref().is_some_and(|l| l.len() == 1) => Task::Regression,
+                None => Task::Classify,
+            }),
+            _ => None,
+        };
+        let pooling = match raw.ferrotune_pooling.as_deref() {
+            None => Pooling::Cls,
+            Some(name) => Pooling::from_name(name).ok_or_else(|| format!("ferrotune_pooling '{name}': expected cls or mean"))?,
+        };
         Ok(Self {
+            task,
+            pooling,
             vocab_size: raw.vocab_size,
             hidden_size: raw.hidden_size,
             num_hidden_layers: raw.num_hidden_layers,
@@ -156,13 +204,23 @@ impl BertConfig {
         })
     }
 
-    /// The `config.json` of this encoder with a token-classification head
-    /// over `labels`, keeping every other key of the original file.
-    pub fn to_token_classification_json(&self, labels: &[String]) -> serde_json::Value {
+    /// The `config.json` of this encoder with a `task` head over `labels`
+    /// (and `pooling` for sequence tasks), keeping every other key of the
+    /// original file.
+    pub fn to_head_json(&self, task: Task, labels: &[String], pooling: Pooling) -> serde_json::Value {
         let mut value = self.raw.clone();
         let object = value.as_object_mut().expect("config.json is an object");
-        object.insert("architectures".into(), serde_json::json!(["BertForTokenClassification"]));
+        let architecture = if task == Task::Ner { "BertForTokenClassification" } else { "BertForSequenceClassification" };
+        object.insert("architectures".into(), serde_json::json!([architecture]));
         object.insert("model_type".into(), "bert".into());
+        match task.problem_type() {
+            Some(p) => object.insert("problem_type".into(), p.into()),
+            None => object.remove("problem_type"),
+        };
+        match (task, pooling) {
+            (Task::Ner, _) | (_, Pooling::Cls) => object.remove("ferrotune_pooling"),
+            (_, Pooling::Mean) => object.insert("ferrotune_pooling".into(), "mean".into()),
+        };
         let id2label: serde_json::Map<String, serde_json::Value> =
             labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
         let label2id: serde_json::Map<String, serde_json::Value> =
@@ -188,13 +246,30 @@ mod tests {
         assert_eq!(c.layer_norm_eps, 1e-12);
         assert_eq!(c.hidden_act, Activation::GeluErf);
         assert!(c.labels.is_none());
-        let out = c.to_token_classification_json(&["O".into(), "B-X".into()]);
+        let out = c.to_head_json(Task::Ner, &["O".into(), "B-X".into()], Pooling::Cls);
         assert_eq!(out["extra_key"], 7);
         assert_eq!(out["id2label"]["1"], "B-X");
         assert_eq!(out["label2id"]["O"], 0);
         assert_eq!(out["architectures"][0], "BertForTokenClassification");
         let back = BertConfig::from_json(&out.to_string()).unwrap();
         assert_eq!(back.labels.unwrap(), ["O", "B-X"]);
+        assert_eq!(back.task, Some(Task::Ner));
+    }
+
+    #[test]
+    fn sequence_tasks_round_trip() {
+        let c = BertConfig::from_json(MINI).unwrap();
+        assert_eq!(c.task, None);
+        for task in [Task::Classify, Task::Multilabel, Task::Regression] {
+            for pooling in [Pooling::Cls, Pooling::Mean] {
+                let out = c.to_head_json(task, &["a".into(), "b".into()], pooling);
+                assert_eq!(out["architectures"][0], "BertForSequenceClassification");
+                let back = BertConfig::from_json(&out.to_string()).unwrap();
+                assert_eq!((back.task, back.pooling), (Some(task), pooling));
+            }
+        }
+        let implicit = MINI.replace("\"BertModel\"", "\"BertForSequenceClassification\"], \"id2label\": {\"0\": \"LABEL_0\"}, \"y\": [0");
+        assert_eq!(BertConfig::from_json(&implicit).unwrap().task, Some(Task::Regression));
     }
 
     #[test]

@@ -1,21 +1,24 @@
 //! The model: BERT-family configuration, an encoder built from differentiable
-//! ops (with fused CPU kernels that have a backward), a token-classification
-//! head, and loading/saving in the Hugging Face layout.
+//! ops (with fused CPU kernels that have a backward), token- and
+//! sequence-classification heads, and loading/saving in the Hugging Face layout.
 
 mod batch;
 mod bert;
 mod config;
 mod dropout;
 mod error;
+mod head;
 pub mod ops;
 mod params;
 pub mod tiny;
+mod sequence_classifier;
 mod token_classifier;
 
 pub use batch::Batch;
 pub use bert::{BertEncoder, LayerNorm, Linear};
-pub use config::{Activation, BertConfig};
+pub use config::{Activation, BertConfig, Pooling};
 pub use dropout::{Dropout, Mode};
 pub use error::ModelError;
 pub use params::{hf_name, ParamStore};
+pub use sequence_classifier::{SequenceClassifier, SequenceHead};
 pub use token_classifier::{Head, TokenClassifier};

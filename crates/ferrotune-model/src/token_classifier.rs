@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use candle_core::{DType, Device, Module, Result as CandleResult, Tensor, D};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use ferrotune_data::Task;
 
 use crate::bert::{BertEncoder, Linear};
 use crate::dropout::{Dropout, Mode};
-use crate::{Batch, BertConfig, ModelError, ParamStore};
+use crate::head::{normal_init, save_model};
+use crate::{Batch, BertConfig, ModelError, ParamStore, Pooling};
 
 /// A BERT encoder with a linear tag classifier over its last hidden state.
 pub struct TokenClassifier {
@@ -55,9 +55,9 @@ impl TokenClassifier {
             },
             Head::For { labels, seed } => {
                 if !(saved_head && config.labels.as_deref() == Some(labels)) {
-                    let (w, b) = init_head(labels.len(), config.hidden_size, seed)?;
-                    params.insert("classifier.weight", &w)?;
-                    params.insert("classifier.bias", &b)?;
+                    let weight = normal_init((labels.len(), config.hidden_size), seed, 0)?;
+                    params.insert("classifier.weight", &weight)?;
+                    params.insert("classifier.bias", &Tensor::zeros(labels.len(), DType::F32, &Device::Cpu)?)?;
                 }
                 labels.to_vec()
             }
@@ -135,28 +135,6 @@ impl TokenClassifier {
     /// `classifier.*`), each file atomically. Tokenizer files are the
     /// caller's (see `ferrotune_text::copy_tokenizer_files`).
     pub fn save_pretrained(&self, dir: &Path) -> Result<(), ModelError> {
-        std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        let config = self.config.to_token_classification_json(&self.labels);
-        let text = serde_json::to_string_pretty(&config).expect("JSON value serialises");
-        let path = dir.join("config.json");
-        ferrotune_data::atomic::write_bytes_atomic(&path, text.as_bytes()).map_err(|e| ModelError::io(&path, e))?;
-        self.params.save_hf(&dir.join("model.safetensors"))
+        save_model(dir, &self.config.to_head_json(Task::Ner, &self.labels, Pooling::Cls), &self.params)
     }
-}
-
-fn init_head(labels: usize, hidden: usize, seed: u64) -> CandleResult<(Tensor, Tensor)> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6865_6164);
-    let n = labels * hidden;
-    let weights: Vec<f32> = (0..n)
-        .map(|_| {
-            // Box-Muller: a standard normal from two uniforms.
-            let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
-            let u2: f64 = rng.random();
-            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * 0.02) as f32
-        })
-        .collect();
-    Ok((
-        Tensor::from_vec(weights, (labels, hidden), &Device::Cpu)?,
-        Tensor::zeros(labels, DType::F32, &Device::Cpu)?,
-    ))
 }

@@ -3,7 +3,9 @@ use std::path::{Path, PathBuf};
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
-use tokenizers::Tokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::utils::truncation::{truncate_encodings, TruncationParams, TruncationStrategy};
+use tokenizers::{PostProcessor, Tokenizer};
 
 use crate::{windows_for_sentence, TextError, Window};
 
@@ -87,6 +89,11 @@ impl WordTokenizer {
             .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
             .map_err(|e| load_error(vocab, e))?;
         tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
+        let special = |token: &str| {
+            tokenizer.token_to_id(token).ok_or_else(|| TextError::MissingSpecialToken(token.to_string()))
+        };
+        let processor = BertProcessing::new(("[SEP]".into(), special("[SEP]")?), ("[CLS]".into(), special("[CLS]")?));
+        tokenizer.with_post_processor(Some(processor));
         Ok(tokenizer)
     }
 
@@ -109,6 +116,26 @@ impl WordTokenizer {
             }
         }
         Ok(pieces)
+    }
+
+    /// Token ids and segment ids of a text or a text pair with the model's
+    /// special tokens (`[CLS] a [SEP]`, `[CLS] a [SEP] b [SEP]` with segment
+    /// 1 for `b`), cut to `max_len` tokens longest-first, as `transformers`
+    /// does with `truncation=True`.
+    pub fn encode_text(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<(Vec<u32>, Vec<u32>), TextError> {
+        let encode = |text: &str| self.tokenizer.encode(text, false).map_err(|e| TextError::Encode(e.to_string()));
+        let first = encode(a)?;
+        let second = b.map(encode).transpose()?;
+        let added = self.tokenizer.get_post_processor().map_or(0, |p| p.added_tokens(second.is_some()));
+        let params = TruncationParams {
+            max_length: max_len.saturating_sub(added),
+            strategy: TruncationStrategy::LongestFirst,
+            ..Default::default()
+        };
+        let (first, second) = truncate_encodings(first, second, &params).map_err(|e| TextError::Encode(e.to_string()))?;
+        let encoding =
+            self.tokenizer.post_process(first, second, true).map_err(|e| TextError::Encode(e.to_string()))?;
+        Ok((encoding.get_ids().to_vec(), encoding.get_type_ids().to_vec()))
     }
 
     /// The model inputs of one pre-split sentence: one window if it fits in
@@ -154,6 +181,20 @@ mod tests {
         let pieces = t.encode_words(&words).unwrap();
         assert_eq!(pieces, vec![vec![4], vec![5, 6], vec![1], vec![1, 8]]);
         assert_eq!((t.cls_id, t.sep_id, t.pad_id), (2, 3, 0));
+    }
+
+    #[test]
+    fn pairs_get_segment_ids_and_are_cut_longest_first() {
+        let dir = vocab_dir(true);
+        let t = WordTokenizer::from_dir(dir.path()).unwrap();
+        let (ids, types) = t.encode_text("the cancerous", Some("can"), 32).unwrap();
+        assert_eq!(ids, [2, 4, 5, 6, 3, 7, 3]);
+        assert_eq!(types, [0, 0, 0, 0, 0, 1, 1]);
+        let (ids, types) = t.encode_text("the the the the", Some("can"), 6).unwrap();
+        assert_eq!(ids, [2, 4, 4, 3, 7, 3]);
+        assert_eq!(types, [0, 0, 0, 0, 1, 1]);
+        let (ids, _) = t.encode_text("the can", None, 32).unwrap();
+        assert_eq!(ids, [2, 4, 7, 3]);
     }
 
     #[test]

@@ -17,17 +17,17 @@ pub struct RunState {
     pub epochs_done: usize,
     /// Optimizer steps taken.
     pub step: u64,
-    /// Best dev F1 so far (-1 before any dev evaluation).
-    pub best_f1: f64,
+    /// Best dev score so far (see `DevResult::score`), if any.
+    pub best_score: Option<f64>,
     /// The epoch of the best dev F1 (0 if none).
     pub best_epoch: usize,
-    /// Epochs since the last gain in dev F1.
+    /// Epochs since the last gain in the dev score.
     pub epochs_without_gain: usize,
     /// Whether early stopping has ended the run.
     pub stopped_early: bool,
     /// The options the run was started with.
     pub options: TrainOptions,
-    /// The tag set.
+    /// The label set.
     pub labels: Vec<String>,
 }
 

@@ -1,13 +1,16 @@
-//! Fine-tuning: AdamW with parameter groups, warmup and decay, clipping,
+//! Fine-tuning for NER and sequence tasks (one loop): AdamW with parameter groups, warmup and decay, clipping,
 //! length-bucketed batches, dev-set model selection, early stopping, and
 //! resumable end-of-epoch checkpoints.
 
 mod batching;
 pub mod checkpoint;
 mod error;
+mod ner_task;
 mod optimizer;
 mod options;
 mod schedule;
+mod sequence_task;
+mod task;
 mod trainer;
 
 pub use batching::bucketed_batches;
@@ -15,4 +18,6 @@ pub use error::TrainError;
 pub use optimizer::{decays, AdamW, AdamWConfig};
 pub use options::TrainOptions;
 pub use schedule::{learning_rate, Schedule};
+pub use sequence_task::sequence_report;
+pub use task::{DevResult, TrainTask};
 pub use trainer::{train, TrainRequest, TrainSummary};

@@ -1,5 +1,7 @@
 //! Training options, with the project's default recipe.
 
+use ferrotune_data::Task;
+use ferrotune_model::Pooling;
 use serde::{Deserialize, Serialize};
 
 use crate::{Schedule, TrainError};
@@ -11,6 +13,10 @@ use crate::{Schedule, TrainError};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainOptions {
+    /// What to learn: tags per word, or a class, classes or a number per text.
+    pub task: Task,
+    /// How sequence tasks pool token states (`cls`: BERT's pooler).
+    pub pooling: Pooling,
     /// Passes over the training set.
     pub epochs: usize,
     /// Windows per optimizer step.
@@ -29,7 +35,7 @@ pub struct TrainOptions {
     pub max_grad_norm: f64,
     /// Seed of the head initialisation, shuffling and dropout.
     pub seed: u64,
-    /// Stop after this many epochs without a better dev F1 (0 disables).
+    /// Stop after this many epochs without a better dev score (0 disables).
     pub patience: usize,
     /// Windows per forward pass when evaluating.
     pub eval_batch_size: usize,
@@ -38,6 +44,8 @@ pub struct TrainOptions {
 impl Default for TrainOptions {
     fn default() -> Self {
         Self {
+            task: Task::Ner,
+            pooling: Pooling::Cls,
             epochs: 4,
             batch_size: 16,
             lr: 1e-4,

@@ -1,31 +1,30 @@
-//! The training loop: fine-tunes a token classifier on a labelled file,
-//! picks the best epoch on a dev file, checkpoints every epoch.
+//! The training loop shared by every task: fine-tunes a model on a labelled
+//! file, picks the best epoch on a dev file, checkpoints every epoch.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
-use ferrotune_data::{read_tagged, LabelSet, TaggedSentence};
-use ferrotune_eval::Report;
-use ferrotune_infer::predict_windows;
-use ferrotune_model::{Batch, Head, Mode, TokenClassifier};
-use ferrotune_text::{copy_tokenizer_files, Window, WordTokenizer};
+use ferrotune_data::Task;
+use ferrotune_text::copy_tokenizer_files;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::batching::bucketed_batches;
 use crate::checkpoint::{self, RunState};
+use crate::ner_task::NerTask;
 use crate::optimizer::{AdamW, AdamWConfig};
 use crate::schedule::learning_rate;
+use crate::sequence_task::SequenceTask;
+use crate::task::TrainTask;
 use crate::{TrainError, TrainOptions};
 
 /// What to train, from what, and where to put it.
 pub struct TrainRequest<'a> {
     /// The pretrained (or already fine-tuned) model folder.
     pub model_dir: &'a Path,
-    /// The training file (CoNLL or JSONL).
+    /// The training file (NER: CoNLL or JSONL; other tasks: TSV, CSV or JSONL).
     pub train: &'a Path,
     /// The dev file used to pick the best epoch, if any.
     pub dev: Option<&'a Path>,
@@ -47,94 +46,17 @@ pub struct TrainSummary {
     pub epochs_done: usize,
     /// The epoch whose model was kept.
     pub best_epoch: usize,
-    /// Its dev entity F1 (micro), if there was a dev file.
-    pub best_dev_f1: Option<f64>,
-    /// Training sentences.
+    /// Its dev score (see `DevResult::score`), if there was a dev file.
+    pub best_dev_score: Option<f64>,
+    /// Training sentences (or texts).
     pub sentences: usize,
-    /// Of those, how many were longer than `max_len` and split into windows.
+    /// Of those, how many were longer than `max_len` (NER: split into
+    /// windows; other tasks: cut).
     pub split_sentences: usize,
     /// Training throughput of this process (sentences per second of training).
     pub sentences_per_second: f64,
     /// Where the model was saved.
     pub output: PathBuf,
-}
-
-/// A training window and the tag of each word it owns.
-struct Example {
-    input_ids: Vec<u32>,
-    /// `(position, tag id)` of the first sub-token of each owned word.
-    targets: Vec<(usize, u32)>,
-}
-
-struct Encoded {
-    examples: Vec<Example>,
-    split: usize,
-}
-
-fn encode_train(tokenizer: &WordTokenizer, sentences: &[TaggedSentence], tag_ids: &[Vec<usize>], max_len: usize) -> Result<Encoded, TrainError> {
-    let mut examples = Vec::new();
-    let mut split = 0;
-    for (sentence, ids) in sentences.iter().zip(tag_ids) {
-        let windows = tokenizer.windows(&sentence.tokens, max_len)?;
-        split += usize::from(windows.len() > 1);
-        // A window that owns no word (possible between long overlapping
-        // windows) has nothing to learn from: leave it out.
-        for Window { input_ids, word_positions } in windows.into_iter().filter(|w| !w.word_positions.is_empty()) {
-            let targets = word_positions.iter().map(|&(pos, word)| (pos, ids[word] as u32)).collect();
-            examples.push(Example { input_ids, targets });
-        }
-    }
-    Ok(Encoded { examples, split })
-}
-
-/// Model inputs of a batch of examples, with the flat positions
-/// (`row * len + column`) of their labelled sub-tokens and the tags there.
-fn training_batch(examples: &[&Example], pad_id: u32) -> Result<(Batch, Tensor, Tensor), TrainError> {
-    let ids: Vec<&[u32]> = examples.iter().map(|e| e.input_ids.as_slice()).collect();
-    let batch = Batch::pad(&ids, pad_id)?;
-    let (mut positions, mut targets) = (Vec::new(), Vec::new());
-    for (row, e) in examples.iter().enumerate() {
-        for &(pos, tag) in &e.targets {
-            positions.push((row * batch.len + pos) as u32);
-            targets.push(tag);
-        }
-    }
-    let n = positions.len();
-    let positions = Tensor::from_vec(positions, n, &Device::Cpu)?;
-    let targets = Tensor::from_vec(targets, n, &Device::Cpu)?;
-    Ok((batch, positions, targets))
-}
-
-/// A dev set, encoded once.
-struct DevSet {
-    windows: Vec<Vec<Window>>,
-    words: Vec<usize>,
-    gold: Vec<Vec<String>>,
-}
-
-impl DevSet {
-    fn load(path: &Path, labels: &LabelSet, tokenizer: &WordTokenizer, max_len: usize) -> Result<Self, TrainError> {
-        let sentences = read_tagged(path)?;
-        labels.encode(&sentences)?;
-        let windows = sentences
-            .iter()
-            .map(|s| tokenizer.windows(&s.tokens, max_len))
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            windows,
-            words: sentences.iter().map(|s| s.tokens.len()).collect(),
-            gold: sentences.into_iter().map(|s| s.tags).collect(),
-        })
-    }
-
-    fn evaluate(&self, model: &TokenClassifier, pad_id: u32, batch_size: usize) -> Result<Report, TrainError> {
-        let predictions = predict_windows(model, &self.windows, &self.words, pad_id, batch_size)?;
-        let tags: Vec<Vec<String>> = predictions
-            .iter()
-            .map(|s| s.iter().map(|p| model.labels[p.label].clone()).collect())
-            .collect();
-        Ok(Report::compute(&self.gold, &tags))
-    }
 }
 
 /// Appends JSON lines to `metrics.jsonl`.
@@ -175,42 +97,28 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
     options.validate()?;
     let output = request.output;
     std::fs::create_dir_all(output).map_err(|e| TrainError::io(output, e))?;
-
-    let sentences = read_tagged(request.train)?;
-    let labels = LabelSet::from_sentences(&sentences)?;
-    let tag_ids = labels.encode(&sentences)?;
-    let tokenizer = WordTokenizer::from_dir(request.model_dir)?;
-    let encoded = encode_train(&tokenizer, &sentences, &tag_ids, options.max_len)?;
-    eprintln!(
-        "train: {} sentences, {} windows; {} sentences longer than max-len {} were split into overlapping windows",
-        sentences.len(),
-        encoded.examples.len(),
-        encoded.split,
-        options.max_len
-    );
-    let dev = match request.dev {
-        Some(path) => Some(DevSet::load(path, &labels, &tokenizer, options.max_len)?),
-        None => None,
+    let task: Box<dyn TrainTask> = match options.task {
+        Task::Ner => Box::new(NerTask::load(request.model_dir, request.train, request.dev, options)?),
+        _ => Box::new(SequenceTask::load(request.model_dir, request.train, request.dev, options)?),
     };
-    let label_names = labels.labels().to_vec();
-    let model = TokenClassifier::from_pretrained(
-        request.model_dir,
-        Head::For { labels: &label_names, seed: options.seed },
-    )?;
-    eprintln!(
-        "model: {} parameters, labels {}",
-        model.params().parameter_count(),
-        label_names.join(" ")
-    );
+    run(request, task.as_ref())
+}
+
+/// The loop shared by every task.
+fn run(request: &TrainRequest, task: &dyn TrainTask) -> Result<TrainSummary, TrainError> {
+    let options = &request.options;
+    let output = request.output;
+    let label_names = task.labels().to_vec();
+    eprintln!("model: {} parameters, {} labels", task.params().parameter_count(), label_names.len());
     let mut optimizer = AdamW::new(
-        model.params(),
+        task.params(),
         AdamWConfig { weight_decay: options.weight_decay as f32, ..Default::default() },
     );
 
     let mut state = RunState {
         epochs_done: 0,
         step: 0,
-        best_f1: -1.0,
+        best_score: None,
         best_epoch: 0,
         epochs_without_gain: 0,
         stopped_early: false,
@@ -231,7 +139,7 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
             if saved.labels != label_names {
                 return Err(TrainError::Checkpoint(format!("{} has other labels", dir.display())));
             }
-            checkpoint::restore(&dir, model.params(), &mut optimizer, &saved)?;
+            checkpoint::restore(&dir, task.params(), &mut optimizer, &saved)?;
             eprintln!("resuming after epoch {} (step {}) from {}", saved.epochs_done, saved.step, dir.display());
             state = saved;
         }
@@ -244,7 +152,7 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
     }
     let mut metrics = MetricsLog::open(metrics_path)?;
 
-    let lengths: Vec<usize> = encoded.examples.iter().map(|e| e.input_ids.len()).collect();
+    let lengths = task.lengths();
     let steps_per_epoch = lengths.len().div_ceil(options.batch_size) as u64;
     let total_steps = steps_per_epoch * options.epochs as u64;
     let warmup_steps = (options.warmup_ratio * total_steps as f64).ceil() as u64;
@@ -264,10 +172,7 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
         let started = Instant::now();
         let (mut loss_sum, mut seen) = (0f64, 0usize);
         for (i, batch_ids) in batches.iter().enumerate() {
-            let examples: Vec<&Example> = batch_ids.iter().map(|&k| &encoded.examples[k]).collect();
-            let (batch, positions, targets) = training_batch(&examples, tokenizer.pad_id)?;
-            let logits = model.forward(&batch, &mut Mode::Train(&mut rng))?;
-            let loss = model.loss(&logits, &positions, &targets)?;
+            let loss = task.batch_loss(batch_ids, &mut rng)?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
                 return Err(TrainError::Diverged(state.step));
@@ -283,7 +188,7 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
             optimizer.step(&grads, lr as f32, clip)?;
             state.step += 1;
             loss_sum += loss_value;
-            seen += examples.len();
+            seen += batch_ids.len();
             let rate = seen as f64 / started.elapsed().as_secs_f64();
             metrics.write(serde_json::json!({
                 "type": "step", "epoch": epoch, "step": state.step, "loss": loss_value,
@@ -309,19 +214,16 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
         trained_sentences += seen;
         let train_loss = loss_sum / batches.len().max(1) as f64;
 
-        let dev_report = match &dev {
-            Some(dev) => Some(dev.evaluate(&model, tokenizer.pad_id, options.eval_batch_size)?),
-            None => None,
-        };
-        let improved = match &dev_report {
-            Some(r) => r.micro.f1 > state.best_f1,
-            None => true,
+        let dev = task.evaluate(options.eval_batch_size)?;
+        let improved = match (&dev, state.best_score) {
+            (Some(d), Some(best)) => d.score > best,
+            _ => true,
         };
         if improved {
-            state.best_f1 = dev_report.as_ref().map_or(-1.0, |r| r.micro.f1);
+            state.best_score = dev.as_ref().map(|d| d.score);
             state.best_epoch = epoch;
             state.epochs_without_gain = 0;
-            model.save_pretrained(output)?;
+            task.save(output)?;
             copy_tokenizer_files(request.model_dir, output).map_err(|e| TrainError::io(output, e))?;
         } else {
             state.epochs_without_gain += 1;
@@ -333,32 +235,27 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
         metrics.write(serde_json::json!({
             "type": "epoch", "epoch": epoch, "step": state.step, "train_loss": train_loss,
             "seconds": epoch_seconds, "windows_per_s": seen as f64 / epoch_seconds,
-            "dev": dev_report, "best_epoch": state.best_epoch
+            "dev": dev.as_ref().map(|d| &d.report), "best_epoch": state.best_epoch
         }))?;
-        match &dev_report {
-            Some(r) => eprintln!(
-                "epoch {epoch}/{}: train loss {train_loss:.4}, dev P {:.4} R {:.4} F1 {:.4}{} ({epoch_seconds:.0}s, {:.1} sent/s)",
-                options.epochs,
-                r.micro.precision,
-                r.micro.recall,
-                r.micro.f1,
-                if improved { " (best, saved)" } else { "" },
-                seen as f64 / epoch_seconds
-            ),
-            None => eprintln!("epoch {epoch}/{}: train loss {train_loss:.4} ({epoch_seconds:.0}s)", options.epochs),
-        }
-        checkpoint::save(output, model.params(), &optimizer, &state)?;
+        eprintln!(
+            "epoch {epoch}/{}: train loss {train_loss:.4}{}{} ({epoch_seconds:.0}s, {:.1} examples/s)",
+            options.epochs,
+            dev.as_ref().map(|d| format!(", {}", d.summary)).unwrap_or_default(),
+            if improved { " (best, saved)" } else { "" },
+            seen as f64 / epoch_seconds
+        );
+        checkpoint::save(output, task.params(), &optimizer, &state)?;
         if state.stopped_early {
-            eprintln!("early stopping: no gain in dev F1 for {} epochs", state.epochs_without_gain);
+            eprintln!("early stopping: no gain in the dev score for {} epochs", state.epochs_without_gain);
         }
     }
 
     Ok(TrainSummary {
         epochs_done: state.epochs_done,
         best_epoch: state.best_epoch,
-        best_dev_f1: (state.best_f1 >= 0.0).then_some(state.best_f1),
-        sentences: sentences.len(),
-        split_sentences: encoded.split,
+        best_dev_score: state.best_score,
+        sentences: task.sentences(),
+        split_sentences: task.split_sentences(),
         sentences_per_second: if train_seconds > 0.0 { trained_sentences as f64 / train_seconds } else { 0.0 },
         output: output.to_path_buf(),
     })

@@ -1,0 +1,226 @@
+//! BERT with a sequence-level head, in the layout of Hugging Face
+//! `BertForSequenceClassification`: one class (softmax), several classes
+//! (sigmoid) or one number per text or text pair.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use candle_core::{DType, Device, Module, Result as CandleResult, Tensor, D};
+use ferrotune_data::{Target, Task};
+
+use crate::bert::{BertEncoder, Linear};
+use crate::dropout::{Dropout, Mode};
+use crate::head::{normal_init, save_model};
+use crate::{Batch, BertConfig, ModelError, ParamStore, Pooling};
+
+/// A BERT encoder, a pooling of its token states and a linear head.
+pub struct SequenceClassifier {
+    /// The encoder configuration, as read from `config.json`.
+    pub config: BertConfig,
+    /// Classify, multilabel or regression.
+    pub task: Task,
+    /// Class names in id order (regression: one name).
+    pub labels: Vec<String>,
+    /// How token states become one vector.
+    pub pooling: Pooling,
+    /// The folder the model was loaded from.
+    pub source_dir: PathBuf,
+    encoder: BertEncoder,
+    pooler: Option<Linear>,
+    dropout: Dropout,
+    classifier: Linear,
+    params: ParamStore,
+}
+
+/// What to do about the head when loading.
+pub enum SequenceHead<'a> {
+    /// Use the head saved in the checkpoint, with its task and labels.
+    Saved,
+    /// A head for this task, these labels and this pooling: the saved one if
+    /// all three match, otherwise a new one initialised from `seed`.
+    For {
+        /// The task.
+        task: Task,
+        /// Class names (regression: one).
+        labels: &'a [String],
+        /// The pooling.
+        pooling: Pooling,
+        /// Seed of a new head.
+        seed: u64,
+    },
+}
+
+impl SequenceClassifier {
+    /// Loads `config.json` and `model.safetensors` from a model folder.
+    pub fn from_pretrained(dir: &Path, head: SequenceHead) -> Result<Self, ModelError> {
+        let config = BertConfig::from_file(&dir.join("config.json"))?;
+        let weights = dir.join("model.safetensors");
+        let mut params = ParamStore::load(&weights, &Device::Cpu)?;
+        let has = |params: &ParamStore, name: &str| {
+            params.get(&format!("{name}.weight")).is_some() && params.get(&format!("{name}.bias")).is_some()
+        };
+        let saved_task = config.task.filter(|t| *t != Task::Ner && has(&params, "classifier"));
+        let (task, labels, pooling) = match head {
+            SequenceHead::Saved => match (saved_task, &config.labels) {
+                (Some(task), Some(labels)) => (task, labels.clone(), config.pooling),
+                _ => {
+                    return Err(ModelError::Weights {
+                        path: weights,
+                        message: "no sequence-classification head (BertForSequenceClassification, classifier.*, id2label) in this model; fine-tune it first with `ferrotune train --task classify|multilabel|regression`".into(),
+                    })
+                }
+            },
+            SequenceHead::For { task, labels, pooling, seed } => {
+                let same = saved_task == Some(task) && config.labels.as_deref() == Some(labels) && config.pooling == pooling;
+                let hidden = config.hidden_size;
+                if !same {
+                    params.insert("classifier.weight", &normal_init((labels.len(), hidden), seed, 1)?)?;
+                    params.insert("classifier.bias", &Tensor::zeros(labels.len(), DType::F32, &Device::Cpu)?)?;
+                }
+                if pooling == Pooling::Cls && !has(&params, "pooler.dense") {
+                    params.insert("pooler.dense.weight", &normal_init((hidden, hidden), seed, 2)?)?;
+                    params.insert("pooler.dense.bias", &Tensor::zeros(hidden, DType::F32, &Device::Cpu)?)?;
+                }
+                (task, labels.to_vec(), pooling)
+            }
+        };
+        if task == Task::Ner {
+            return Err(ModelError::Weights { path: weights, message: "NER is a token-classification task".into() });
+        }
+        Self::build(config, task, labels, pooling, params, dir.to_path_buf(), false)
+    }
+
+    /// The same model for inference only (no autograd graph recorded; see
+    /// `TokenClassifier::into_frozen`).
+    pub fn into_frozen(self) -> Result<Self, ModelError> {
+        Self::build(self.config, self.task, self.labels, self.pooling, self.params, self.source_dir, true)
+    }
+
+    fn build(
+        config: BertConfig,
+        task: Task,
+        labels: Vec<String>,
+        pooling: Pooling,
+        mut params: ParamStore,
+        source_dir: PathBuf,
+        frozen: bool,
+    ) -> Result<Self, ModelError> {
+        let used = Mutex::new(BTreeSet::new());
+        let built = {
+            let vb = if frozen { params.frozen_var_builder(&used) } else { params.var_builder(&used) };
+            let h = config.hidden_size;
+            BertEncoder::new(vb.clone(), &config).and_then(|encoder| {
+                let pooler = match pooling {
+                    Pooling::Cls => Some(Linear::new(vb.pp("pooler").pp("dense"), h, h)?),
+                    Pooling::Mean => None,
+                };
+                Ok((encoder, pooler, Linear::new(vb.pp("classifier"), h, labels.len())?))
+            })
+        };
+        let weights = source_dir.join("model.safetensors");
+        let (encoder, pooler, classifier) =
+            built.map_err(|e| ModelError::Weights { path: weights, message: e.to_string() })?;
+        params.retain(&used.into_inner().expect("lock"));
+        Ok(Self {
+            dropout: Dropout::new(config.classifier_dropout),
+            config,
+            task,
+            labels,
+            pooling,
+            source_dir,
+            encoder,
+            pooler,
+            classifier,
+            params,
+        })
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> &ParamStore {
+        &self.params
+    }
+
+    /// Head outputs `[batch, labels]` (regression: `[batch, 1]`).
+    pub fn forward(&self, batch: &Batch, mode: &mut Mode) -> CandleResult<Tensor> {
+        let hidden = self.encoder.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, mode)?;
+        let pooled = match &self.pooler {
+            Some(pooler) => pooler.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)?.tanh()?,
+            None => {
+                let mask = batch.attention_mask.unsqueeze(2)?;
+                let sum = hidden.broadcast_mul(&mask)?.sum(1)?;
+                sum.broadcast_div(&mask.sum(1)?.clamp(1.0, f64::INFINITY)?)?
+            }
+        };
+        self.classifier.forward(&self.dropout.forward(&pooled, mode)?)
+    }
+
+    /// The targets of a batch as the loss wants them: class ids (u32
+    /// `[batch]`), multi-hot rows (f32 `[batch, labels]`) or values (f32
+    /// `[batch]`).
+    pub fn target_tensor(&self, targets: &[Target]) -> CandleResult<Tensor> {
+        let n = targets.len();
+        let dev = &Device::Cpu;
+        let mismatch = || candle_core::Error::Msg(format!("targets do not fit a {} model", self.task.name()));
+        match self.task {
+            Task::Classify => {
+                let ids = targets.iter().map(|t| match t {
+                    Target::Class(c) => Ok(*c as u32),
+                    _ => Err(mismatch()),
+                });
+                Tensor::from_vec(ids.collect::<CandleResult<Vec<_>>>()?, n, dev)
+            }
+            Task::Multilabel => {
+                let k = self.labels.len();
+                let mut hot = vec![0f32; n * k];
+                for (row, t) in targets.iter().enumerate() {
+                    let Target::Classes(classes) = t else { return Err(mismatch()) };
+                    for &c in classes {
+                        hot[row * k + c] = 1.0;
+                    }
+                }
+                Tensor::from_vec(hot, (n, k), dev)
+            }
+            Task::Regression | Task::Ner => {
+                let values = targets.iter().map(|t| match t {
+                    Target::Value(v) => Ok(*v),
+                    _ => Err(mismatch()),
+                });
+                Tensor::from_vec(values.collect::<CandleResult<Vec<_>>>()?, n, dev)
+            }
+        }
+    }
+
+    /// The task's loss, as `BertForSequenceClassification` computes it:
+    /// cross-entropy, binary cross-entropy with logits, or mean squared error.
+    pub fn loss(&self, logits: &Tensor, targets: &Tensor) -> CandleResult<Tensor> {
+        match self.task {
+            Task::Classify => candle_nn::loss::cross_entropy(logits, targets),
+            Task::Multilabel => {
+                // max(x, 0) - x y + log(1 + exp(-|x|)), stable for any x.
+                let stable = (logits.relu()? - logits.mul(targets)?)?;
+                let soft = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
+                (stable + soft)?.mean_all()
+            }
+            Task::Regression | Task::Ner => (logits.squeeze(D::Minus1)? - targets)?.sqr()?.mean_all(),
+        }
+    }
+
+    /// Per-label scores of each row: softmax probabilities (classify),
+    /// sigmoid probabilities (multilabel) or the predicted value (regression).
+    pub fn scores(&self, logits: &Tensor) -> CandleResult<Vec<Vec<f32>>> {
+        let scores = match self.task {
+            Task::Classify => candle_nn::ops::softmax_last_dim(logits)?,
+            Task::Multilabel => candle_nn::ops::sigmoid(logits)?,
+            Task::Regression | Task::Ner => logits.clone(),
+        };
+        scores.to_vec2()
+    }
+
+    /// Writes a Hugging Face `BertForSequenceClassification` folder
+    /// (`config.json` with `problem_type` and `id2label`, `model.safetensors`),
+    /// each file atomically. Tokenizer files are the caller's.
+    pub fn save_pretrained(&self, dir: &Path) -> Result<(), ModelError> {
+        save_model(dir, &self.config.to_head_json(self.task, &self.labels, self.pooling), &self.params)
+    }
+}

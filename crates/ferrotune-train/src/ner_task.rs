@@ -1,0 +1,150 @@
+//! Token classification (NER) as a training task: sentences become windows,
+//! the first sub-token of each word carries its tag, the dev set is scored
+//! by entity F1 (seqeval).
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use ferrotune_data::{read_tagged, LabelSet};
+use ferrotune_eval::Report;
+use ferrotune_infer::predict_windows;
+use ferrotune_model::{Batch, Head, Mode, ParamStore, TokenClassifier};
+use ferrotune_text::{Window, WordTokenizer};
+use rand_chacha::ChaCha8Rng;
+
+use crate::task::{DevResult, TrainTask};
+use crate::{TrainError, TrainOptions};
+
+/// A training window and the tag of each word it owns.
+struct Example {
+    input_ids: Vec<u32>,
+    /// `(position, tag id)` of the first sub-token of each owned word.
+    targets: Vec<(usize, u32)>,
+}
+
+/// A dev set, encoded once.
+struct DevSet {
+    windows: Vec<Vec<Window>>,
+    words: Vec<usize>,
+    gold: Vec<Vec<String>>,
+}
+
+/// A token classifier with its encoded data.
+pub struct NerTask {
+    model: TokenClassifier,
+    examples: Vec<Example>,
+    dev: Option<DevSet>,
+    sentences: usize,
+    split: usize,
+    pad_id: u32,
+}
+
+impl NerTask {
+    /// Reads and encodes the data and loads the model with a head for the
+    /// tags of the training file.
+    pub fn load(model_dir: &Path, train: &Path, dev: Option<&Path>, options: &TrainOptions) -> Result<Self, TrainError> {
+        let sentences = read_tagged(train)?;
+        let labels = LabelSet::from_sentences(&sentences)?;
+        let tag_ids = labels.encode(&sentences)?;
+        let tokenizer = WordTokenizer::from_dir(model_dir)?;
+        let mut examples = Vec::new();
+        let mut split = 0;
+        for (sentence, ids) in sentences.iter().zip(&tag_ids) {
+            let windows = tokenizer.windows(&sentence.tokens, options.max_len)?;
+            split += usize::from(windows.len() > 1);
+            // A window that owns no word (possible between long overlapping
+            // windows) has nothing to learn from: leave it out.
+            for Window { input_ids, word_positions } in windows.into_iter().filter(|w| !w.word_positions.is_empty()) {
+                let targets = word_positions.iter().map(|&(pos, word)| (pos, ids[word] as u32)).collect();
+                examples.push(Example { input_ids, targets });
+            }
+        }
+        eprintln!(
+            "train: {} sentences, {} windows; {split} sentences longer than max-len {} were split into overlapping windows",
+            sentences.len(),
+            examples.len(),
+            options.max_len
+        );
+        let dev = match dev {
+            Some(path) => {
+                let dev_sentences = read_tagged(path)?;
+                labels.encode(&dev_sentences)?;
+                let windows = dev_sentences
+                    .iter()
+                    .map(|s| tokenizer.windows(&s.tokens, options.max_len))
+                    .collect::<Result<_, _>>()?;
+                Some(DevSet {
+                    windows,
+                    words: dev_sentences.iter().map(|s| s.tokens.len()).collect(),
+                    gold: dev_sentences.into_iter().map(|s| s.tags).collect(),
+                })
+            }
+            None => None,
+        };
+        let label_names = labels.labels().to_vec();
+        let model = TokenClassifier::from_pretrained(model_dir, Head::For { labels: &label_names, seed: options.seed })?;
+        Ok(Self { model, examples, dev, sentences: sentences.len(), split, pad_id: tokenizer.pad_id })
+    }
+}
+
+impl TrainTask for NerTask {
+    fn lengths(&self) -> Vec<usize> {
+        self.examples.iter().map(|e| e.input_ids.len()).collect()
+    }
+
+    fn sentences(&self) -> usize {
+        self.sentences
+    }
+
+    fn split_sentences(&self) -> usize {
+        self.split
+    }
+
+    fn params(&self) -> &ParamStore {
+        self.model.params()
+    }
+
+    fn labels(&self) -> &[String] {
+        &self.model.labels
+    }
+
+    /// Cross-entropy over the first sub-token of each owned word only:
+    /// padding, special tokens and continuation sub-tokens are not among the
+    /// flat positions (`row * len + column`) scored.
+    fn batch_loss(&self, ids: &[usize], rng: &mut ChaCha8Rng) -> Result<Tensor, TrainError> {
+        let examples: Vec<&Example> = ids.iter().map(|&k| &self.examples[k]).collect();
+        let sequences: Vec<&[u32]> = examples.iter().map(|e| e.input_ids.as_slice()).collect();
+        let batch = Batch::pad(&sequences, self.pad_id)?;
+        let (mut positions, mut targets) = (Vec::new(), Vec::new());
+        for (row, e) in examples.iter().enumerate() {
+            for &(pos, tag) in &e.targets {
+                positions.push((row * batch.len + pos) as u32);
+                targets.push(tag);
+            }
+        }
+        let n = positions.len();
+        let positions = Tensor::from_vec(positions, n, &Device::Cpu)?;
+        let targets = Tensor::from_vec(targets, n, &Device::Cpu)?;
+        let logits = self.model.forward(&batch, &mut Mode::Train(rng))?;
+        Ok(self.model.loss(&logits, &positions, &targets)?)
+    }
+
+    fn evaluate(&self, batch_size: usize) -> Result<Option<DevResult>, TrainError> {
+        let Some(dev) = &self.dev else { return Ok(None) };
+        let predictions = predict_windows(&self.model, &dev.windows, &dev.words, self.pad_id, batch_size)?;
+        let tags: Vec<Vec<String>> = predictions
+            .iter()
+            .map(|s| s.iter().map(|p| self.model.labels[p.label].clone()).collect())
+            .collect();
+        let report = Report::compute(&dev.gold, &tags);
+        Ok(Some(DevResult {
+            score: report.micro.f1,
+            summary: format!("dev P {:.4} R {:.4} F1 {:.4}", report.micro.precision, report.micro.recall, report.micro.f1),
+            report: serde_json::to_value(&report).expect("report serialises"),
+        }))
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        Ok(self.model.save_pretrained(dir)?)
+    }
+}
