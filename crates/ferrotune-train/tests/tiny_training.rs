@@ -76,7 +76,7 @@ fn loss_halves_and_resume_gives_the_same_model() {
     let first: f64 = losses[..4].iter().sum::<f64>() / 4.0;
     let last: f64 = losses[losses.len() - 4..].iter().sum::<f64>() / 4.0;
     assert!(last < first / 2.0, "loss fell from {first} to {last}, not by half");
-    assert!(summary.best_dev_f1.unwrap() > 0.9, "{summary:?}");
+    assert!(summary.best_dev_score.unwrap() > 0.9, "{summary:?}");
 
     // Same seed, same threads: same model.
     let again = tmp.path().join("again");
