@@ -1,10 +1,11 @@
-//! `ferrotune`: fine-tune, evaluate and run BERT token classifiers.
+//! `ferrotune`: fine-tune, evaluate, run and serve BERT models.
 
 mod bench;
 mod brand;
 mod eval;
 mod predict;
 mod runtime;
+mod serve;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +16,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ferrotune", version, about = "Fine-tune, evaluate and run BERT models for named-entity recognition; score brand value")]
+#[command(name = "ferrotune", version, about = "Fine-tune, evaluate, run and serve BERT models for named entities and text classification; score brand value")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -31,6 +32,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
     Brand(brand::BrandArgs),
+    /// Serve fine-tuned models over HTTP (JSON), with dynamic batching.
+    Serve(serve::ServeArgs),
     /// Time the model's hot paths on this machine (JSON; see scripts/bench.sh).
     Bench(bench::BenchArgs),
 }
@@ -42,6 +45,7 @@ fn main() {
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Brand(args) => brand::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
     };
     if let Err(error) = result {

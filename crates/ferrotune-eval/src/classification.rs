@@ -96,7 +96,7 @@ impl ClassReport {
             }
             out += "\n";
             for (i, row) in self.confusion.iter().enumerate() {
-                out += &format!("{:>width$}", format!("{i} {}", self.classes[i]));
+                out += &format!("{:<width$}", format!("{i} {}", self.classes[i]));
                 for n in row {
                     out += &format!(" {n:>cell$}");
                 }

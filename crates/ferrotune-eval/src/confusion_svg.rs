@@ -17,7 +17,7 @@ pub fn confusion_svg(report: &ClassReport) -> String {
     let cell = if n > 30 { 14 } else if n > 10 { 28 } else { 56 };
     let label_width = 10 + 7 * report.classes.iter().map(|c| c.chars().count()).max().unwrap_or(1).min(40);
     let (left, top) = (label_width, label_width);
-    let size = (left + n * cell + 20, top + n * cell + 40);
+    let size = ((left + n * cell + 20).max(460), top + n * cell + 40);
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -28,7 +28,7 @@ pub fn confusion_svg(report: &ClassReport) -> String {
     let _ = write!(
         svg,
         r#"<text x="{}" y="{}" font-size="13">confusion matrix: rows true, columns predicted (accuracy {:.4})</text>"#,
-        left,
+        10,
         size.1 - 12,
         report.accuracy
     );

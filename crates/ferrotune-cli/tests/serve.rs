@@ -1,0 +1,201 @@
+//! `ferrotune serve` end to end: a server process on an ephemeral loopback
+//! port with an NER and a classification model (tiny, random), every route,
+//! the API key, each client error, answers equal to `ferrotune predict`,
+//! 429 when the queue is full, and a drain on SIGTERM.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use ferrotune_model::{Head, Pooling, SequenceClassifier, SequenceHead, TokenClassifier};
+use ferrotune_serve::client::Connection;
+use serde_json::{json, Value};
+
+const WORDS: [&str; 10] = ["the", "patient", "has", "fever", "and", "cough", "good", "bad", "profit", "rose"];
+const KEY: &str = "0123456789abcdef-test-key";
+
+fn make_models(dir: &Path) -> (String, String) {
+    let base = dir.join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 8).unwrap();
+    let ner = dir.join("ner");
+    let labels: Vec<String> = ["O", "B-Disease", "I-Disease"].map(String::from).to_vec();
+    TokenClassifier::from_pretrained(&base, Head::For { labels: &labels, seed: 1 }).unwrap().save_pretrained(&ner).unwrap();
+    ferrotune_text::copy_tokenizer_files(&base, &ner).unwrap();
+    let cls = dir.join("cls");
+    let classes: Vec<String> = ["negative", "positive"].map(String::from).to_vec();
+    let head = SequenceHead::For { task: ferrotune_data::Task::Classify, labels: &classes, pooling: Pooling::Cls, seed: 2 };
+    SequenceClassifier::from_pretrained(&base, head).unwrap().save_pretrained(&cls).unwrap();
+    ferrotune_text::copy_tokenizer_files(&base, &cls).unwrap();
+    (ner.to_str().unwrap().to_string(), cls.to_str().unwrap().to_string())
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
+            .arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--threads", "1"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).expect(&line).parse().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Self { child, addr }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn predict(model: &str, input: &str) -> Vec<Value> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
+        .args(["predict", "--model", model, "--threads", "1"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn routes_auth_errors_and_predict_equality() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ner, cls) = make_models(tmp.path());
+    let key_file = tmp.path().join("key");
+    std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
+    let server = Server::start(&[
+        "--model", &format!("ner={ner}"), "--model", &format!("sentiment={cls}"),
+        "--api-key-file", key_file.to_str().unwrap(), "--max-texts", "4", "--max-chars", "200", "--max-body-bytes", "4096",
+    ]);
+    let auth = format!("Bearer {KEY}");
+    let auth = [("Authorization", auth.as_str())];
+    runtime().block_on(async {
+        let mut c = Connection::open(server.addr).await.unwrap();
+        // Health is public; everything else needs the key.
+        assert_eq!(c.send("GET", "/health", &[], b"").await.unwrap().status, 200);
+        for path in ["/ready", "/metrics", "/openapi.json", "/v1/models"] {
+            let a = c.send("GET", path, &[], b"").await.unwrap();
+            assert_eq!(a.status, 401, "{path}");
+            assert_eq!(a.json()["error"]["code"], "unauthorized");
+            let wrong = c.send("GET", path, &[("Authorization", "Bearer wrong-key-wrong-key")], b"").await.unwrap();
+            assert_eq!(wrong.status, 401, "{path}");
+            assert_eq!(c.send("GET", path, &auth, b"").await.unwrap().status, 200, "{path}");
+        }
+        let models = c.send("GET", "/v1/models", &auth, b"").await.unwrap().json();
+        assert_eq!(models["models"][0]["name"], "ner");
+        assert_eq!(models["models"][0]["task"], "ner");
+        assert_eq!(models["models"][1]["labels"], json!(["negative", "positive"]));
+        let doc = c.send("GET", "/openapi.json", &auth, b"").await.unwrap().json();
+        for (method, path) in ferrotune_serve::ROUTES {
+            assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+        }
+
+        // Answers are exactly what `ferrotune predict` writes.
+        let texts = ["the patient has fever and cough", "fever"];
+        let a = c.post_json("/v1/ner", &json!({ "texts": texts }), &auth).await.unwrap();
+        assert_eq!(a.status, 200, "{:?}", a.json());
+        assert_eq!(a.json()["model"], "ner");
+        assert_eq!(a.json()["results"], Value::Array(predict(&ner, &texts.join("\n"))));
+        let a = c.post_json("/v1/classify", &json!({ "model": "sentiment", "texts": ["good profit", "bad"] }), &auth).await.unwrap();
+        assert_eq!(a.status, 200, "{:?}", a.json());
+        assert_eq!(a.json()["results"], Value::Array(predict(&cls, "good profit\nbad")));
+        let a = c.post_json("/v1/classify", &json!({ "model": "sentiment", "pairs": [["good", "profit rose"]] }), &auth).await.unwrap();
+        let expected = predict(&cls, "{\"text_a\": \"good\", \"text_b\": \"profit rose\"}");
+        assert_eq!(a.json()["results"], Value::Array(expected));
+
+        // Client errors: JSON bodies with a code, 4xx statuses.
+        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": [".to_vec(), 400, "malformed_json"),
+            ("/v1/ner", vec![("Content-Type", "text/plain")], b"{\"texts\": [\"a\"]}".to_vec(), 415, "unsupported_media_type"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"text\": \"a\"}".to_vec(), 422, "invalid_request"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": [1]}".to_vec(), 422, "invalid_request"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": []}".to_vec(), 400, "no_inputs"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"model\": \"x\", \"texts\": [\"a\"]}".to_vec(), 404, "unknown_model"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"model\": \"sentiment\", \"texts\": [\"a\"]}".to_vec(), 400, "wrong_task"),
+            ("/v1/classify", vec![("Content-Type", "application/json")], b"{\"model\": \"sentiment\", \"texts\": [\"a\"], \"pairs\": [[\"a\", \"b\"]]}".to_vec(), 422, "invalid_request"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}".to_vec(), 413, "too_many_texts"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], format!("{{\"texts\": [\"{}\"]}}", "a".repeat(201)).into_bytes(), 413, "text_too_long"),
+            ("/v1/ner", vec![("Content-Type", "application/json")], format!("{{\"texts\": [\"{}\"]}}", "a ".repeat(3000)).into_bytes(), 413, "body_too_large"),
+            ("/nowhere", vec![], Vec::new(), 404, "not_found"),
+        ];
+        for (path, mut headers, body, status, code) in cases {
+            headers.extend_from_slice(&auth);
+            let mut fresh = Connection::open(server.addr).await.unwrap();
+            let a = fresh.send("POST", path, &headers, &body).await.unwrap();
+            assert_eq!((a.status, a.json()["error"]["code"].as_str()), (status, Some(code)), "{path} {}", String::from_utf8_lossy(&body));
+        }
+        let a = c.send("GET", "/v1/ner", &auth, b"").await.unwrap();
+        assert_eq!((a.status, a.json()["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+
+        let metrics = String::from_utf8(c.send("GET", "/metrics", &auth, b"").await.unwrap().body).unwrap();
+        assert!(metrics.contains("ferrotune_requests_total{route=\"/v1/ner\",status=\"200\"} 1"), "{metrics}");
+        assert!(metrics.contains("ferrotune_requests_total{route=\"/v1/ner\",status=\"415\"} 1"), "{metrics}");
+        assert!(metrics.contains("ferrotune_batch_size_count"), "{metrics}");
+        assert!(metrics.contains("ferrotune_queue_depth{model=\"sentiment\"} 0"), "{metrics}");
+    });
+}
+
+#[test]
+fn full_queue_answers_429_and_sigterm_drains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ner, _) = make_models(tmp.path());
+    // One waiting request at most, and a long batching wait to keep it there.
+    let mut server = Server::start(&["--model", &ner, "--max-queue", "1", "--max-batch", "64", "--max-wait-ms", "400"]);
+    let addr = server.addr;
+    let statuses = runtime().block_on(async move {
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut c = Connection::open(addr).await.unwrap();
+                    let a = c.post_json("/v1/ner", &json!({ "texts": ["fever and cough"] }), &[]).await.unwrap();
+                    (a.status, a.header("retry-after").map(str::to_string))
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let ok = statuses.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = statuses.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(ok >= 1 && !refused.is_empty() && ok + refused.len() == 12, "{statuses:?}");
+    assert!(refused.iter().all(|(_, retry)| retry.as_deref() == Some("1")));
+
+    // A request in flight when SIGTERM arrives still gets its answer.
+    let in_flight = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let mut c = Connection::open(addr).await.unwrap();
+            c.post_json("/v1/ner", &json!({ "texts": ["fever"] }), &[]).await.unwrap().status
+        })
+    });
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let status = server.terminate();
+    assert_eq!(in_flight.join().unwrap(), 200);
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,292 @@
+//! The HTTP side: routes, request decoding and limits, authentication,
+//! metrics, and the hand-off to each model's batcher.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ferrotune_data::Task;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use crate::backend::{Backend, Input};
+use crate::batcher::{BatchPolicy, Batcher, Refused};
+use crate::metrics::Metrics;
+use crate::{ApiError, ServeError};
+
+/// Limits and batching of a server.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// How batches are formed.
+    pub batch: BatchPolicy,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most texts (or pairs) in one request.
+    pub max_texts: usize,
+    /// Longest text, in characters.
+    pub max_chars: usize,
+    /// Longest a request may wait for its answer.
+    pub timeout: Duration,
+    /// Tokens per model input (NER: longer texts are split into windows).
+    pub max_len: usize,
+    /// The key every route but `/health` requires, if any.
+    pub api_key: Option<String>,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            batch: BatchPolicy { max_batch: 32, max_wait: Duration::from_millis(5), max_queue: 256 },
+            max_body_bytes: 1 << 20,
+            max_texts: 64,
+            max_chars: 10_000,
+            timeout: Duration::from_secs(30),
+            max_len: 128,
+            api_key: None,
+        }
+    }
+}
+
+struct Model {
+    backend: Arc<Backend>,
+    batcher: Batcher,
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    models: BTreeMap<String, Model>,
+    default_model: String,
+    metrics: Arc<Metrics>,
+    options: ServeOptions,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// Loads every `(name, folder)` and starts its batching thread; the
+    /// first model is the default.
+    pub fn load(models: &[(String, std::path::PathBuf)], options: ServeOptions) -> Result<Arc<Self>, ServeError> {
+        let metrics = Arc::new(Metrics::default());
+        let mut loaded = BTreeMap::new();
+        for (name, dir) in models {
+            if loaded.contains_key(name) {
+                return Err(ServeError::Config(format!("model name '{name}' given twice")));
+            }
+            let backend = Arc::new(Backend::load(dir, options.max_len, options.batch.max_batch)?);
+            let batcher = Batcher::start(name.clone(), Arc::clone(&backend), options.batch, Arc::clone(&metrics));
+            loaded.insert(name.clone(), Model { backend, batcher });
+        }
+        let default_model = models.first().map(|m| m.0.clone()).ok_or_else(|| ServeError::Config("no model given".into()))?;
+        Ok(Arc::new(Self { models: loaded, default_model, metrics, options, ready: AtomicBool::new(true) }))
+    }
+
+    /// Marks the server as draining: `/ready` answers 503 from now on.
+    pub fn set_draining(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The router of every route, with limits, authentication and metrics.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/ner", post(ner))
+        .route("/v1/classify", post(classify))
+        .route("/v1/models", get(models))
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+        })
+        .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), record_metrics))
+        .with_state(state)
+}
+
+async fn record_metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe_request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    response
+}
+
+async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(key) = &state.options.api_key {
+        if request.uri().path() != "/health" && !bearer_matches(request.headers(), key) {
+            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether the `Authorization` header is `Bearer <key>`, compared in
+/// constant time.
+fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else { return false };
+    let Some(given) = value.strip_prefix("Bearer ") else { return false };
+    given.as_bytes().ct_eq(key.as_bytes()).into()
+}
+
+/// Decodes a JSON body: 413 when too large, 415 without a JSON content
+/// type, 400 for malformed JSON, 422 for a missing or mistyped field.
+fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large")
+        } else {
+            ApiError::bad_request("bad_body", "could not read the request body")
+        }
+    })?;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Content-Type must be application/json"));
+    }
+    serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string()),
+        _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NerRequest {
+    model: Option<String>,
+    texts: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassifyRequest {
+    model: Option<String>,
+    texts: Option<Vec<String>>,
+    pairs: Option<Vec<(String, String)>>,
+}
+
+impl AppState {
+    fn model(&self, name: Option<&str>) -> Result<(&str, &Model), ApiError> {
+        let name = name.unwrap_or(&self.default_model);
+        self.models
+            .get_key_value(name)
+            .map(|(n, m)| (n.as_str(), m))
+            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_model", format!("no model named '{name}'")))
+    }
+
+    fn check_inputs(&self, inputs: &[Input]) -> Result<(), ApiError> {
+        if inputs.is_empty() {
+            return Err(ApiError::bad_request("no_inputs", "give at least one text"));
+        }
+        if inputs.len() > self.options.max_texts {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_texts",
+                format!("{} texts; at most {} per request", inputs.len(), self.options.max_texts),
+            ));
+        }
+        for (i, input) in inputs.iter().enumerate() {
+            let chars = match input {
+                Input::Text(t) => t.chars().count(),
+                Input::Pair(a, b) => a.chars().count().max(b.chars().count()),
+            };
+            if chars > self.options.max_chars {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "text_too_long",
+                    format!("text {i} has {chars} characters; at most {}", self.options.max_chars),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues the inputs on a model and waits for the answer.
+    async fn run(&self, name: &str, model: &Model, inputs: Vec<Input>) -> Result<Response, ApiError> {
+        self.check_inputs(&inputs)?;
+        let answer = model.batcher.submit(inputs).map_err(|refused| {
+            let mut e = match refused {
+                Refused::Full => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", "the queue is full; retry later"),
+                Refused::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the model is not running"),
+            };
+            e.retry_after = Some(1);
+            e
+        })?;
+        match tokio::time::timeout(self.options.timeout, answer).await {
+            Ok(Ok(Ok(results))) => Ok(Json(serde_json::json!({ "model": name, "results": results })).into_response()),
+            Ok(Ok(Err(_))) | Ok(Err(_)) => {
+                Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", "the model could not answer"))
+            }
+            Err(_) => {
+                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "no answer within the request timeout");
+                e.retry_after = Some(1);
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn ner(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let request: NerRequest = decode(&headers, body)?;
+    let (name, model) = state.model(request.model.as_deref())?;
+    if model.backend.task() != Task::Ner {
+        return Err(ApiError::bad_request("wrong_task", format!("model '{name}' is a {} model: use /v1/classify", model.backend.task().name())));
+    }
+    state.run(name, model, request.texts.into_iter().map(Input::Text).collect()).await
+}
+
+async fn classify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let request: ClassifyRequest = decode(&headers, body)?;
+    let (name, model) = state.model(request.model.as_deref())?;
+    if model.backend.task() == Task::Ner {
+        return Err(ApiError::bad_request("wrong_task", format!("model '{name}' is an NER model: use /v1/ner")));
+    }
+    let inputs = match (request.texts, request.pairs) {
+        (Some(texts), None) => texts.into_iter().map(Input::Text).collect(),
+        (None, Some(pairs)) => pairs.into_iter().map(|(a, b)| Input::Pair(a, b)).collect(),
+        _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "give exactly one of \"texts\" and \"pairs\"")),
+    };
+    state.run(name, model, inputs).await
+}
+
+async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let list: Vec<serde_json::Value> = state
+        .models
+        .iter()
+        .map(|(name, m)| {
+            serde_json::json!({
+                "name": name, "task": m.backend.task().name(), "labels": m.backend.labels(),
+                "default": *name == state.default_model
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "models": list }))
+}
+
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    if state.ready.load(Ordering::SeqCst) {
+        Json(serde_json::json!({ "status": "ready", "models": state.models.len() })).into_response()
+    } else {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "the server is shutting down").into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let queues: Vec<(String, usize)> = state.models.iter().map(|(n, m)| (n.clone(), m.batcher.depth())).collect();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&queues)).into_response()
+}
