@@ -290,3 +290,66 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let queues: Vec<(String, usize)> = state.models.iter().map(|(n, m)| (n.clone(), m.batcher.depth())).collect();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&queues)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn json_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        h
+    }
+
+    /// Random bytes and random mutations of valid bodies never panic the
+    /// decoder, and every failure is a client error.
+    #[test]
+    fn decoding_any_body_gives_a_value_or_a_client_error() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let valid = [
+            r#"{"texts": ["a b", "ü"]}"#,
+            r#"{"model": "m", "pairs": [["a", "b"]]}"#,
+            r#"{"texts": ["\ud83d\ude00"], "model": null}"#,
+        ];
+        let alphabet = b"{}[]\",:\\ 0123456789.eE+-truefalsnul\x00\xff\xc3texts pairs model";
+        for round in 0..20_000 {
+            let body: Vec<u8> = if round % 3 == 0 {
+                (0..rng.random_range(0..64)).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect()
+            } else {
+                let mut b = valid[round % valid.len()].as_bytes().to_vec();
+                for _ in 0..rng.random_range(1..4) {
+                    let at = rng.random_range(0..=b.len());
+                    match rng.random_range(0..3) {
+                        0 if at < b.len() => {
+                            b.remove(at);
+                        }
+                        1 => b.insert(at, alphabet[rng.random_range(0..alphabet.len())]),
+                        _ => b.truncate(at),
+                    }
+                }
+                b
+            };
+            for result in [
+                decode::<NerRequest>(&json_headers(), Ok(Bytes::from(body.clone()))).err(),
+                decode::<ClassifyRequest>(&json_headers(), Ok(Bytes::from(body))).err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert!(result.status.is_client_error(), "{result:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn bearer_comparison_needs_the_exact_key() {
+        let mut h = HeaderMap::new();
+        assert!(!bearer_matches(&h, "k1234567890123456"));
+        h.insert(header::AUTHORIZATION, "Bearer k1234567890123456".parse().unwrap());
+        assert!(bearer_matches(&h, "k1234567890123456"));
+        assert!(!bearer_matches(&h, "k123456789012345"));
+        h.insert(header::AUTHORIZATION, "Basic k1234567890123456".parse().unwrap());
+        assert!(!bearer_matches(&h, "k1234567890123456"));
+    }
+}
