@@ -9,7 +9,7 @@ use anyhow::Context;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Sizes the global pool to `threads` (default: all cores) and tells the
-/// allocator to keep freed memory: training frees and reallocates tensors of
+/// allocator to keep freed memory (unless `MIMALLOC_PURGE_DELAY` is set): training frees and reallocates tensors of
 /// the same sizes every step, and returning those pages to the system makes
 /// the kernel zero them again on the next step (a tenth of a step's time).
 pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
@@ -18,8 +18,10 @@ pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
-    // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    }
     // candle sizes its matmul parallelism from this variable.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")

@@ -80,7 +80,7 @@ impl TextClassifier {
     /// Loads a fine-tuned `BertForSequenceClassification` folder.
     pub fn load(dir: &Path, max_len: usize, batch_size: usize) -> Result<Self, InferError> {
         Ok(Self {
-            model: SequenceClassifier::from_pretrained(dir, SequenceHead::Saved)?.into_frozen()?,
+            model: SequenceClassifier::from_pretrained(dir, SequenceHead::Saved)?.frozen()?,
             tokenizer: WordTokenizer::from_dir(dir)?,
             max_len,
             batch_size,

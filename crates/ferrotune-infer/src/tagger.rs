@@ -67,7 +67,7 @@ impl Tagger {
     /// `model.safetensors` with `classifier.*`, tokenizer files).
     pub fn load(dir: &Path, max_len: usize, batch_size: usize) -> Result<Self, InferError> {
         Ok(Self {
-            model: TokenClassifier::from_pretrained(dir, Head::Saved)?.into_frozen()?,
+            model: TokenClassifier::from_pretrained(dir, Head::Saved)?.frozen()?,
             tokenizer: WordTokenizer::from_dir(dir)?,
             max_len,
             batch_size,

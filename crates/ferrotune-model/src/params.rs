@@ -12,7 +12,9 @@ use candle_nn::VarBuilder;
 
 use crate::ModelError;
 
-/// Trainable tensors by canonical name, in a fixed (sorted) order.
+/// Trainable tensors by canonical name, in a fixed (sorted) order. Clones
+/// share the tensors.
+#[derive(Clone)]
 pub struct ParamStore {
     vars: BTreeMap<String, Var>,
     source: PathBuf,

@@ -91,10 +91,11 @@ impl SequenceClassifier {
         Self::build(config, task, labels, pooling, params, dir.to_path_buf(), false)
     }
 
-    /// The same model for inference only (no autograd graph recorded; see
-    /// `TokenClassifier::into_frozen`).
-    pub fn into_frozen(self) -> Result<Self, ModelError> {
-        Self::build(self.config, self.task, self.labels, self.pooling, self.params, self.source_dir, true)
+    /// A view of the model for inference that shares its weights but
+    /// records no autograd graph (see `TokenClassifier::frozen`).
+    pub fn frozen(&self) -> Result<Self, ModelError> {
+        let (config, labels, params, dir) = (self.config.clone(), self.labels.clone(), self.params.clone(), self.source_dir.clone());
+        Self::build(config, self.task, labels, self.pooling, params, dir, true)
     }
 
     fn build(

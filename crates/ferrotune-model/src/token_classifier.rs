@@ -65,12 +65,13 @@ impl TokenClassifier {
         Self::build(config, labels, params, dir.to_path_buf(), weights, false)
     }
 
-    /// The same model for inference only: its layers record no autograd
-    /// graph, so a forward pass frees each activation as soon as the next
-    /// layer has used it (peak memory of one layer, not of all of them).
-    pub fn into_frozen(self) -> Result<Self, ModelError> {
+    /// A view of the model for inference: it shares the weights (and sees
+    /// later training updates) but its layers record no autograd graph, so
+    /// a forward pass frees each activation as soon as the next layer has
+    /// used it (peak memory of one layer, not of all of them).
+    pub fn frozen(&self) -> Result<Self, ModelError> {
         let weights = self.source_dir.join("model.safetensors");
-        Self::build(self.config, self.labels, self.params, self.source_dir, weights, true)
+        Self::build(self.config.clone(), self.labels.clone(), self.params.clone(), self.source_dir.clone(), weights, true)
     }
 
     fn build(

@@ -131,7 +131,8 @@ impl TrainTask for NerTask {
 
     fn evaluate(&self, batch_size: usize) -> Result<Option<DevResult>, TrainError> {
         let Some(dev) = &self.dev else { return Ok(None) };
-        let predictions = predict_windows(&self.model, &dev.windows, &dev.words, self.pad_id, batch_size)?;
+        let frozen = self.model.frozen()?;
+        let predictions = predict_windows(&frozen, &dev.windows, &dev.words, self.pad_id, batch_size)?;
         let tags: Vec<Vec<String>> = predictions
             .iter()
             .map(|s| s.iter().map(|p| self.model.labels[p.label].clone()).collect())

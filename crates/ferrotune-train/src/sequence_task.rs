@@ -104,7 +104,7 @@ impl TrainTask for SequenceTask {
 
     fn evaluate(&self, batch_size: usize) -> Result<Option<DevResult>, TrainError> {
         let Some(dev) = &self.dev else { return Ok(None) };
-        let scores = score_encoded(&self.model, &dev.inputs, self.pad_id, batch_size)?;
+        let scores = score_encoded(&self.model.frozen()?, &dev.inputs, self.pad_id, batch_size)?;
         let report = sequence_report(&self.model.labels, self.model.task, &dev.targets, &scores, 0.5);
         Ok(Some(DevResult {
             score: report.score(),

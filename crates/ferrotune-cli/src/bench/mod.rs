@@ -95,7 +95,7 @@ impl Setup {
 
 fn forward(shape: &Shape) -> anyhow::Result<serde_json::Value> {
     let mut setup = Setup::new(shape)?;
-    setup.model = setup.model.into_frozen()?;
+    setup.model = setup.model.frozen()?;
     let mut times = Vec::new();
     for run in 0..shape.warmup + shape.runs {
         let start = Instant::now();
