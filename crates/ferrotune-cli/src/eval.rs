@@ -45,8 +45,8 @@ fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::
 }
 
 fn run_texts(args: EvalArgs) -> anyhow::Result<()> {
-    args.inference.init()?;
-    let mut classifier = TextClassifier::load(&args.model, args.inference.max_len, args.inference.batch_size)?;
+    let device = args.inference.init()?;
+    let mut classifier = TextClassifier::load(&args.model, args.inference.max_len, args.inference.batch_size, &device)?;
     classifier.threshold = args.threshold;
     let (task, labels) = (classifier.model.task, classifier.model.labels.clone());
     let examples = read_texts(&args.data, true)?;

@@ -38,18 +38,22 @@ pub struct InferenceArgs {
     /// Threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Device: cpu, or cuda / cuda:N with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl InferenceArgs {
-    /// Sizes the thread pool.
-    pub fn init(&self) -> anyhow::Result<()> {
-        crate::runtime::init(self.threads)
+    /// Sizes the thread pool and opens the device.
+    pub fn init(&self) -> anyhow::Result<candle_core::Device> {
+        crate::runtime::init(self.threads)?;
+        Ok(ferrotune_model::device_from_name(&self.device)?)
     }
 
     /// Sizes the thread pool and loads an NER model folder.
     pub fn load(&self, model: &std::path::Path) -> anyhow::Result<Tagger> {
-        self.init()?;
-        Ok(Tagger::load(model, self.max_len, self.batch_size)?)
+        let device = self.init()?;
+        Ok(Tagger::load(model, self.max_len, self.batch_size, &device)?)
     }
 }
 
@@ -122,8 +126,8 @@ fn read_text_inputs(input: &Option<PathBuf>) -> anyhow::Result<Vec<TextInput>> {
 
 fn run_texts(args: PredictArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
-    args.inference.init()?;
-    let classifier = TextClassifier::load(&args.model, args.inference.max_len, args.inference.batch_size)?;
+    let device = args.inference.init()?;
+    let classifier = TextClassifier::load(&args.model, args.inference.max_len, args.inference.batch_size, &device)?;
     let load_s = start.elapsed().as_secs_f64();
     let start = std::time::Instant::now();
     let inputs = read_text_inputs(&args.input)?;

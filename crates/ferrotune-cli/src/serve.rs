@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Compute threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Device: cpu, or cuda / cuda:N with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 fn parse_model(spec: &str) -> (String, PathBuf) {
@@ -84,6 +87,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         timeout: Duration::from_millis(args.timeout_ms),
         max_len: args.max_len,
         api_key,
+        device: ferrotune_model::device_from_name(&args.device)?,
     };
     let models: Vec<(String, PathBuf)> = args.models.iter().map(|s| parse_model(s)).collect();
     let state = AppState::load(&models, options)?;

@@ -67,6 +67,9 @@ pub struct TrainArgs {
     /// Threads [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// Device: cpu, or cuda / cuda:N with the `cuda` feature [default: cpu].
+    #[arg(long)]
+    device: Option<String>,
     /// Continue from the checkpoint in the output folder.
     #[arg(long)]
     resume: bool,
@@ -96,6 +99,7 @@ struct ConfigFile {
     seed: Option<u64>,
     patience: Option<usize>,
     threads: Option<usize>,
+    device: Option<String>,
     resume: Option<bool>,
 }
 
@@ -143,6 +147,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let output = required(args.output, file.output, "output")?;
     let dev = args.dev.or(file.dev);
     crate::runtime::init(args.threads.or(file.threads))?;
+    let device = ferrotune_model::device_from_name(args.device.or(file.device).as_deref().unwrap_or("cpu"))?;
     let summary = ferrotune_train::train(&TrainRequest {
         model_dir: &model,
         train: &train,
@@ -150,6 +155,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         output: &output,
         options,
         resume: args.resume || file.resume.unwrap_or(false),
+        device,
         stop_after: None,
     })?;
     match summary.best_dev_score {

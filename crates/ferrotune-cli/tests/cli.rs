@@ -114,7 +114,7 @@ fn train_eval_predict_and_errors() {
     assert!(stderr(&o).contains("<stdin>:2: \"text\" must be a string"), "{}", stderr(&o));
     let o = ferrotune(&["eval", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("no token-classification head"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not a fine-tuned model"), "{}", stderr(&o));
     let o = ferrotune(&["eval", "--model", t.join("missing").to_str().unwrap(), "--data", data.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing/config.json"), "{}", stderr(&o));

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use candle_core::Device;
 use ferrotune_data::Task;
 use ferrotune_model::{Batch, Mode, SequenceClassifier, SequenceHead};
 use ferrotune_text::WordTokenizer;
@@ -77,10 +78,11 @@ pub struct TextClassifier {
 }
 
 impl TextClassifier {
-    /// Loads a fine-tuned `BertForSequenceClassification` folder.
-    pub fn load(dir: &Path, max_len: usize, batch_size: usize) -> Result<Self, InferError> {
+    /// Loads a fine-tuned `BertForSequenceClassification` folder; the model
+    /// runs on `device`.
+    pub fn load(dir: &Path, max_len: usize, batch_size: usize, device: &Device) -> Result<Self, InferError> {
         Ok(Self {
-            model: SequenceClassifier::from_pretrained(dir, SequenceHead::Saved)?.frozen()?,
+            model: SequenceClassifier::from_pretrained_on(dir, SequenceHead::Saved, device)?.frozen()?,
             tokenizer: WordTokenizer::from_dir(dir)?,
             max_len,
             batch_size,

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use candle_core::{Tensor, D};
+use candle_core::{Device, Tensor, D};
 use ferrotune_model::{Batch, Head, Mode, TokenClassifier};
 use ferrotune_text::{Window, WordTokenizer};
 
@@ -65,9 +65,10 @@ pub struct Tagger {
 impl Tagger {
     /// Loads a fine-tuned model folder (`config.json` with `id2label`,
     /// `model.safetensors` with `classifier.*`, tokenizer files).
-    pub fn load(dir: &Path, max_len: usize, batch_size: usize) -> Result<Self, InferError> {
+    /// The model runs on `device`.
+    pub fn load(dir: &Path, max_len: usize, batch_size: usize, device: &Device) -> Result<Self, InferError> {
         Ok(Self {
-            model: TokenClassifier::from_pretrained(dir, Head::Saved)?.frozen()?,
+            model: TokenClassifier::from_pretrained_on(dir, Head::Saved, device)?.frozen()?,
             tokenizer: WordTokenizer::from_dir(dir)?,
             max_len,
             batch_size,

@@ -192,6 +192,10 @@ impl BertEncoder {
         attention_mask: &Tensor,
         mode: &mut Mode,
     ) -> Result<Tensor> {
+        // Inputs are built on the CPU; the model may live elsewhere.
+        let device = self.embeddings.word.device();
+        let (input_ids, token_type_ids) = (&input_ids.to_device(device)?, &token_type_ids.to_device(device)?);
+        let attention_mask = attention_mask.to_device(device)?;
         // 0 where attended, the most negative f32 where padded (as transformers does).
         let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * (-(f32::MIN as f64)))?;
         let mut hidden = self.embeddings.forward(input_ids, token_type_ids, mode)?;

@@ -27,6 +27,9 @@ pub enum ModelError {
         /// What is wrong.
         message: String,
     },
+    /// The requested device is unknown or unavailable.
+    #[error("{0}")]
+    Device(String),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),

@@ -5,6 +5,7 @@
 mod batch;
 mod bert;
 mod config;
+mod device;
 mod dropout;
 mod error;
 mod head;
@@ -17,6 +18,7 @@ mod token_classifier;
 pub use batch::Batch;
 pub use bert::{BertEncoder, LayerNorm, Linear};
 pub use config::{Activation, BertConfig, Pooling};
+pub use device::device_from_name;
 pub use dropout::{Dropout, Mode};
 pub use error::ModelError;
 pub use params::{hf_name, ParamStore};

@@ -1,7 +1,9 @@
 //! CPU kernels with a backward pass for the ops of a BERT layer that candle
 //! either fuses without a gradient (`softmax_last_dim`, `layer_norm`) or
-//! composes from many small ops (scaled, masked softmax; GELU's backward). Each one is checked
-//! against candle's composed ops in the tests below.
+//! composes from many small ops (scaled, masked softmax; GELU's backward).
+//! On other devices (CUDA) the same functions use candle's composed,
+//! differentiable ops (`composed` below); the tests check that both paths
+//! give the same values and gradients.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
@@ -104,6 +106,9 @@ impl CustomOp2 for MaskedSoftmax {
 /// `softmax(scale * x + mask)` over the last dimension, with a backward pass
 /// for `x`; `mask` is `[batch, width]` and applies to every row of its batch.
 pub fn masked_softmax(x: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return composed::masked_softmax(x, mask, scale);
+    }
     x.contiguous()?.apply_op2(&mask.contiguous()?, MaskedSoftmax { scale: scale as f32 })
 }
 
@@ -221,8 +226,10 @@ impl CustomOp3 for LayerNorm {
 /// Layer normalisation over the last dimension (`(x - mean) / sqrt(var +
 /// eps) * weight + bias`), with a backward pass for all three inputs.
 pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
-    x.contiguous()?
-        .apply_op3(weight, bias, LayerNorm { eps: eps as f32 })
+    if !x.device().is_cpu() {
+        return composed::layer_norm(x, weight, bias, eps);
+    }
+    x.contiguous()?.apply_op3(weight, bias, LayerNorm { eps: eps as f32 })
 }
 
 // ------------------------------------------------------------------- GELU
@@ -298,13 +305,38 @@ impl CustomOp1 for GeluErf {
 
 /// Exact GELU, `x * Φ(x)`, with a backward pass.
 pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return composed::gelu_erf(x);
+    }
     x.contiguous()?.apply_op1(GeluErf)
+}
+
+/// The same three ops from candle's differentiable building blocks, for
+/// devices without our kernels.
+mod composed {
+    use candle_core::{Result, Tensor, D};
+
+    pub fn masked_softmax(x: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+        let (batch, width) = mask.dims2()?;
+        let mut shape = vec![batch];
+        shape.extend(std::iter::repeat_n(1, x.rank() - 2));
+        shape.push(width);
+        candle_nn::ops::softmax(&(x * scale)?.broadcast_add(&mask.reshape(shape)?)?, D::Minus1)
+    }
+
+    pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+        candle_nn::ops::layer_norm_slow(x, weight, bias, eps as f32)
+    }
+
+    pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+        x.gelu_erf()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{Device, Var, D};
+    use candle_core::{Device, Var};
 
     fn randn(shape: &[usize], seed: u64) -> Tensor {
         // Deterministic pseudo-random values in [-2, 2).
@@ -354,10 +386,7 @@ mod tests {
         check(
             &[randn(&[3, 4, 5, 37], 1)],
             |t| masked_softmax(&t[0], &mask, 0.125).unwrap(),
-            |t| {
-                let m = mask.reshape((3, 1, 1, 37)).unwrap();
-                candle_nn::ops::softmax(&(&t[0] * 0.125).unwrap().broadcast_add(&m).unwrap(), D::Minus1).unwrap()
-            },
+            |t| composed::masked_softmax(&t[0], &mask, 0.125).unwrap(),
         );
     }
 
@@ -374,12 +403,12 @@ mod tests {
         check(
             &[randn(&[5, 3, 48], 2), randn(&[48], 3), randn(&[48], 4)],
             |t| layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap(),
-            |t| candle_nn::ops::layer_norm_slow(&t[0], &t[1], &t[2], 1e-12).unwrap(),
+            |t| composed::layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap(),
         );
     }
 
     #[test]
     fn gelu_matches_candle_gelu_erf() {
-        check(&[randn(&[7, 129], 5)], |t| gelu_erf(&t[0]).unwrap(), |t| t[0].gelu_erf().unwrap());
+        check(&[randn(&[7, 129], 5)], |t| gelu_erf(&t[0]).unwrap(), |t| composed::gelu_erf(&t[0]).unwrap());
     }
 }

@@ -18,6 +18,7 @@ use crate::ModelError;
 pub struct ParamStore {
     vars: BTreeMap<String, Var>,
     source: PathBuf,
+    device: Device,
 }
 
 /// The canonical name of a checkpoint tensor: `bert.` prefix dropped and old
@@ -43,9 +44,15 @@ pub fn hf_name(name: &str) -> String {
 }
 
 impl ParamStore {
-    /// An empty store; `source` names the weights file in error messages.
-    pub fn new(source: PathBuf) -> Self {
-        Self { vars: BTreeMap::new(), source }
+    /// An empty store on `device`; `source` names the weights file in
+    /// error messages.
+    pub fn new(source: PathBuf, device: &Device) -> Self {
+        Self { vars: BTreeMap::new(), source, device: device.clone() }
+    }
+
+    /// The device the tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Reads every floating-point tensor of a safetensors file as f32.
@@ -56,7 +63,7 @@ impl ParamStore {
             return Err(weights_error("file not found".into()));
         }
         let tensors = candle_core::safetensors::load(path, device).map_err(|e| weights_error(e.to_string()))?;
-        let mut store = Self::new(path.to_path_buf());
+        let mut store = Self::new(path.to_path_buf(), device);
         for (name, tensor) in tensors {
             if !tensor.dtype().is_float() {
                 continue;
@@ -67,9 +74,9 @@ impl ParamStore {
         Ok(store)
     }
 
-    /// Adds or replaces a tensor.
+    /// Adds or replaces a tensor (moved to the store's device).
     pub fn insert(&mut self, name: &str, tensor: &Tensor) -> Result<(), ModelError> {
-        self.vars.insert(name.to_string(), Var::from_tensor(tensor)?);
+        self.vars.insert(name.to_string(), Var::from_tensor(&tensor.to_device(&self.device)?)?);
         Ok(())
     }
 
@@ -97,14 +104,14 @@ impl ParamStore {
     /// there with the requested shape; the names asked for are recorded in
     /// `used`.
     pub fn var_builder<'a>(&'a self, used: &'a Mutex<BTreeSet<String>>) -> VarBuilder<'a> {
-        VarBuilder::from_backend(Box::new(Backend { store: self, used, detach: false }), DType::F32, Device::Cpu)
+        VarBuilder::from_backend(Box::new(Backend { store: self, used, detach: false }), DType::F32, self.device.clone())
     }
 
     /// Like [`Self::var_builder`], but the tensors handed out are detached
     /// from their variables (same storage): layers built from them record no
     /// autograd graph, so inference frees each activation once it is used.
     pub fn frozen_var_builder<'a>(&'a self, used: &'a Mutex<BTreeSet<String>>) -> VarBuilder<'a> {
-        VarBuilder::from_backend(Box::new(Backend { store: self, used, detach: true }), DType::F32, Device::Cpu)
+        VarBuilder::from_backend(Box::new(Backend { store: self, used, detach: true }), DType::F32, self.device.clone())
     }
 
     /// Writes the tensors under their Hugging Face names, atomically.
@@ -124,7 +131,7 @@ impl ParamStore {
     /// Overwrites every tensor with the one of the same name in `path`
     /// (written by [`Self::save_canonical`]); names and shapes must match.
     pub fn restore(&self, path: &Path) -> Result<(), ModelError> {
-        let other = Self::load(path, &Device::Cpu)?;
+        let other = Self::load(path, &self.device)?;
         for (name, var) in &self.vars {
             let saved = other.vars.get(name).ok_or_else(|| ModelError::Weights {
                 path: path.to_path_buf(),
@@ -151,7 +158,7 @@ struct Backend<'a> {
 
 impl SimpleBackend for Backend<'_> {
     fn get(&self, shape: Shape, name: &str, _: candle_nn::Init, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        let tensor = self.get_unchecked(name, DType::F32, &Device::Cpu)?;
+        let tensor = self.get_unchecked(name, DType::F32, &self.store.device)?;
         if tensor.shape() != &shape {
             candle_core::bail!(
                 "{}: tensor '{name}' has shape {:?}, the model expects {:?}",
@@ -190,7 +197,7 @@ mod tests {
 
     #[test]
     fn missing_and_misshaped_tensors_are_named() {
-        let mut store = ParamStore::new(PathBuf::from("w.safetensors"));
+        let mut store = ParamStore::new(PathBuf::from("w.safetensors"), &Device::Cpu);
         store.insert("a", &Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap()).unwrap();
         let used = Mutex::new(BTreeSet::new());
         let vb = store.var_builder(&used);

@@ -52,11 +52,18 @@ pub enum SequenceHead<'a> {
 }
 
 impl SequenceClassifier {
-    /// Loads `config.json` and `model.safetensors` from a model folder.
+    /// Loads `config.json` and `model.safetensors` from a model folder onto
+    /// the CPU.
     pub fn from_pretrained(dir: &Path, head: SequenceHead) -> Result<Self, ModelError> {
+        Self::from_pretrained_on(dir, head, &Device::Cpu)
+    }
+
+    /// Loads a model folder onto `device` (the CPU, or a GPU with the
+    /// `cuda` feature).
+    pub fn from_pretrained_on(dir: &Path, head: SequenceHead, device: &Device) -> Result<Self, ModelError> {
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
-        let mut params = ParamStore::load(&weights, &Device::Cpu)?;
+        let mut params = ParamStore::load(&weights, device)?;
         let has = |params: &ParamStore, name: &str| {
             params.get(&format!("{name}.weight")).is_some() && params.get(&format!("{name}.bias")).is_some()
         };
@@ -148,7 +155,7 @@ impl SequenceClassifier {
         let pooled = match &self.pooler {
             Some(pooler) => pooler.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)?.tanh()?,
             None => {
-                let mask = batch.attention_mask.unsqueeze(2)?;
+                let mask = batch.attention_mask.to_device(hidden.device())?.unsqueeze(2)?;
                 let sum = hidden.broadcast_mul(&mask)?.sum(1)?;
                 sum.broadcast_div(&mask.sum(1)?.clamp(1.0, f64::INFINITY)?)?
             }
@@ -195,6 +202,7 @@ impl SequenceClassifier {
     /// The task's loss, as `BertForSequenceClassification` computes it:
     /// cross-entropy, binary cross-entropy with logits, or mean squared error.
     pub fn loss(&self, logits: &Tensor, targets: &Tensor) -> CandleResult<Tensor> {
+        let targets = &targets.to_device(logits.device())?;
         match self.task {
             Task::Classify => candle_nn::loss::cross_entropy(logits, targets),
             Task::Multilabel => {

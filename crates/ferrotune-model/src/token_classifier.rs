@@ -37,11 +37,18 @@ pub enum Head<'a> {
 }
 
 impl TokenClassifier {
-    /// Loads `config.json` and `model.safetensors` from a model folder.
+    /// Loads `config.json` and `model.safetensors` from a model folder onto
+    /// the CPU.
     pub fn from_pretrained(dir: &Path, head: Head) -> Result<Self, ModelError> {
+        Self::from_pretrained_on(dir, head, &Device::Cpu)
+    }
+
+    /// Loads a model folder onto `device` (the CPU, or a GPU with the
+    /// `cuda` feature).
+    pub fn from_pretrained_on(dir: &Path, head: Head, device: &Device) -> Result<Self, ModelError> {
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
-        let mut params = ParamStore::load(&weights, &Device::Cpu)?;
+        let mut params = ParamStore::load(&weights, device)?;
         let saved_head = params.get("classifier.weight").is_some() && params.get("classifier.bias").is_some();
         let labels = match head {
             Head::Saved => match (&config.labels, saved_head) {
@@ -127,8 +134,8 @@ impl TokenClassifier {
     pub fn loss(&self, logits: &Tensor, positions: &Tensor, targets: &Tensor) -> CandleResult<Tensor> {
         let labels = logits.dim(D::Minus1)?;
         let flat = logits.reshape(((), labels))?;
-        let picked = flat.index_select(positions, 0)?;
-        candle_nn::loss::cross_entropy(&picked, targets)
+        let picked = flat.index_select(&positions.to_device(logits.device())?, 0)?;
+        candle_nn::loss::cross_entropy(&picked, &targets.to_device(logits.device())?)
     }
 
     /// Writes a Hugging Face `BertForTokenClassification` folder: `config.json`

@@ -41,6 +41,8 @@ pub struct ServeOptions {
     pub max_len: usize,
     /// The key every route but `/health` requires, if any.
     pub api_key: Option<String>,
+    /// The device the models run on.
+    pub device: candle_core::Device,
 }
 
 impl Default for ServeOptions {
@@ -53,6 +55,7 @@ impl Default for ServeOptions {
             timeout: Duration::from_secs(30),
             max_len: 128,
             api_key: None,
+            device: candle_core::Device::Cpu,
         }
     }
 }
@@ -81,7 +84,7 @@ impl AppState {
             if loaded.contains_key(name) {
                 return Err(ServeError::Config(format!("model name '{name}' given twice")));
             }
-            let backend = Arc::new(Backend::load(dir, options.max_len, options.batch.max_batch)?);
+            let backend = Arc::new(Backend::load(dir, options.max_len, options.batch.max_batch, &options.device)?);
             let batcher = Batcher::start(name.clone(), Arc::clone(&backend), options.batch, Arc::clone(&metrics));
             loaded.insert(name.clone(), Model { backend, batcher });
         }

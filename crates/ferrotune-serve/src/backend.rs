@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use candle_core::Device;
 use ferrotune_data::Task;
 use ferrotune_infer::{Prediction, PredictionInput, Tagger, TextClassifier};
 use ferrotune_model::BertConfig;
@@ -29,7 +30,7 @@ pub enum Backend {
 
 impl Backend {
     /// Loads a fine-tuned model folder of any task.
-    pub fn load(dir: &Path, max_len: usize, batch_size: usize) -> Result<Self, ServeError> {
+    pub fn load(dir: &Path, max_len: usize, batch_size: usize, device: &Device) -> Result<Self, ServeError> {
         let config = BertConfig::from_file(&dir.join("config.json"))?;
         let task = config.task.ok_or_else(|| {
             ServeError::Load(format!(
@@ -38,8 +39,8 @@ impl Backend {
             ))
         })?;
         Ok(match task {
-            Task::Ner => Backend::Ner(Tagger::load(dir, max_len, batch_size)?),
-            _ => Backend::Text(TextClassifier::load(dir, max_len, batch_size)?),
+            Task::Ner => Backend::Ner(Tagger::load(dir, max_len, batch_size, device)?),
+            _ => Backend::Text(TextClassifier::load(dir, max_len, batch_size, device)?),
         })
     }
 

@@ -13,7 +13,7 @@ use ferrotune_text::{Window, WordTokenizer};
 use rand_chacha::ChaCha8Rng;
 
 use crate::task::{DevResult, TrainTask};
-use crate::{TrainError, TrainOptions};
+use crate::{TrainError, TrainOptions, TrainRequest};
 
 /// A training window and the tag of each word it owns.
 struct Example {
@@ -42,8 +42,9 @@ pub struct NerTask {
 impl NerTask {
     /// Reads and encodes the data and loads the model with a head for the
     /// tags of the training file.
-    pub fn load(model_dir: &Path, train: &Path, dev: Option<&Path>, options: &TrainOptions) -> Result<Self, TrainError> {
-        let sentences = read_tagged(train)?;
+    pub fn load(request: &TrainRequest, options: &TrainOptions) -> Result<Self, TrainError> {
+        let (model_dir, dev) = (request.model_dir, request.dev);
+        let sentences = read_tagged(request.train)?;
         let labels = LabelSet::from_sentences(&sentences)?;
         let tag_ids = labels.encode(&sentences)?;
         let tokenizer = WordTokenizer::from_dir(model_dir)?;
@@ -82,7 +83,8 @@ impl NerTask {
             None => None,
         };
         let label_names = labels.labels().to_vec();
-        let model = TokenClassifier::from_pretrained(model_dir, Head::For { labels: &label_names, seed: options.seed })?;
+        let head = Head::For { labels: &label_names, seed: options.seed };
+        let model = TokenClassifier::from_pretrained_on(model_dir, head, &request.device)?;
         Ok(Self { model, examples, dev, sentences: sentences.len(), split, pad_id: tokenizer.pad_id })
     }
 }

@@ -1,5 +1,7 @@
 //! AdamW with decoupled weight decay on chosen parameters only, global-norm
-//! gradient clipping, updating the parameters in place.
+//! gradient clipping, updating the parameters in place (on the CPU; on other
+//! devices a host copy is updated and written back). The moments live in
+//! host memory.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -107,8 +109,10 @@ impl InplaceOp1 for Update<'_> {
     }
 }
 
+/// Runs `f` on a tensor's f32 values (copied to the host if it lives on
+/// another device).
 fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R> {
-    let t = t.contiguous()?;
+    let t = t.to_device(&Device::Cpu)?.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     let (start, end) = layout.contiguous_offsets().expect("contiguous");
     match &*storage {
@@ -151,6 +155,13 @@ impl AdamW {
     /// One update with learning rate `lr`, gradients scaled by `grad_scale`
     /// (for clipping). Parameters without a gradient are left alone.
     pub fn step(&mut self, grads: &GradStore, lr: f32, grad_scale: f32) -> Result<(), TrainError> {
+        self.apply(grads, lr, grad_scale, false)
+    }
+
+    /// [`Self::step`]; `via_host` updates a host copy of every parameter and
+    /// writes it back, as is done for parameters on other devices than the
+    /// CPU (the tests use it to check that path on the CPU).
+    fn apply(&mut self, grads: &GradStore, lr: f32, grad_scale: f32, via_host: bool) -> Result<(), TrainError> {
         self.step += 1;
         let c = self.config;
         let t = self.step as i32;
@@ -159,6 +170,9 @@ impl AdamW {
         for slot in &mut self.slots {
             let Some(g) = grads.get(slot.var.as_tensor()) else { continue };
             let decay = if slot.decay { c.weight_decay } else { 0.0 };
+            let host = via_host || !slot.var.device().is_cpu();
+            // On the CPU the parameter's own storage; otherwise a host copy.
+            let target = if host { slot.var.as_tensor().to_device(&Device::Cpu)?.copy()? } else { slot.var.as_tensor().clone() };
             with_f32(g, |grad| {
                 let update = Update {
                     grad,
@@ -173,8 +187,11 @@ impl AdamW {
                     bias1,
                     bias2_sqrt,
                 };
-                slot.var.as_tensor().inplace_op1(&update)
+                target.inplace_op1(&update)
             })??;
+            if host {
+                slot.var.set(&target.to_device(slot.var.device())?)?;
+            }
         }
         Ok(())
     }
@@ -223,7 +240,7 @@ mod tests {
     /// p = [1, -2], two steps with gradients [0.5, -1] then [0.25, 3].
     #[test]
     fn matches_pytorch_adamw() {
-        let mut store = ParamStore::new("t".into());
+        let mut store = ParamStore::new("t".into(), &Device::Cpu);
         store.insert("w.weight", &Tensor::new(&[1f32, -2.0], &Device::Cpu).unwrap()).unwrap();
         let var = store.get("w.weight").unwrap().clone();
         let mut opt = AdamW::new(&store, AdamWConfig { weight_decay: 0.5, ..Default::default() });
@@ -237,6 +254,26 @@ mod tests {
         for (a, b) in p.iter().zip(expected) {
             assert!((a - b).abs() < 1e-5, "{p:?} vs {expected:?}");
         }
+    }
+
+    /// The path used for parameters on other devices (a host copy updated
+    /// and written back) gives exactly the in-place result.
+    #[test]
+    fn host_copy_path_equals_in_place_update() {
+        let run = |via_host: bool| {
+            let mut store = ParamStore::new("t".into(), &Device::Cpu);
+            store.insert("w.weight", &Tensor::new(&[1f32, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
+            store.insert("w.bias", &Tensor::new(&[0.25f32], &Device::Cpu).unwrap()).unwrap();
+            let (w, b) = (store.get("w.weight").unwrap().clone(), store.get("w.bias").unwrap().clone());
+            let mut opt = AdamW::new(&store, AdamWConfig::default());
+            for g in [[0.5f32, -1.0, 2.0], [0.25, 3.0, -0.5]] {
+                let x = Tensor::new(&g, &Device::Cpu).unwrap();
+                let loss = ((w.as_tensor() * &x).unwrap().sum_all().unwrap() * b.as_tensor().sum_all().unwrap()).unwrap();
+                opt.apply(&loss.backward().unwrap(), 0.1, 0.5, via_host).unwrap();
+            }
+            (w.as_tensor().to_vec1::<f32>().unwrap(), b.as_tensor().to_vec1::<f32>().unwrap())
+        };
+        assert_eq!(run(true), run(false));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use ferrotune_text::WordTokenizer;
 use rand_chacha::ChaCha8Rng;
 
 use crate::task::{DevResult, TrainTask};
-use crate::{TrainError, TrainOptions};
+use crate::{TrainError, TrainOptions, TrainRequest};
 
 /// Encoded inputs and targets of a labelled text file.
 struct Encoded {
@@ -48,9 +48,10 @@ pub struct SequenceTask {
 impl SequenceTask {
     /// Reads and encodes the data and loads the model with a head for the
     /// labels of the training file.
-    pub fn load(model_dir: &Path, train: &Path, dev: Option<&Path>, options: &TrainOptions) -> Result<Self, TrainError> {
+    pub fn load(request: &TrainRequest, options: &TrainOptions) -> Result<Self, TrainError> {
+        let (model_dir, dev) = (request.model_dir, request.dev);
         let task = options.task;
-        let examples = read_texts(train, true)?;
+        let examples = read_texts(request.train, true)?;
         let labels = text_labels(task, &examples)?;
         let tokenizer = WordTokenizer::from_dir(model_dir)?;
         let train = encode(&examples, task, &labels, &tokenizer, options.max_len)?;
@@ -67,7 +68,7 @@ impl SequenceTask {
             None => None,
         };
         let head = SequenceHead::For { task, labels: &labels, pooling: options.pooling, seed: options.seed };
-        let model = SequenceClassifier::from_pretrained(model_dir, head)?;
+        let model = SequenceClassifier::from_pretrained_on(model_dir, head, &request.device)?;
         Ok(Self { model, train, dev, truncated, pad_id: tokenizer.pad_id })
     }
 }

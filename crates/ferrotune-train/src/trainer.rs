@@ -34,6 +34,8 @@ pub struct TrainRequest<'a> {
     pub options: TrainOptions,
     /// Continue from `<output>/checkpoint` if there is one.
     pub resume: bool,
+    /// The device to train on.
+    pub device: candle_core::Device,
     /// End this process after this many epochs in total, leaving a
     /// checkpoint to resume from (for time-sliced runs); `None` runs them all.
     pub stop_after: Option<usize>,
@@ -98,8 +100,8 @@ pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
     let output = request.output;
     std::fs::create_dir_all(output).map_err(|e| TrainError::io(output, e))?;
     let task: Box<dyn TrainTask> = match options.task {
-        Task::Ner => Box::new(NerTask::load(request.model_dir, request.train, request.dev, options)?),
-        _ => Box::new(SequenceTask::load(request.model_dir, request.train, request.dev, options)?),
+        Task::Ner => Box::new(NerTask::load(request, options)?),
+        _ => Box::new(SequenceTask::load(request, options)?),
     };
     run(request, task.as_ref())
 }

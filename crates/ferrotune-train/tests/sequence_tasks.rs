@@ -83,6 +83,7 @@ fn train_task(task: Task, pairs: bool, pooling: Pooling) -> (tempfile::TempDir, 
         output: &output,
         options,
         resume: false,
+        device: candle_core::Device::Cpu,
         stop_after: None,
     })
     .unwrap();
@@ -99,12 +100,12 @@ fn round_trip(dir: &Path, pairs: bool) -> Vec<Vec<f32>> {
     } else {
         vec![("the profit rose", None), ("shares fell", None)]
     };
-    let first = TextClassifier::load(dir, 16, 8).unwrap();
+    let first = TextClassifier::load(dir, 16, 8, &candle_core::Device::Cpu).unwrap();
     let scores = first.score(&texts).unwrap();
     let again = dir.with_extension("again");
     first.model.save_pretrained(&again).unwrap();
     ferrotune_text::copy_tokenizer_files(dir, &again).unwrap();
-    assert_eq!(TextClassifier::load(&again, 16, 8).unwrap().score(&texts).unwrap(), scores, "save/load changed outputs");
+    assert_eq!(TextClassifier::load(&again, 16, 8, &candle_core::Device::Cpu).unwrap().score(&texts).unwrap(), scores, "save/load changed outputs");
     scores
 }
 

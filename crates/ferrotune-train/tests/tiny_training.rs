@@ -65,6 +65,7 @@ fn loss_halves_and_resume_gives_the_same_model() {
             output,
             options: options(),
             resume,
+            device: candle_core::Device::Cpu,
             stop_after,
         })
         .unwrap()
@@ -109,7 +110,7 @@ fn resume_with_other_options_is_refused() {
     write_corpus(&data, 1);
     let out = tmp.path().join("out");
     let run = |options: TrainOptions| {
-        train(&TrainRequest { model_dir: &base, train: &data, dev: None, output: &out, options, resume: true, stop_after: Some(1) })
+        train(&TrainRequest { model_dir: &base, train: &data, dev: None, output: &out, options, resume: true, device: candle_core::Device::Cpu, stop_after: Some(1) })
     };
     run(options()).unwrap();
     let err = run(TrainOptions { lr: 2e-3, ..options() }).unwrap_err().to_string();

@@ -23,6 +23,9 @@ pub struct BenchArgs {
     /// Threads [default: all cores].
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Device: cpu, or cuda / cuda:N with the `cuda` feature.
+    #[arg(long, global = true, default_value = "cpu")]
+    device: String,
 }
 
 #[derive(Subcommand)]
@@ -58,9 +61,10 @@ struct Shape {
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     crate::runtime::init(args.threads)?;
     let threads = rayon::current_num_threads();
+    let device = ferrotune_model::device_from_name(&args.device)?;
     let mut record = match &args.workload {
-        Workload::Forward(shape) => crate::runtime::run_in_pool(|| forward(shape))?,
-        Workload::TrainStep(shape) => crate::runtime::run_in_pool(|| train_step(shape))?,
+        Workload::Forward(shape) => crate::runtime::run_in_pool(|| forward(shape, &device))?,
+        Workload::TrainStep(shape) => crate::runtime::run_in_pool(|| train_step(shape, &device))?,
         Workload::Peak => {
             let gflops = peak::fp32_peak_gflops().context("no vector FMA unit this probe knows")?;
             json!({ "workload": "peak", "gflops": gflops })
@@ -80,10 +84,11 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(shape: &Shape) -> anyhow::Result<Self> {
+    fn new(shape: &Shape, device: &Device) -> anyhow::Result<Self> {
         let start = Instant::now();
         let labels: Vec<String> = ["O", "B-Disease", "I-Disease"].map(String::from).to_vec();
-        let model = TokenClassifier::from_pretrained(&shape.model, Head::For { labels: &labels, seed: 1 })?;
+        let head = Head::For { labels: &labels, seed: 1 };
+        let model = TokenClassifier::from_pretrained_on(&shape.model, head, device)?;
         let load_s = start.elapsed().as_secs_f64();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let ids: Vec<Vec<u32>> =
@@ -93,8 +98,8 @@ impl Setup {
     }
 }
 
-fn forward(shape: &Shape) -> anyhow::Result<serde_json::Value> {
-    let mut setup = Setup::new(shape)?;
+fn forward(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> {
+    let mut setup = Setup::new(shape, device)?;
     setup.model = setup.model.frozen()?;
     let mut times = Vec::new();
     for run in 0..shape.warmup + shape.runs {
@@ -108,8 +113,8 @@ fn forward(shape: &Shape) -> anyhow::Result<serde_json::Value> {
     Ok(json!({ "workload": "forward", "batch": shape.batch, "len": shape.len, "load_s": setup.load_s, "times_s": times }))
 }
 
-fn train_step(shape: &Shape) -> anyhow::Result<serde_json::Value> {
-    let setup = Setup::new(shape)?;
+fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> {
+    let setup = Setup::new(shape, device)?;
     let mut optimizer = AdamW::new(setup.model.params(), AdamWConfig::default());
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let tokens = shape.batch * shape.len;
