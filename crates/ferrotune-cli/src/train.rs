@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::Args;
 use ferrotune_data::Task;
 use ferrotune_model::Pooling;
-use ferrotune_train::{Schedule, TrainOptions, TrainRequest};
+use ferrotune_train::{Batching, Schedule, TrainOptions, TrainRequest};
 use serde::Deserialize;
 
 /// Options of `ferrotune train`; each may also come from `--config`, and a
@@ -40,6 +40,9 @@ pub struct TrainArgs {
     /// Sentences (windows) per step [default: 16].
     #[arg(long)]
     batch_size: Option<usize>,
+    /// bucketed (similar lengths together: less padding) or random [default: bucketed].
+    #[arg(long)]
+    batching: Option<Batching>,
     /// Peak learning rate [default: 1e-4].
     #[arg(long)]
     lr: Option<f64>,
@@ -90,6 +93,7 @@ struct ConfigFile {
     output: Option<PathBuf>,
     epochs: Option<usize>,
     batch_size: Option<usize>,
+    batching: Option<Batching>,
     lr: Option<f64>,
     max_len: Option<usize>,
     warmup_ratio: Option<f64>,
@@ -129,6 +133,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         pooling: args.pooling.or(file.pooling).unwrap_or(d.pooling),
         epochs: args.epochs.or(file.epochs).unwrap_or(d.epochs),
         batch_size: args.batch_size.or(file.batch_size).unwrap_or(d.batch_size),
+        batching: args.batching.or(file.batching).unwrap_or(d.batching),
         lr: args.lr.or(file.lr).unwrap_or(d.lr),
         max_len: args.max_len.or(file.max_len).unwrap_or(d.max_len),
         warmup_ratio: args.warmup_ratio.or(file.warmup_ratio).unwrap_or(d.warmup_ratio),

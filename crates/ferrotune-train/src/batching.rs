@@ -1,8 +1,44 @@
-//! Length-bucketed, shuffled batches: similar lengths share a batch so that
-//! little of it is padding, while the order stays random.
+//! Shuffled batches, either length-bucketed (similar lengths share a batch
+//! so that little of it is padding, while the order stays random) or plain
+//! random (as `transformers`' Trainer without `group_by_length`).
 
 use rand::seq::SliceRandom;
 use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// How examples are grouped into batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Batching {
+    /// Similar lengths together (less padding, faster).
+    Bucketed,
+    /// A plain shuffle.
+    Random,
+}
+
+impl std::str::FromStr for Batching {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "bucketed" => Ok(Self::Bucketed),
+            "random" => Ok(Self::Random),
+            _ => Err(format!("unknown batching '{s}' (bucketed, random)")),
+        }
+    }
+}
+
+/// The batches of one epoch under `batching`; every example is in exactly
+/// one batch.
+pub fn epoch_batches(batching: Batching, lengths: &[usize], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+    match batching {
+        Batching::Bucketed => bucketed_batches(lengths, batch_size, rng),
+        Batching::Random => {
+            let mut order: Vec<usize> = (0..lengths.len()).collect();
+            order.shuffle(rng);
+            order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+        }
+    }
+}
 
 /// Example indices per bucket: shuffled, then sorted by length within
 /// pools of `POOL` batches.
@@ -11,7 +47,7 @@ const POOL: usize = 50;
 /// Splits examples (given by their lengths) into batches of `batch_size`:
 /// shuffle, sort by length within pools of 50 batches, cut, shuffle the
 /// batches. Every example is in exactly one batch.
-pub fn bucketed_batches(lengths: &[usize], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+fn bucketed_batches(lengths: &[usize], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
     let batch_size = batch_size.max(1);
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     order.shuffle(rng);
@@ -43,5 +79,17 @@ mod tests {
         assert!((padded as f64) < real as f64 * 1.1, "padding {padded} vs {real}");
         let again = bucketed_batches(&lengths, 16, &mut ChaCha8Rng::seed_from_u64(1));
         assert_eq!(batches, again);
+    }
+
+    #[test]
+    fn random_batches_cover_every_example_once() {
+        let lengths = vec![5usize; 101];
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let batches = epoch_batches(Batching::Random, &lengths, 16, &mut rng);
+        assert_eq!(batches.len(), 7);
+        let mut all: Vec<usize> = batches.concat();
+        assert_ne!(all[..16], (0..16).collect::<Vec<_>>()[..], "shuffled");
+        all.sort();
+        assert_eq!(all, (0..101).collect::<Vec<_>>());
     }
 }

@@ -13,11 +13,10 @@ mod sequence_task;
 mod task;
 mod trainer;
 
-pub use batching::bucketed_batches;
+pub use batching::{epoch_batches, Batching};
 pub use error::TrainError;
 pub use optimizer::{decays, AdamW, AdamWConfig};
 pub use options::TrainOptions;
 pub use schedule::{learning_rate, Schedule};
 pub use sequence_task::sequence_report;
-pub use task::{DevResult, TrainTask};
 pub use trainer::{train, TrainRequest, TrainSummary};

@@ -4,7 +4,7 @@ use ferrotune_data::Task;
 use ferrotune_model::Pooling;
 use serde::{Deserialize, Serialize};
 
-use crate::{Schedule, TrainError};
+use crate::{Batching, Schedule, TrainError};
 
 /// Everything that shapes a training run. The defaults are the recipe
 /// measured to work best on NCBI-disease with all-MiniLM-L6-v2 (see the
@@ -21,6 +21,8 @@ pub struct TrainOptions {
     pub epochs: usize,
     /// Windows per optimizer step.
     pub batch_size: usize,
+    /// Length-bucketed or plain random batches.
+    pub batching: Batching,
     /// Peak learning rate.
     pub lr: f64,
     /// Maximum tokens per window, special tokens included.
@@ -48,6 +50,7 @@ impl Default for TrainOptions {
             pooling: Pooling::Cls,
             epochs: 4,
             batch_size: 16,
+            batching: Batching::Bucketed,
             lr: 1e-4,
             max_len: 128,
             warmup_ratio: 0.1,

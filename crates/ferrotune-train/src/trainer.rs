@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::batching::bucketed_batches;
+use crate::batching::epoch_batches;
 use crate::checkpoint::{self, RunState};
 use crate::ner_task::NerTask;
 use crate::optimizer::{AdamW, AdamWConfig};
@@ -169,7 +169,7 @@ fn run(request: &TrainRequest, task: &dyn TrainTask) -> Result<TrainSummary, Tra
         }
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         rng.set_stream(epoch as u64);
-        let batches = bucketed_batches(&lengths, options.batch_size, &mut rng);
+        let batches = epoch_batches(options.batching, &lengths, options.batch_size, &mut rng);
         let bar = progress_bar(batches.len(), epoch, options.epochs);
         let started = Instant::now();
         let (mut loss_sum, mut seen) = (0f64, 0usize);
