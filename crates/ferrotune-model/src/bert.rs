@@ -124,10 +124,10 @@ impl Attention {
         let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = q.matmul(&k.t()?)?;
+        let scores = ops::batched_matmul(&q, &k.t()?)?;
         let probs = ops::masked_softmax(&scores, mask_bias, 1.0 / (head_dim as f64).sqrt())?;
         let probs = self.probs_dropout.forward(&probs, mode)?;
-        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, len, hidden))?;
+        let context = ops::batched_matmul(&probs, &v)?.transpose(1, 2)?.reshape((batch, len, hidden))?;
         let out = self.hidden_dropout.forward(&self.output.forward(&context)?, mode)?;
         self.norm.forward(&out.add(x)?)
     }

@@ -311,6 +311,98 @@ pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(GeluErf)
 }
 
+// --------------------------------------------------------- batched matmul
+
+/// A batch of small matrix products (attention's `q k^T` and `p v`): the
+/// products run in parallel, one single-threaded `gemm` each, instead of
+/// one after another with threads spread over each small product.
+struct BatchedMatmul;
+
+/// The element stride between consecutive matrices of a `[..., rows, cols]`
+/// layout whose batch dimensions collapse into one (0 for a single matrix).
+fn batch_stride(layout: &Layout, op: &str) -> Result<usize> {
+    let (dims, stride) = (layout.dims(), layout.stride());
+    let rank = dims.len();
+    for i in 0..rank.saturating_sub(3) {
+        if dims[i + 1] > 1 && stride[i] != stride[i + 1] * dims[i + 1] {
+            candle_core::bail!("{op}: batch dimensions {:?} (strides {:?}) do not collapse", dims, stride);
+        }
+    }
+    Ok(if rank > 2 { stride[rank - 3] } else { 0 })
+}
+
+/// A raw pointer that may cross to the pool's threads: each thread writes
+/// a disjoint matrix of the output and only reads the inputs.
+#[derive(Clone, Copy)]
+struct SendPtr(*const f32);
+// SAFETY: see `SendPtr`; the pointees outlive the parallel loop.
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl CustomOp2 for BatchedMatmul {
+    fn name(&self) -> &'static str {
+        "ferrotune-batched-matmul"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = match (s1, s2) {
+            (CpuStorage::F32(a), CpuStorage::F32(b)) => (a, b),
+            _ => candle_core::bail!("{}: only f32 tensors are supported", self.name()),
+        };
+        let (da, db) = (l1.dims(), l2.dims());
+        let rank = da.len();
+        if rank < 2 || db.len() != rank || da[..rank - 2] != db[..rank - 2] || da[rank - 1] != db[rank - 2] {
+            candle_core::bail!("{}: cannot multiply {:?} by {:?}", self.name(), da, db);
+        }
+        let (m, k, n) = (da[rank - 2], da[rank - 1], db[rank - 1]);
+        let batch: usize = da[..rank - 2].iter().product();
+        let (a_skip, b_skip) = (batch_stride(l1, self.name())?, batch_stride(l2, self.name())?);
+        let (sa, sb) = (l1.stride(), l2.stride());
+        let (a_rs, a_cs, b_rs, b_cs) = (sa[rank - 2] as isize, sa[rank - 1] as isize, sb[rank - 2] as isize, sb[rank - 1] as isize);
+        // Every element the strides reach must be inside the storage.
+        let reach = |skip: usize, rows: usize, rs: isize, cols: usize, cs: isize| {
+            (batch.max(1) - 1) * skip + (rows.max(1) - 1) * rs as usize + (cols.max(1) - 1) * cs as usize
+        };
+        if l1.start_offset() + reach(a_skip, m, a_rs, k, a_cs) >= a.len().max(1)
+            || l2.start_offset() + reach(b_skip, k, b_rs, n, b_cs) >= b.len().max(1)
+        {
+            candle_core::bail!("{}: layout out of bounds", self.name());
+        }
+        let (pa, pb) = (SendPtr(a[l1.start_offset()..].as_ptr()), SendPtr(b[l2.start_offset()..].as_ptr()));
+        let mut out = vec![0f32; batch * m * n];
+        out.par_chunks_mut((m * n).max(1)).enumerate().for_each(|(i, c)| {
+            let (pa, pb) = (pa, pb);
+            // SAFETY: the bounds were checked above; `c` is this matrix's
+            // own part of the output, `m x n` row-major.
+            unsafe {
+                gemm::gemm(
+                    m, n, k, c.as_mut_ptr(), 1, n as isize, false,
+                    pa.0.add(i * a_skip), a_cs, a_rs,
+                    pb.0.add(i * b_skip), b_cs, b_rs,
+                    0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                );
+            }
+        });
+        let mut shape = da[..rank - 1].to_vec();
+        shape.push(n);
+        Ok((CpuStorage::F32(out), Shape::from(shape)))
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        Ok((Some(batched_matmul(grad, &b.t()?)?), Some(batched_matmul(&a.t()?, grad)?)))
+    }
+}
+
+/// `a @ b` over the last two dimensions of `[..., m, k]` and `[..., k, n]`
+/// with the same batch dimensions, with a backward pass. For many small
+/// products (attention); on other devices candle's `matmul`.
+pub fn batched_matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !a.device().is_cpu() {
+        return a.matmul(b);
+    }
+    a.apply_op2(b, BatchedMatmul)
+}
+
 /// The same three ops from candle's differentiable building blocks, for
 /// devices without our kernels.
 mod composed {
@@ -405,6 +497,23 @@ mod tests {
             |t| layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap(),
             |t| composed::layer_norm(&t[0], &t[1], &t[2], 1e-12).unwrap(),
         );
+    }
+
+    #[test]
+    fn batched_matmul_matches_candle_matmul() {
+        // Attention's shapes: q k^T with k transposed as a view, then p v.
+        check(
+            &[randn(&[2, 3, 5, 4], 6), randn(&[2, 3, 7, 4], 7)],
+            |t| batched_matmul(&t[0], &t[1].t().unwrap()).unwrap(),
+            |t| t[0].matmul(&t[1].t().unwrap()).unwrap(),
+        );
+        check(
+            &[randn(&[2, 3, 5, 7], 8), randn(&[2, 3, 7, 4], 9)],
+            |t| batched_matmul(&t[0], &t[1]).unwrap(),
+            |t| t[0].matmul(&t[1]).unwrap(),
+        );
+        let bad = batched_matmul(&randn(&[2, 3, 4], 1), &randn(&[2, 5, 4], 2)).unwrap_err().to_string();
+        assert!(bad.contains("cannot multiply"), "{bad}");
     }
 
     #[test]
