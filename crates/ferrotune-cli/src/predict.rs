@@ -59,10 +59,7 @@ impl InferenceArgs {
 
 /// The task a fine-tuned model folder was trained for (its `config.json`).
 pub fn model_task(dir: &std::path::Path) -> anyhow::Result<Task> {
-    let config = BertConfig::from_file(&dir.join("config.json"))?;
-    config.task.with_context(|| {
-        format!("{}: not a fine-tuned model (no BertForTokenClassification or BertForSequenceClassification head); train one with `ferrotune train`", dir.display())
-    })
+    Ok(BertConfig::fine_tuned_task(dir)?)
 }
 
 /// Lines tagged per round: bounds memory on large inputs.

@@ -204,6 +204,16 @@ impl BertConfig {
         })
     }
 
+    /// The task of the fine-tuned model folder `dir` (from its
+    /// `config.json`); a plain encoder checkpoint is an error that says so.
+    pub fn fine_tuned_task(dir: &Path) -> Result<Task, ModelError> {
+        let path = dir.join("config.json");
+        Self::from_file(&path)?.task.ok_or_else(|| ModelError::Config {
+            path,
+            message: "not a fine-tuned model (no BertForTokenClassification or BertForSequenceClassification head); train one with `ferrotune train`".into(),
+        })
+    }
+
     /// The `config.json` of this encoder with a `task` head over `labels`
     /// (and `pooling` for sequence tasks), keeping every other key of the
     /// original file.

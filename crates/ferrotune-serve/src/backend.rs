@@ -31,14 +31,7 @@ pub enum Backend {
 impl Backend {
     /// Loads a fine-tuned model folder of any task.
     pub fn load(dir: &Path, max_len: usize, batch_size: usize, device: &Device) -> Result<Self, ServeError> {
-        let config = BertConfig::from_file(&dir.join("config.json"))?;
-        let task = config.task.ok_or_else(|| {
-            ServeError::Load(format!(
-                "{}: not a fine-tuned model (no BertForTokenClassification or BertForSequenceClassification head)",
-                dir.display()
-            ))
-        })?;
-        Ok(match task {
+        Ok(match BertConfig::fine_tuned_task(dir)? {
             Task::Ner => Backend::Ner(Tagger::load(dir, max_len, batch_size, device)?),
             _ => Backend::Text(TextClassifier::load(dir, max_len, batch_size, device)?),
         })

@@ -7,9 +7,6 @@ use axum::response::{IntoResponse, Response};
 /// Why the server could not start or a model call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// A model folder could not be loaded.
-    #[error("{0}")]
-    Load(String),
     /// The model folder's files are invalid.
     #[error(transparent)]
     Model(#[from] ferrotune_model::ModelError),
