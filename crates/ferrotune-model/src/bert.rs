@@ -4,8 +4,11 @@
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
+use rand::RngCore;
+
 use crate::config::{Activation, BertConfig};
 use crate::dropout::{Dropout, Mode};
+use crate::fused_layer::{FusedLayer, LayerShape};
 use crate::ops;
 
 /// A dense layer `x W^T + b` over the last dimension.
@@ -133,7 +136,8 @@ impl Attention {
     }
 }
 
-/// One transformer layer: attention, then the feed-forward block.
+/// One transformer layer: attention, then the feed-forward block. On the
+/// CPU it runs as one fused op (`fused_layer`); elsewhere from candle's ops.
 struct Layer {
     attention: Attention,
     intermediate: Linear,
@@ -141,6 +145,9 @@ struct Layer {
     norm: LayerNorm,
     activation: Activation,
     dropout: Dropout,
+    shape: LayerShape,
+    hidden_dropout: f32,
+    attention_dropout: f32,
 }
 
 impl Layer {
@@ -152,10 +159,41 @@ impl Layer {
             norm: LayerNorm::new(vb.pp("output").pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
             activation: c.hidden_act,
             dropout: Dropout::new(c.hidden_dropout_prob),
+            shape: LayerShape {
+                hidden: c.hidden_size,
+                heads: c.num_attention_heads,
+                inner: c.intermediate_size,
+                eps: c.layer_norm_eps as f32,
+                activation: c.hidden_act,
+            },
+            hidden_dropout: c.hidden_dropout_prob,
+            attention_dropout: c.attention_probs_dropout_prob,
         })
     }
 
+    /// The parameters in the fused op's order.
+    fn parameters(&self) -> [&Tensor; 16] {
+        let (a, i, o) = (&self.attention, &self.intermediate, &self.output);
+        [
+            &a.query.weight, &a.query.bias, &a.key.weight, &a.key.bias, &a.value.weight, &a.value.bias,
+            &a.output.weight, &a.output.bias, &a.norm.weight, &a.norm.bias, &i.weight, &i.bias, &o.weight,
+            &o.bias, &self.norm.weight, &self.norm.bias,
+        ]
+    }
+
     fn forward(&self, x: &Tensor, mask_bias: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        if !x.device().is_cpu() || x.dtype() != DType::F32 {
+            return self.forward_composed(x, mask_bias, mode);
+        }
+        let dropout = match mode {
+            Mode::Train(rng) => Some((rng.next_u64(), self.hidden_dropout, self.attention_dropout)),
+            Mode::Eval => None,
+        };
+        FusedLayer::apply(self.shape, x, self.parameters(), mask_bias, dropout)
+    }
+
+    /// The layer from candle's differentiable ops (any device).
+    fn forward_composed(&self, x: &Tensor, mask_bias: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let attended = self.attention.forward(x, mask_bias, mode)?;
         let inner = self.intermediate.forward(&attended)?;
         let inner = match self.activation {
@@ -206,3 +244,166 @@ impl BertEncoder {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use candle_core::{Device, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+
+    fn config(activation: &str, dropout: f32) -> BertConfig {
+        BertConfig::from_json(
+            &serde_json::json!({
+                "vocab_size": 10, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+                "intermediate_size": 64, "max_position_embeddings": 16, "type_vocab_size": 2,
+                "layer_norm_eps": 1e-12, "hidden_act": activation, "hidden_dropout_prob": dropout,
+                "attention_probs_dropout_prob": dropout
+            })
+            .to_string(),
+        )
+        .unwrap()
+    }
+
+    fn random(shape: &[usize], rng: &mut ChaCha8Rng, scale: f32) -> Tensor {
+        let n = shape.iter().product();
+        let data: Vec<f32> = (0..n).map(|_| (rng.random::<f32>() - 0.5) * 2.0 * scale).collect();
+        Tensor::from_vec(data, shape, &Device::Cpu).unwrap()
+    }
+
+    /// A layer with random trainable parameters, and the parameters.
+    fn layer(c: &BertConfig, seed: u64) -> (Layer, Vec<Var>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (h, i) = (c.hidden_size, c.intermediate_size);
+        let mut tensors = HashMap::new();
+        let mut vars = Vec::new();
+        let mut add = |name: &str, shape: &[usize], scale: f32, offset: f32| {
+            let var = Var::from_tensor(&(random(shape, &mut rng, scale) + offset as f64).unwrap()).unwrap();
+            tensors.insert(name.to_string(), var.as_tensor().clone());
+            vars.push(var);
+        };
+        for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
+            add(&format!("{name}.weight"), &[h, h], 0.3, 0.0);
+            add(&format!("{name}.bias"), &[h], 0.1, 0.0);
+        }
+        add("intermediate.dense.weight", &[i, h], 0.3, 0.0);
+        add("intermediate.dense.bias", &[i], 0.1, 0.0);
+        add("output.dense.weight", &[h, i], 0.3, 0.0);
+        add("output.dense.bias", &[h], 0.1, 0.0);
+        for norm in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            add(&format!("{norm}.weight"), &[h], 0.2, 1.0);
+            add(&format!("{norm}.bias"), &[h], 0.1, 0.0);
+        }
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        (Layer::new(vb, c).unwrap(), vars)
+    }
+
+    fn mask_bias(lengths: &[usize], len: usize) -> Tensor {
+        let data: Vec<f32> =
+            lengths.iter().flat_map(|&n| (0..len).map(move |i| if i < n { 0.0 } else { f32::MIN })).collect();
+        Tensor::from_vec(data, (lengths.len(), len), &Device::Cpu).unwrap()
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    fn max_abs(a: &Tensor) -> f32 {
+        a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
+    }
+
+    #[test]
+    fn fused_layer_matches_composed_ops_in_values_and_gradients() {
+        for activation in ["gelu", "gelu_new", "relu"] {
+            let c = config(activation, 0.1);
+            let (layer, params) = layer(&c, 3);
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let x = Var::from_tensor(&random(&[3, 7, 32], &mut rng, 1.0)).unwrap();
+            let probe = random(&[3, 7, 32], &mut rng, 1.0);
+            let mask = mask_bias(&[7, 4, 1], 7);
+            // Eval mode: no dropout on either path.
+            let fused = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+            let composed = layer.forward_composed(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+            assert!(max_diff(&fused, &composed) < 1e-4, "{activation}: values differ by {}", max_diff(&fused, &composed));
+            let g_fused = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_composed = (&composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            for (i, t) in std::iter::once(x.as_tensor()).chain(params.iter().map(|p| p.as_tensor())).enumerate() {
+                let (a, b) = (g_fused.get(t).expect("fused gradient"), g_composed.get(t).unwrap());
+                let err = max_diff(a, b) / (1.0 + max_abs(b));
+                assert!(err < 1e-4, "{activation}: gradient {i} differs by {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_layer_without_gradients_reads_weights_in_place() {
+        let c = config("gelu", 0.1);
+        let (layer, _) = layer(&c, 4);
+        let frozen = Layer::new(
+            VarBuilder::from_tensors(
+                WEIGHT_NAMES.iter().zip(layer.parameters()).map(|(n, t)| (n.to_string(), t.detach())).collect(),
+                DType::F32,
+                &Device::Cpu,
+            ),
+            &c,
+        )
+        .unwrap();
+        let x = random(&[2, 5, 32], &mut ChaCha8Rng::seed_from_u64(1), 1.0);
+        let mask = mask_bias(&[5, 3], 5);
+        let a = layer.forward(&x, &mask, &mut Mode::Eval).unwrap();
+        let b = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
+        assert!(!b.track_op());
+        assert_eq!(max_diff(&a, &b), 0.0);
+    }
+
+    const WEIGHT_NAMES: [&str; 16] = [
+        "attention.self.query.weight",
+        "attention.self.query.bias",
+        "attention.self.key.weight",
+        "attention.self.key.bias",
+        "attention.self.value.weight",
+        "attention.self.value.bias",
+        "attention.output.dense.weight",
+        "attention.output.dense.bias",
+        "attention.output.LayerNorm.weight",
+        "attention.output.LayerNorm.bias",
+        "intermediate.dense.weight",
+        "intermediate.dense.bias",
+        "output.dense.weight",
+        "output.dense.bias",
+        "output.LayerNorm.weight",
+        "output.LayerNorm.bias",
+    ];
+
+    /// With dropout, the gradient along a random direction matches the
+    /// finite difference of the loss (the masks come from the same seed).
+    #[test]
+    fn fused_layer_dropout_gradient_matches_finite_difference() {
+        let c = config("gelu", 0.3);
+        let (layer, _) = layer(&c, 6);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let x = Var::from_tensor(&random(&[2, 6, 32], &mut rng, 1.0)).unwrap();
+        let probe = random(&[2, 6, 32], &mut rng, 1.0);
+        let direction = random(&[2, 6, 32], &mut rng, 1.0);
+        let mask = mask_bias(&[6, 4], 6);
+        let loss = |x: &Tensor| {
+            let mut dropout_rng = ChaCha8Rng::seed_from_u64(11);
+            let y = layer.forward(x, &mask, &mut Mode::Train(&mut dropout_rng)).unwrap();
+            (y * &probe).unwrap().sum_all().unwrap()
+        };
+        let l = loss(x.as_tensor());
+        let eval = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+        let train = layer.forward(x.as_tensor(), &mask, &mut Mode::Train(&mut ChaCha8Rng::seed_from_u64(11))).unwrap();
+        assert!(max_diff(&eval, &train) > 1e-3, "dropout changed nothing");
+        let grad = l.backward().unwrap();
+        let analytic: f32 = (grad.get(x.as_tensor()).unwrap() * &direction).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let eps = 1e-2;
+        let plus = loss(&(x.as_tensor() + (&direction * eps).unwrap()).unwrap()).to_scalar::<f32>().unwrap();
+        let minus = loss(&(x.as_tensor() - (&direction * eps).unwrap()).unwrap()).to_scalar::<f32>().unwrap();
+        let numeric = (plus - minus) / (2.0 * eps as f32);
+        assert!((analytic - numeric).abs() < 2e-2 * (1.0 + analytic.abs()), "analytic {analytic} vs numeric {numeric}");
+    }
+}

@@ -133,7 +133,7 @@ impl BertConfig {
         Self::from_json(&text).map_err(|message| ModelError::Config { path: path.to_path_buf(), message })
     }
 
-    fn from_json(text: &str) -> Result<Self, String> {
+    pub(crate) fn from_json(text: &str) -> Result<Self, String> {
         let raw_value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let raw: RawConfig = serde_json::from_value(raw_value.clone()).map_err(|e| e.to_string())?;
         let model_type = raw.model_type.as_deref().unwrap_or("bert");

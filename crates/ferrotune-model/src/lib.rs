@@ -8,6 +8,7 @@ mod config;
 mod device;
 mod dropout;
 mod error;
+mod fused_layer;
 mod head;
 pub mod ops;
 mod params;

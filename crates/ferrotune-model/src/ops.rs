@@ -11,7 +11,7 @@ use rayon::prelude::*;
 /// Rows smaller than this many elements in total are not worth a thread.
 const PARALLEL_MIN: usize = 1 << 14;
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
+pub(crate) fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<&'a [f32]> {
     let data = match storage {
         CpuStorage::F32(v) => v.as_slice(),
         _ => candle_core::bail!("{op}: only f32 tensors are supported"),
@@ -23,7 +23,7 @@ fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Res
 }
 
 /// Runs `f` on a contiguous f32 tensor's data.
-fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
+pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result<R>) -> Result<R> {
     let t = t.contiguous()?;
     let (storage, layout) = t.storage_and_layout();
     match &*storage {
@@ -120,7 +120,7 @@ struct LayerNorm {
 }
 
 /// Mean and 1/std of a row.
-fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
+pub(crate) fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
@@ -262,12 +262,12 @@ fn erf(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn gelu(x: f32) -> f32 {
+pub(crate) fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2))
 }
 
 #[inline(always)]
-fn gelu_grad(x: f32) -> f32 {
+pub(crate) fn gelu_grad(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
 }
 

@@ -1,0 +1,713 @@
+//! One whole BERT layer (self-attention, output projection, dropout,
+//! residual layer norm, feed-forward block, dropout, residual layer norm) as
+//! a single CPU op with a hand-written backward pass.
+//!
+//! Built from candle's small differentiable ops a layer is some forty graph
+//! nodes, and candle's backward allocates a zero tensor and adds into it for
+//! every input of every node, keeps every intermediate alive until the whole
+//! backward pass ends, and copies attention's heads into and out of
+//! contiguous layouts. Here the matrix products run on `gemm` with strides
+//! (heads are read and written in place), element-wise work is fused into
+//! the passes that need it, dropout masks are bytes, the GELU output is
+//! recomputed instead of kept, and each layer's saved activations are freed
+//! as soon as its backward has run.
+//!
+//! The weights enter as one flat vector (`Tensor::cat` of the layer's
+//! parameters) so that candle's ordinary backward
+//! hands each parameter its slice of the gradient. The tests compare values
+//! and gradients with the same layer built from candle's ops.
+
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use crate::config::Activation;
+use crate::ops::{contiguous_f32, gelu, gelu_grad, row_stats, with_f32};
+
+// The layer's parameters in order: query, key, value, attention output
+// (weight, bias each), attention layer norm (weight, bias), intermediate,
+// output (weight, bias each), output layer norm (weight, bias). Indices:
+// q, k and v are 0, 2, 4 (weights) and 1, 3, 5 (biases).
+const WO: usize = 6;
+const BO: usize = 7;
+const LN1_W: usize = 8;
+const LN1_B: usize = 9;
+const WI: usize = 10;
+const BI: usize = 11;
+const W2: usize = 12;
+const B2: usize = 13;
+const LN2_W: usize = 14;
+const LN2_B: usize = 15;
+
+/// Sizes and settings of one layer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerShape {
+    /// Hidden size.
+    pub hidden: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Feed-forward (intermediate) size.
+    pub inner: usize,
+    /// Layer norm epsilon.
+    pub eps: f32,
+    /// Feed-forward activation.
+    pub activation: Activation,
+}
+
+impl LayerShape {
+    /// Element counts of the parameters, in order.
+    fn sizes(&self) -> [usize; 16] {
+        let (h, i) = (self.hidden, self.inner);
+        [h * h, h, h * h, h, h * h, h, h * h, h, h, h, i * h, i, h * i, h, h, h]
+    }
+
+    /// The parameters' slices of a flat weight vector.
+    fn split<'a>(&self, flat: &'a [f32]) -> Result<[&'a [f32]; 16]> {
+        let (offsets, total) = self.offsets();
+        if flat.len() != total {
+            candle_core::bail!("BERT layer: {} weights do not fit {self:?} ({total} expected)", flat.len());
+        }
+        Ok(std::array::from_fn(|i| &flat[offsets[i]..offsets[i] + self.sizes()[i]]))
+    }
+
+    /// Start of each parameter in the flat vector, and the total length.
+    fn offsets(&self) -> ([usize; 16], usize) {
+        let mut offsets = [0; 16];
+        let mut at = 0;
+        for (o, size) in offsets.iter_mut().zip(self.sizes()) {
+            *o = at;
+            at += size;
+        }
+        (offsets, at)
+    }
+}
+
+impl Activation {
+    #[inline(always)]
+    fn value(self, x: f32) -> f32 {
+        match self {
+            Activation::GeluErf => gelu(x),
+            Activation::GeluTanh => 0.5 * x * (1.0 + tanh_inner(x).tanh()),
+            Activation::Relu => x.max(0.0),
+        }
+    }
+
+    #[inline(always)]
+    fn grad(self, x: f32) -> f32 {
+        match self {
+            Activation::GeluErf => gelu_grad(x),
+            Activation::GeluTanh => {
+                let t = tanh_inner(x).tanh();
+                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
+            }
+            Activation::Relu => {
+                if x > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+        }
+    }
+}
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+#[inline(always)]
+fn tanh_inner(x: f32) -> f32 {
+    SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
+}
+
+// ------------------------------------------------------------ matrix products
+
+/// A strided matrix operand: element `(i, j)` at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy)]
+struct Mat {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+// SAFETY: operands are only read, from buffers that outlive the parallel
+// loops that share them.
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+
+impl Mat {
+    /// Row-major rows of `width` elements starting at `data[offset]`, with
+    /// `stride` elements from one row to the next.
+    fn rows(data: &[f32], offset: usize, stride: usize) -> Self {
+        assert!(offset <= data.len());
+        Mat { ptr: data[offset..].as_ptr(), rs: stride as isize, cs: 1 }
+    }
+
+    /// The transpose (a view).
+    fn t(self) -> Self {
+        Mat { ptr: self.ptr, rs: self.cs, cs: self.rs }
+    }
+}
+
+/// A destination pointer that the pool's threads write disjoint parts of.
+#[derive(Clone, Copy)]
+struct Out(*mut f32);
+// SAFETY: each thread writes its own rows/columns only.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// `dst (m x n, row stride dst_rs) [+]= a (m x k) · b (k x n)`.
+///
+/// # Safety
+/// Every element that the shapes and strides reach must be inside the
+/// allocations behind `dst`, `a` and `b`, and no other thread may write the
+/// part of `dst` reached.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, threads: usize) {
+    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst, 1, dst_rs as isize, accumulate, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs, 1.0, 1.0, false, false,
+            false, parallelism,
+        );
+    }
+}
+
+/// `out[:, col..col + w_rows] = x · Wᵀ + b` for `x` `[rows, in]`, `W`
+/// `[w_rows, in]`, into `out` rows of `out_width` elements.
+fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
+    let (rows, out_dim) = (x.len() / in_dim, b.len());
+    assert!(x.len() == rows * in_dim && w.len() >= out_dim * in_dim && out.len() == rows * out_width);
+    assert!(col + out_dim <= out_width);
+    out.par_chunks_mut(out_width).with_min_len(64).for_each(|row| row[col..col + out_dim].copy_from_slice(b));
+    // SAFETY: shapes checked above; `out` is borrowed mutably.
+    unsafe {
+        matmul(
+            rows, out_dim, in_dim, out[col..].as_mut_ptr(), out_width, true,
+            Mat::rows(x, 0, in_dim), Mat::rows(w, 0, in_dim).t(), rayon::current_num_threads(),
+        );
+    }
+}
+
+/// Sums of the columns of `d` `[rows, width]`, in fixed blocks of rows
+/// added in order (the result does not depend on thread scheduling).
+fn column_sums(d: &[f32], width: usize) -> Vec<f32> {
+    let rows_per_block = 256;
+    let partials: Vec<Vec<f32>> = d
+        .par_chunks(width * rows_per_block)
+        .map(|block| {
+            let mut sum = vec![0f32; width];
+            for row in block.chunks(width) {
+                sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+            sum
+        })
+        .collect();
+    let mut sum = vec![0f32; width];
+    for p in partials {
+        sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
+    }
+    sum
+}
+
+// ---------------------------------------------------------------- dropout
+
+/// Keep (1) / drop (0) bytes for `n` elements with drop probability `p`,
+/// from the generator `seed` and `stream`; blocks of the stream are drawn in
+/// parallel at fixed word positions, so the mask does not depend on threads.
+fn dropout_mask(n: usize, p: f32, seed: u64, stream: u64) -> Vec<u8> {
+    let mut mask = vec![0u8; n];
+    if p >= 1.0 {
+        return mask;
+    }
+    let threshold = (p as f64 * u32::MAX as f64) as u32;
+    const BLOCK: usize = 1 << 16;
+    mask.par_chunks_mut(BLOCK).enumerate().for_each(|(i, block)| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(stream);
+        rng.set_word_pos((i * BLOCK) as u128);
+        block.iter_mut().for_each(|m| *m = (rng.next_u32() >= threshold) as u8);
+    });
+    mask
+}
+
+/// Dropout masks of one training forward pass.
+struct Dropout {
+    seed: u64,
+    hidden_p: f32,
+    attention_p: f32,
+}
+
+// ------------------------------------------------------------- layer norm
+
+/// Layer norm of each row of `z`, with each row's (mean, 1/std).
+fn layer_norm(z: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<(f32, f32)>) {
+    let width = w.len();
+    let mut out = vec![0f32; z.len()];
+    let stats = out
+        .par_chunks_mut(width)
+        .zip(z.par_chunks(width))
+        .with_min_len(32)
+        .map(|(y, z)| {
+            let (mean, inv_std) = row_stats(z, eps);
+            for i in 0..width {
+                y[i] = (z[i] - mean) * inv_std * w[i] + b[i];
+            }
+            (mean, inv_std)
+        })
+        .collect();
+    (out, stats)
+}
+
+/// Backward of [`layer_norm`]: gradients for `z`, the weight and the bias.
+fn layer_norm_backward(z: &[f32], stats: &[(f32, f32)], w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let width = w.len();
+    let n = width as f32;
+    let mut dz = vec![0f32; z.len()];
+    let rows_per_block = 64;
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dz
+        .par_chunks_mut(width * rows_per_block)
+        .enumerate()
+        .map(|(block, dz)| {
+            let (mut dw, mut db) = (vec![0f32; width], vec![0f32; width]);
+            for (k, dz) in dz.chunks_mut(width).enumerate() {
+                let r = block * rows_per_block + k;
+                let (z, dy) = (&z[r * width..(r + 1) * width], &dy[r * width..(r + 1) * width]);
+                let (mean, inv_std) = stats[r];
+                let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+                for i in 0..width {
+                    let xhat = (z[i] - mean) * inv_std;
+                    let g = dy[i] * w[i];
+                    sum_g += g;
+                    sum_gx += g * xhat;
+                    dw[i] += dy[i] * xhat;
+                    db[i] += dy[i];
+                }
+                for i in 0..width {
+                    let xhat = (z[i] - mean) * inv_std;
+                    dz[i] = inv_std * (dy[i] * w[i] - sum_g / n - xhat * sum_gx / n);
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0f32; width], vec![0f32; width]);
+    for (pw, pb) in partials {
+        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    (dz, dw, db)
+}
+
+// ------------------------------------------------------------------ the op
+
+/// What the backward pass needs from the forward pass.
+struct Saved {
+    /// q, k, v side by side, `[rows, 3 * hidden]`.
+    qkv: Vec<f32>,
+    /// Attention probabilities before dropout, `[batch, heads, len, len]`.
+    probs: Vec<f32>,
+    attention_mask: Option<Vec<u8>>,
+    /// Attention context, `[rows, hidden]`.
+    context: Vec<f32>,
+    hidden_mask_1: Option<Vec<u8>>,
+    /// Input of the first layer norm and its row statistics.
+    z1: Vec<f32>,
+    stats1: Vec<(f32, f32)>,
+    /// Output of the first layer norm.
+    attended: Vec<f32>,
+    /// Feed-forward pre-activation, `[rows, inner]`.
+    inner: Vec<f32>,
+    hidden_mask_2: Option<Vec<u8>>,
+    z2: Vec<f32>,
+    stats2: Vec<(f32, f32)>,
+}
+
+/// `x ⊙ mask / (1 - p) + residual`, in place in `x`.
+fn dropout_add(x: &mut [f32], mask: Option<&[u8]>, p: f32, residual: &[f32]) {
+    let keep = 1.0 / (1.0 - p);
+    match mask {
+        Some(mask) => x.par_chunks_mut(1 << 14).zip(mask.par_chunks(1 << 14)).zip(residual.par_chunks(1 << 14)).for_each(
+            |((x, m), r)| x.iter_mut().zip(m).zip(r).for_each(|((x, &m), r)| *x = *x * (m as f32 * keep) + r),
+        ),
+        None => x.par_chunks_mut(1 << 14).zip(residual.par_chunks(1 << 14)).for_each(|(x, r)| {
+            x.iter_mut().zip(r).for_each(|(x, r)| *x += r);
+        }),
+    }
+}
+
+/// `d ⊙ mask / (1 - p)`, in place.
+fn dropout_backward(d: &mut [f32], mask: Option<&[u8]>, p: f32) {
+    if let Some(mask) = mask {
+        let keep = 1.0 / (1.0 - p);
+        d.par_chunks_mut(1 << 14)
+            .zip(mask.par_chunks(1 << 14))
+            .for_each(|(d, m)| d.iter_mut().zip(m).for_each(|(d, &m)| *d *= m as f32 * keep));
+    }
+}
+
+/// One BERT layer as a candle op over (hidden `[batch, len, hidden]`, flat
+/// weights, mask bias `[batch, len]`).
+pub(crate) struct FusedLayer {
+    shape: LayerShape,
+    dropout: Option<Dropout>,
+    /// Whether to keep activations for a backward pass.
+    save: bool,
+    saved: Mutex<Option<Saved>>,
+}
+
+impl FusedLayer {
+    /// Applies the layer to `x` `[batch, len, hidden]` with its 16 parameters
+    /// in order (see the indices above); `dropout` = (seed, hidden p, attention p) in
+    /// training. When anything needs a gradient the parameters go in as one
+    /// flat, differentiable vector; otherwise they are read in place.
+    pub(crate) fn apply(
+        shape: LayerShape,
+        x: &Tensor,
+        weights: [&Tensor; 16],
+        mask_bias: &Tensor,
+        dropout: Option<(u64, f32, f32)>,
+    ) -> Result<Tensor> {
+        let dropout = dropout
+            .filter(|&(_, hidden_p, attention_p)| hidden_p > 0.0 || attention_p > 0.0)
+            .map(|(seed, hidden_p, attention_p)| Dropout { seed, hidden_p, attention_p });
+        let save = x.track_op() || weights.iter().any(|w| w.track_op());
+        let op = FusedLayer { shape, dropout, save, saved: Mutex::new(None) };
+        let (x, mask_bias) = (x.contiguous()?, mask_bias.contiguous()?);
+        if save {
+            let flat = Tensor::cat(&weights.iter().map(|w| w.flatten_all()).collect::<Result<Vec<_>>>()?, 0)?;
+            return x.apply_op3(&flat, &mask_bias, op);
+        }
+        let batch = check_shapes(&shape, x.dims(), mask_bias.dims(), op.name())?;
+        let guards: Vec<_> = weights.iter().map(|w| w.storage_and_layout()).collect();
+        let mut slices: Vec<&[f32]> = Vec::with_capacity(16);
+        for ((storage, layout), size) in guards.iter().zip(shape.sizes()) {
+            let slice = match &**storage {
+                Storage::Cpu(cpu) => contiguous_f32(cpu, layout, op.name())?,
+                _ => candle_core::bail!("{}: only the CPU backend is supported", op.name()),
+            };
+            if slice.len() != size {
+                candle_core::bail!("{}: a parameter of {} elements where {size} fit {shape:?}", op.name(), slice.len());
+            }
+            slices.push(slice);
+        }
+        let w: [&[f32]; 16] = slices.try_into().expect("16 parameters");
+        let y = with_f32(&x, op.name(), |x| with_f32(&mask_bias, op.name(), |m| Ok(op.forward(x, &w, m, batch).0)))?;
+        Tensor::from_vec(y, x.shape(), x.device())
+    }
+
+    fn mask(&self, n: usize, stream: u64) -> Option<Vec<u8>> {
+        let d = self.dropout.as_ref()?;
+        let p = if stream == 0 { d.attention_p } else { d.hidden_p };
+        (p > 0.0).then(|| dropout_mask(n, p, d.seed, stream))
+    }
+
+    fn hidden_p(&self) -> f32 {
+        self.dropout.as_ref().map_or(0.0, |d| d.hidden_p)
+    }
+
+    fn attention_p(&self) -> f32 {
+        self.dropout.as_ref().map_or(0.0, |d| d.attention_p)
+    }
+
+    fn forward(&self, x: &[f32], w: &[&[f32]; 16], mask_bias: &[f32], batch: usize) -> (Vec<f32>, Option<Saved>) {
+        let LayerShape { hidden: h, heads, inner: inner_dim, eps, activation } = self.shape;
+        let (rows, head_dim) = (x.len() / h, h / heads);
+        let len = rows / batch;
+        let weight = |i: usize| w[i];
+
+        let mut qkv = vec![0f32; rows * 3 * h];
+        for j in 0..3 {
+            linear(x, h, weight(2 * j), weight(2 * j + 1), &mut qkv, 3 * h, j * h);
+        }
+
+        // Attention, one (sequence, head) pair per task; heads are read from
+        // and written to their columns in place.
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let mut probs = vec![0f32; batch * heads * len * len];
+        let attention_mask = self.mask(probs.len(), 0);
+        let keep = 1.0 / (1.0 - self.attention_p());
+        let mut context = vec![0f32; rows * h];
+        let context_out = Out(context.as_mut_ptr());
+        let qkv_ref = &qkv;
+        probs.par_chunks_mut(len * len).enumerate().for_each_init(
+            || vec![0f32; len * len],
+            |dropped, (bh, p)| {
+                let (b, head) = (bh / heads, bh % heads);
+                let base = b * len * 3 * h + head * head_dim;
+                let q = Mat::rows(qkv_ref, base, 3 * h);
+                let k = Mat::rows(qkv_ref, base + h, 3 * h);
+                let v = Mat::rows(qkv_ref, base + 2 * h, 3 * h);
+                // SAFETY: q, k, v are `len x head_dim` inside `qkv`; `p` is
+                // this task's `len x len` block.
+                unsafe { matmul(len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t(), 1) };
+                let mask = &mask_bias[b * len..(b + 1) * len];
+                for row in p.chunks_mut(len) {
+                    let mut max = f32::NEG_INFINITY;
+                    for (s, m) in row.iter_mut().zip(mask) {
+                        *s = *s * scale + m;
+                        max = max.max(*s);
+                    }
+                    let mut sum = 0f32;
+                    row.iter_mut().for_each(|s| {
+                        *s = (*s - max).exp();
+                        sum += *s;
+                    });
+                    let inv = 1.0 / sum;
+                    row.iter_mut().for_each(|s| *s *= inv);
+                }
+                let used: &[f32] = match &attention_mask {
+                    Some(m) => {
+                        let m = &m[bh * len * len..(bh + 1) * len * len];
+                        dropped.iter_mut().zip(p.iter().zip(m)).for_each(|(d, (&p, &m))| *d = p * (m as f32 * keep));
+                        dropped
+                    }
+                    None => p,
+                };
+                // SAFETY: this task writes only its head's columns of its
+                // sequence's rows of `context`.
+                unsafe {
+                    let out = context_out.get().add(b * len * h + head * head_dim);
+                    matmul(len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v, 1);
+                }
+            },
+        );
+
+        let mut z1 = vec![0f32; rows * h];
+        linear(&context, h, weight(WO), weight(BO), &mut z1, h, 0);
+        let hidden_mask_1 = self.mask(rows * h, 1);
+        dropout_add(&mut z1, hidden_mask_1.as_deref(), self.hidden_p(), x);
+        let (attended, stats1) = layer_norm(&z1, weight(LN1_W), weight(LN1_B), eps);
+
+        let mut inner = vec![0f32; rows * inner_dim];
+        linear(&attended, h, weight(WI), weight(BI), &mut inner, inner_dim, 0);
+        let activated = activate(&inner, activation);
+        let mut z2 = vec![0f32; rows * h];
+        linear(&activated, inner_dim, weight(W2), weight(B2), &mut z2, h, 0);
+        drop(activated);
+        let hidden_mask_2 = self.mask(rows * h, 2);
+        dropout_add(&mut z2, hidden_mask_2.as_deref(), self.hidden_p(), &attended);
+        let (y, stats2) = layer_norm(&z2, weight(LN2_W), weight(LN2_B), eps);
+
+        let saved = self.save.then_some(Saved {
+            qkv,
+            probs,
+            attention_mask,
+            context,
+            hidden_mask_1,
+            z1,
+            stats1,
+            attended,
+            inner,
+            hidden_mask_2,
+            z2,
+            stats2,
+        });
+        (y, saved)
+    }
+
+    fn backward(&self, s: Saved, x: &[f32], w: &[&[f32]; 16], batch: usize, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let LayerShape { hidden: h, heads, inner: inner_dim, activation, .. } = self.shape;
+        let (o, total) = self.shape.offsets();
+        let sizes = self.shape.sizes();
+        let (rows, head_dim) = (x.len() / h, h / heads);
+        let len = rows / batch;
+        let threads = rayon::current_num_threads();
+        let weight = |i: usize| w[i];
+        let mut dw = vec![0f32; total];
+        let grad_ptr = |dw: &mut [f32], i: usize| dw[o[i]..o[i] + sizes[i]].as_mut_ptr();
+
+        // Second layer norm, dropout, residual.
+        let (mut d_out, ln_w, ln_b) = layer_norm_backward(&s.z2, &s.stats2, weight(LN2_W), dy);
+        dw[o[LN2_W]..o[LN2_W] + h].copy_from_slice(&ln_w);
+        dw[o[LN2_B]..o[LN2_B] + h].copy_from_slice(&ln_b);
+        let mut d_attended = d_out.clone();
+        dropout_backward(&mut d_out, s.hidden_mask_2.as_deref(), self.hidden_p());
+
+        // Feed-forward output projection.
+        dw[o[B2]..o[B2] + h].copy_from_slice(&column_sums(&d_out, h));
+        let activated = activate(&s.inner, activation);
+        let mut d_inner = vec![0f32; rows * inner_dim];
+        // SAFETY (all products below): operands are whole buffers of the
+        // shapes given, destinations are this function's own buffers.
+        unsafe {
+            matmul(h, inner_dim, rows, grad_ptr(&mut dw, W2), inner_dim, false,
+                Mat::rows(&d_out, 0, h).t(), Mat::rows(&activated, 0, inner_dim), threads);
+            matmul(rows, inner_dim, h, d_inner.as_mut_ptr(), inner_dim, false,
+                Mat::rows(&d_out, 0, h), Mat::rows(weight(W2), 0, inner_dim), threads);
+        }
+        drop(activated);
+        drop(d_out);
+        d_inner.par_chunks_mut(1 << 14).zip(s.inner.par_chunks(1 << 14)).for_each(|(d, x)| {
+            d.iter_mut().zip(x).for_each(|(d, &x)| *d *= activation.grad(x));
+        });
+
+        // Feed-forward input projection.
+        dw[o[BI]..o[BI] + inner_dim].copy_from_slice(&column_sums(&d_inner, inner_dim));
+        unsafe {
+            matmul(inner_dim, h, rows, grad_ptr(&mut dw, WI), h, false,
+                Mat::rows(&d_inner, 0, inner_dim).t(), Mat::rows(&s.attended, 0, h), threads);
+            matmul(rows, h, inner_dim, d_attended.as_mut_ptr(), h, true,
+                Mat::rows(&d_inner, 0, inner_dim), Mat::rows(weight(WI), 0, h), threads);
+        }
+        drop(d_inner);
+
+        // First layer norm, dropout, residual.
+        let (mut d_proj, ln_w, ln_b) = layer_norm_backward(&s.z1, &s.stats1, weight(LN1_W), &d_attended);
+        drop(d_attended);
+        dw[o[LN1_W]..o[LN1_W] + h].copy_from_slice(&ln_w);
+        dw[o[LN1_B]..o[LN1_B] + h].copy_from_slice(&ln_b);
+        let mut dx = d_proj.clone();
+        dropout_backward(&mut d_proj, s.hidden_mask_1.as_deref(), self.hidden_p());
+
+        // Attention output projection.
+        dw[o[BO]..o[BO] + h].copy_from_slice(&column_sums(&d_proj, h));
+        let mut d_context = vec![0f32; rows * h];
+        unsafe {
+            matmul(h, h, rows, grad_ptr(&mut dw, WO), h, false,
+                Mat::rows(&d_proj, 0, h).t(), Mat::rows(&s.context, 0, h), threads);
+            matmul(rows, h, h, d_context.as_mut_ptr(), h, false,
+                Mat::rows(&d_proj, 0, h), Mat::rows(weight(WO), 0, h), threads);
+        }
+        drop(d_proj);
+
+        // Attention, one (sequence, head) pair per task.
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let keep = 1.0 / (1.0 - self.attention_p());
+        let mut d_qkv = vec![0f32; rows * 3 * h];
+        let d_qkv_out = Out(d_qkv.as_mut_ptr());
+        let (qkv, d_context_ref, attention_mask) = (&s.qkv, &d_context, s.attention_mask.as_deref());
+        s.probs.par_chunks(len * len).enumerate().for_each_init(
+            || (vec![0f32; len * len], vec![0f32; len * len]),
+            |(dropped, d_scores), (bh, p)| {
+                let (b, head) = (bh / heads, bh % heads);
+                let base = b * len * 3 * h + head * head_dim;
+                let q = Mat::rows(qkv, base, 3 * h);
+                let k = Mat::rows(qkv, base + h, 3 * h);
+                let v = Mat::rows(qkv, base + 2 * h, 3 * h);
+                let dc = Mat::rows(d_context_ref, b * len * h + head * head_dim, h);
+                let m = attention_mask.map(|m| &m[bh * len * len..(bh + 1) * len * len]);
+                let used: &[f32] = match m {
+                    Some(m) => {
+                        dropped.iter_mut().zip(p.iter().zip(m)).for_each(|(d, (&p, &m))| *d = p * (m as f32 * keep));
+                        dropped
+                    }
+                    None => p,
+                };
+                // SAFETY: reads inside `qkv`/`d_context`; writes this task's
+                // head columns of its sequence's rows of `d_qkv`, and its own
+                // scratch.
+                unsafe {
+                    let out = d_qkv_out.get().add(base);
+                    matmul(len, head_dim, len, out.add(2 * h), 3 * h, false, Mat::rows(used, 0, len).t(), dc, 1);
+                    matmul(len, len, head_dim, d_scores.as_mut_ptr(), len, false, dc, v.t(), 1);
+                }
+                for (r, (ds, p)) in d_scores.chunks_mut(len).zip(p.chunks(len)).enumerate() {
+                    if let Some(m) = m {
+                        ds.iter_mut().zip(&m[r * len..(r + 1) * len]).for_each(|(d, &m)| *d *= m as f32 * keep);
+                    }
+                    let dot: f32 = ds.iter().zip(p).map(|(a, b)| a * b).sum();
+                    ds.iter_mut().zip(p).for_each(|(d, &p)| *d = scale * p * (*d - dot));
+                }
+                unsafe {
+                    let out = d_qkv_out.get().add(base);
+                    matmul(len, head_dim, len, out, 3 * h, false, Mat::rows(d_scores, 0, len), k, 1);
+                    matmul(len, head_dim, len, out.add(h), 3 * h, false, Mat::rows(d_scores, 0, len).t(), q, 1);
+                }
+            },
+        );
+        drop(d_context);
+
+        // q, k, v projections.
+        let bias_grads = column_sums(&d_qkv, 3 * h);
+        for j in 0..3 {
+            dw[o[2 * j + 1]..o[2 * j + 1] + h].copy_from_slice(&bias_grads[j * h..(j + 1) * h]);
+            let d = Mat::rows(&d_qkv, j * h, 3 * h);
+            unsafe {
+                matmul(h, h, rows, grad_ptr(&mut dw, 2 * j), h, false, d.t(), Mat::rows(x, 0, h), threads);
+                matmul(rows, h, h, dx.as_mut_ptr(), h, true, d, Mat::rows(weight(2 * j), 0, h), threads);
+            }
+        }
+        (dx, dw)
+    }
+}
+
+/// The activation of every element, in a new buffer.
+fn activate(x: &[f32], activation: Activation) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    out.par_chunks_mut(1 << 14)
+        .zip(x.par_chunks(1 << 14))
+        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = activation.value(x)));
+    out
+}
+
+impl CustomOp3 for FusedLayer {
+    fn name(&self) -> &'static str {
+        "ferrotune-bert-layer"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = contiguous_f32(s1, l1, self.name())?;
+        let w = contiguous_f32(s2, l2, self.name())?;
+        let mask = contiguous_f32(s3, l3, self.name())?;
+        let batch = check_shapes(&self.shape, l1.dims(), l3.dims(), self.name())?;
+        let (y, saved) = self.forward(x, &self.shape.split(w)?, mask, batch);
+        if saved.is_some() {
+            *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = saved;
+        }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _mask: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let saved = self.saved.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let saved = saved.ok_or_else(|| {
+            candle_core::Error::Msg("BERT layer backward: no saved activations (backward run twice?)".into())
+        })?;
+        let batch = x.dim(0)?;
+        let (dx, dw) = with_f32(x, self.name(), |x| {
+            with_f32(w, self.name(), |w| {
+                let w = self.shape.split(w)?;
+                with_f32(grad, self.name(), |dy| Ok(self.backward(saved, x, &w, batch, dy)))
+            })
+        })?;
+        Ok((
+            Some(Tensor::from_vec(dx, x.shape(), x.device())?),
+            Some(Tensor::from_vec(dw, w.shape(), w.device())?),
+            None,
+        ))
+    }
+}
+
+/// Checks the inputs against the layer's shape; returns the batch size.
+fn check_shapes(shape: &LayerShape, x: &[usize], mask: &[usize], op: &str) -> Result<usize> {
+    let ok = matches!((x, mask), ([b, l, h], [mb, ml]) if b == mb && l == ml && *h == shape.hidden)
+        && shape.hidden % shape.heads == 0;
+    if !ok {
+        candle_core::bail!("{op}: hidden {x:?} and mask {mask:?} do not fit {shape:?}");
+    }
+    Ok(x[0])
+}
