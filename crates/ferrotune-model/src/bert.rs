@@ -90,6 +90,15 @@ impl Embeddings {
     }
 }
 
+/// `softmax(scale * x + mask)` over the last dimension of attention scores
+/// `[batch, heads, len, len]`; `mask` `[batch, len]` applies to every row of
+/// its sequence.
+fn masked_softmax(x: &Tensor, mask: &Tensor, scale: f64) -> Result<Tensor> {
+    let (batch, width) = mask.dims2()?;
+    let mask = mask.reshape((batch, 1, 1, width))?;
+    candle_nn::ops::softmax(&(x * scale)?.broadcast_add(&mask)?, candle_core::D::Minus1)
+}
+
 /// Multi-head self-attention with its output projection and residual norm.
 struct Attention {
     query: Linear,
@@ -127,10 +136,10 @@ impl Attention {
         let q = split(self.query.forward(x)?)?;
         let k = split(self.key.forward(x)?)?;
         let v = split(self.value.forward(x)?)?;
-        let scores = ops::batched_matmul(&q, &k.t()?)?;
-        let probs = ops::masked_softmax(&scores, mask_bias, 1.0 / (head_dim as f64).sqrt())?;
+        let scores = q.matmul(&k.t()?)?;
+        let probs = masked_softmax(&scores, mask_bias, 1.0 / (head_dim as f64).sqrt())?;
         let probs = self.probs_dropout.forward(&probs, mode)?;
-        let context = ops::batched_matmul(&probs, &v)?.transpose(1, 2)?.reshape((batch, len, hidden))?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, len, hidden))?;
         let out = self.hidden_dropout.forward(&self.output.forward(&context)?, mode)?;
         self.norm.forward(&out.add(x)?)
     }
@@ -197,7 +206,7 @@ impl Layer {
         let attended = self.attention.forward(x, mask_bias, mode)?;
         let inner = self.intermediate.forward(&attended)?;
         let inner = match self.activation {
-            Activation::GeluErf => ops::gelu_erf(&inner)?,
+            Activation::GeluErf => inner.gelu_erf()?,
             Activation::GeluTanh => inner.gelu()?,
             Activation::Relu => inner.relu()?,
         };

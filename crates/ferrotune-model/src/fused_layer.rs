@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::config::Activation;
-use crate::ops::{contiguous_f32, gelu, gelu_grad, row_stats, with_f32};
+use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
 
 // The layer's parameters in order: query, key, value, attention output
 // (weight, bias each), attention layer norm (weight, bias), intermediate,
@@ -115,6 +115,40 @@ impl Activation {
 }
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// erf by a rational approximation on [-4, 4] (beyond which erf is ±1 in
+/// f32), accurate to a few ulp and branch-free, so loops over it vectorise
+/// (plain multiply-adds: `mul_add` would call a software fma without
+/// target features).
+#[inline(always)]
+fn erf(x: f32) -> f32 {
+    let x = x.clamp(-4.0, 4.0);
+    let x2 = x * x;
+    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
+    p = x2 * p + -2.101_024e-6;
+    p = x2 * p + -5.692_506_4e-5;
+    p = x2 * p + -7.349_906_3e-4;
+    p = x2 * p + -2.954_6e-3;
+    p = x2 * p + -1.609_603_3e-2;
+    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
+    q = x2 * q + -1.682_827e-3;
+    q = x2 * q + -7.373_329e-3;
+    q = x2 * q + -1.426_474e-2;
+    x * p / q
+}
+
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2))
+}
+
+#[inline(always)]
+fn gelu_grad(x: f32) -> f32 {
+    0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+}
+
 
 #[inline(always)]
 fn tanh_inner(x: f32) -> f32 {
@@ -245,67 +279,6 @@ struct Dropout {
     seed: u64,
     hidden_p: f32,
     attention_p: f32,
-}
-
-// ------------------------------------------------------------- layer norm
-
-/// Layer norm of each row of `z`, with each row's (mean, 1/std).
-fn layer_norm(z: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<(f32, f32)>) {
-    let width = w.len();
-    let mut out = vec![0f32; z.len()];
-    let stats = out
-        .par_chunks_mut(width)
-        .zip(z.par_chunks(width))
-        .with_min_len(32)
-        .map(|(y, z)| {
-            let (mean, inv_std) = row_stats(z, eps);
-            for i in 0..width {
-                y[i] = (z[i] - mean) * inv_std * w[i] + b[i];
-            }
-            (mean, inv_std)
-        })
-        .collect();
-    (out, stats)
-}
-
-/// Backward of [`layer_norm`]: gradients for `z`, the weight and the bias.
-fn layer_norm_backward(z: &[f32], stats: &[(f32, f32)], w: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let width = w.len();
-    let n = width as f32;
-    let mut dz = vec![0f32; z.len()];
-    let rows_per_block = 64;
-    let partials: Vec<(Vec<f32>, Vec<f32>)> = dz
-        .par_chunks_mut(width * rows_per_block)
-        .enumerate()
-        .map(|(block, dz)| {
-            let (mut dw, mut db) = (vec![0f32; width], vec![0f32; width]);
-            for (k, dz) in dz.chunks_mut(width).enumerate() {
-                let r = block * rows_per_block + k;
-                let (z, dy) = (&z[r * width..(r + 1) * width], &dy[r * width..(r + 1) * width]);
-                let (mean, inv_std) = stats[r];
-                let (mut sum_g, mut sum_gx) = (0f32, 0f32);
-                for i in 0..width {
-                    let xhat = (z[i] - mean) * inv_std;
-                    let g = dy[i] * w[i];
-                    sum_g += g;
-                    sum_gx += g * xhat;
-                    dw[i] += dy[i] * xhat;
-                    db[i] += dy[i];
-                }
-                for i in 0..width {
-                    let xhat = (z[i] - mean) * inv_std;
-                    dz[i] = inv_std * (dy[i] * w[i] - sum_g / n - xhat * sum_gx / n);
-                }
-            }
-            (dw, db)
-        })
-        .collect();
-    let (mut dw, mut db) = (vec![0f32; width], vec![0f32; width]);
-    for (pw, pb) in partials {
-        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
-        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
-    }
-    (dz, dw, db)
 }
 
 // ------------------------------------------------------------------ the op
@@ -486,7 +459,7 @@ impl FusedLayer {
         linear(&context, h, weight(WO), weight(BO), &mut z1, h, 0);
         let hidden_mask_1 = self.mask(rows * h, 1);
         dropout_add(&mut z1, hidden_mask_1.as_deref(), self.hidden_p(), x);
-        let (attended, stats1) = layer_norm(&z1, weight(LN1_W), weight(LN1_B), eps);
+        let (attended, stats1) = layer_norm_rows(&z1, weight(LN1_W), weight(LN1_B), eps);
 
         let mut inner = vec![0f32; rows * inner_dim];
         linear(&attended, h, weight(WI), weight(BI), &mut inner, inner_dim, 0);
@@ -496,7 +469,7 @@ impl FusedLayer {
         drop(activated);
         let hidden_mask_2 = self.mask(rows * h, 2);
         dropout_add(&mut z2, hidden_mask_2.as_deref(), self.hidden_p(), &attended);
-        let (y, stats2) = layer_norm(&z2, weight(LN2_W), weight(LN2_B), eps);
+        let (y, stats2) = layer_norm_rows(&z2, weight(LN2_W), weight(LN2_B), eps);
 
         let saved = self.save.then_some(Saved {
             qkv,
@@ -527,7 +500,7 @@ impl FusedLayer {
         let grad_ptr = |dw: &mut [f32], i: usize| dw[o[i]..o[i] + sizes[i]].as_mut_ptr();
 
         // Second layer norm, dropout, residual.
-        let (mut d_out, ln_w, ln_b) = layer_norm_backward(&s.z2, &s.stats2, weight(LN2_W), dy);
+        let (mut d_out, ln_w, ln_b) = layer_norm_rows_backward(&s.z2, &s.stats2, weight(LN2_W), dy);
         dw[o[LN2_W]..o[LN2_W] + h].copy_from_slice(&ln_w);
         dw[o[LN2_B]..o[LN2_B] + h].copy_from_slice(&ln_b);
         let mut d_attended = d_out.clone();
@@ -562,7 +535,7 @@ impl FusedLayer {
         drop(d_inner);
 
         // First layer norm, dropout, residual.
-        let (mut d_proj, ln_w, ln_b) = layer_norm_backward(&s.z1, &s.stats1, weight(LN1_W), &d_attended);
+        let (mut d_proj, ln_w, ln_b) = layer_norm_rows_backward(&s.z1, &s.stats1, weight(LN1_W), &d_attended);
         drop(d_attended);
         dw[o[LN1_W]..o[LN1_W] + h].copy_from_slice(&ln_w);
         dw[o[LN1_B]..o[LN1_B] + h].copy_from_slice(&ln_b);
