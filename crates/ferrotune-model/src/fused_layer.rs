@@ -26,6 +26,7 @@ use rayon::prelude::*;
 
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
+use crate::row_matmul;
 
 // The layer's parameters in order: query, key, value, attention output
 // (weight, bias each), attention layer norm (weight, bias), intermediate,
@@ -220,6 +221,9 @@ unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, acc
 /// `[w_rows, in]`, into `out` rows of `out_width` elements.
 fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
     let (rows, out_dim) = (x.len() / in_dim, b.len());
+    if rows <= row_matmul::MAX_ROWS && row_matmul::available() {
+        return row_matmul::linear(x, in_dim, w, b, out, out_width, col);
+    }
     assert!(x.len() == rows * in_dim && w.len() >= out_dim * in_dim && out.len() == rows * out_width);
     assert!(col + out_dim <= out_width);
     out.par_chunks_mut(out_width).with_min_len(64).for_each(|row| row[col..col + out_dim].copy_from_slice(b));

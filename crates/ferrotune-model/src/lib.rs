@@ -12,6 +12,7 @@ mod fused_layer;
 mod head;
 pub mod ops;
 mod params;
+mod row_matmul;
 pub mod tiny;
 mod sequence_classifier;
 mod token_classifier;
