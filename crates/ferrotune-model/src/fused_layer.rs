@@ -116,6 +116,33 @@ impl Activation {
 }
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+/// `e^x` in plain arithmetic, so that loops over it vectorise (`f32::exp`
+/// is a library call per element): `2^n · e^r` with `n` the nearest integer
+/// to `x log2 e`, `r = x - n ln 2` in two parts (Cody and Waite) and `e^r`
+/// (|r| ≤ ln 2 / 2) from its Taylor series to degree 7; within 2 ulp of
+/// `f32::exp`, and exactly 0 below -87 (masked attention scores).
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let x_clamped = x.clamp(-87.0, 88.0);
+    let n = (x_clamped * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x_clamped - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.0 / 5040.0;
+    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = p * r + c;
+    }
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if x < -87.0 {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
@@ -147,7 +174,7 @@ fn gelu(x: f32) -> f32 {
 
 #[inline(always)]
 fn gelu_grad(x: f32) -> f32 {
-    0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * (-0.5 * x * x).exp()
+    0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x)
 }
 
 
@@ -434,12 +461,8 @@ impl FusedLayer {
                         *s = *s * scale + m;
                         max = max.max(*s);
                     }
-                    let mut sum = 0f32;
-                    row.iter_mut().for_each(|s| {
-                        *s = (*s - max).exp();
-                        sum += *s;
-                    });
-                    let inv = 1.0 / sum;
+                    row.iter_mut().for_each(|s| *s = exp(*s - max));
+                    let inv = 1.0 / row.iter().sum::<f32>();
                     row.iter_mut().for_each(|s| *s *= inv);
                 }
                 let used: &[f32] = match &attention_mask {
@@ -687,4 +710,22 @@ fn check_shapes(shape: &LayerShape, x: &[usize], mask: &[usize], op: &str) -> Re
         candle_core::bail!("{op}: hidden {x:?} and mask {mask:?} do not fit {shape:?}");
     }
     Ok(x[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_two_ulp_and_zero_far_below() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (ours, std) = (exp(x), x.exp());
+            assert!((ours - std).abs() <= 2.5 * f32::EPSILON * std, "exp({x}): {ours} vs {std}");
+            x += 0.0137;
+        }
+        assert_eq!(exp(0.0), 1.0);
+        assert_eq!(exp(-88.0), 0.0);
+        assert_eq!(exp(f32::MIN), 0.0);
+    }
 }
