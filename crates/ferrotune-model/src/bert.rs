@@ -1,14 +1,14 @@
-//! A BERT encoder built from differentiable ops, in the layout of Hugging
-//! Face `BertModel` (the names below are its tensor names).
+//! A BERT encoder in the layout of Hugging Face `BertModel` (the names below
+//! are its tensor names): on the CPU each layer runs as one fused op
+//! (`fused_layer`), elsewhere from candle's differentiable ops.
 
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
-
 use rand::RngCore;
 
 use crate::config::{Activation, BertConfig};
 use crate::dropout::{Dropout, Mode};
-use crate::fused_layer::{FusedLayer, LayerShape};
+use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape};
 use crate::ops;
 
 /// A dense layer `x W^T + b` over the last dimension.
@@ -195,7 +195,11 @@ impl Layer {
             return self.forward_composed(x, mask_bias, mode);
         }
         let dropout = match mode {
-            Mode::Train(rng) => Some((rng.next_u64(), self.hidden_dropout, self.attention_dropout)),
+            Mode::Train(rng) => Some(LayerDropout {
+                seed: rng.next_u64(),
+                hidden_p: self.hidden_dropout,
+                attention_p: self.attention_dropout,
+            }),
             Mode::Eval => None,
         };
         FusedLayer::apply(self.shape, x, self.parameters(), mask_bias, dropout)

@@ -86,33 +86,16 @@ impl LayerShape {
     }
 }
 
-impl Activation {
-    #[inline(always)]
-    fn value(self, x: f32) -> f32 {
-        match self {
-            Activation::GeluErf => gelu(x),
-            Activation::GeluTanh => 0.5 * x * (1.0 + tanh_inner(x).tanh()),
-            Activation::Relu => x.max(0.0),
-        }
-    }
+/// GELU's tanh approximation (`gelu_new`).
+#[inline(always)]
+fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + tanh_inner(x).tanh())
+}
 
-    #[inline(always)]
-    fn grad(self, x: f32) -> f32 {
-        match self {
-            Activation::GeluErf => gelu_grad(x),
-            Activation::GeluTanh => {
-                let t = tanh_inner(x).tanh();
-                0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
-            }
-            Activation::Relu => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-        }
-    }
+#[inline(always)]
+fn gelu_tanh_grad(x: f32) -> f32 {
+    let t = tanh_inner(x).tanh();
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
 }
 
 const SQRT_2_OVER_PI: f32 = 0.797_884_6;
@@ -305,11 +288,13 @@ fn dropout_mask(n: usize, p: f32, seed: u64, stream: u64) -> Vec<u8> {
     mask
 }
 
-/// Dropout masks of one training forward pass.
-struct Dropout {
-    seed: u64,
-    hidden_p: f32,
-    attention_p: f32,
+/// Dropout of one training forward pass: the masks' generator seed and the
+/// drop probabilities of hidden states and attention probabilities.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerDropout {
+    pub seed: u64,
+    pub hidden_p: f32,
+    pub attention_p: f32,
 }
 
 // ------------------------------------------------------------------ the op
@@ -363,7 +348,7 @@ fn dropout_backward(d: &mut [f32], mask: Option<&[u8]>, p: f32) {
 /// weights, mask bias `[batch, len]`).
 pub(crate) struct FusedLayer {
     shape: LayerShape,
-    dropout: Option<Dropout>,
+    dropout: Option<LayerDropout>,
     /// Whether to keep activations for a backward pass.
     save: bool,
     saved: Mutex<Option<Saved>>,
@@ -371,19 +356,16 @@ pub(crate) struct FusedLayer {
 
 impl FusedLayer {
     /// Applies the layer to `x` `[batch, len, hidden]` with its 16 parameters
-    /// in order (see the indices above); `dropout` = (seed, hidden p, attention p) in
-    /// training. When anything needs a gradient the parameters go in as one
+    /// in order (see the indices above); `dropout` in training. When anything needs a gradient the parameters go in as one
     /// flat, differentiable vector; otherwise they are read in place.
     pub(crate) fn apply(
         shape: LayerShape,
         x: &Tensor,
         weights: [&Tensor; 16],
         mask_bias: &Tensor,
-        dropout: Option<(u64, f32, f32)>,
+        dropout: Option<LayerDropout>,
     ) -> Result<Tensor> {
-        let dropout = dropout
-            .filter(|&(_, hidden_p, attention_p)| hidden_p > 0.0 || attention_p > 0.0)
-            .map(|(seed, hidden_p, attention_p)| Dropout { seed, hidden_p, attention_p });
+        let dropout = dropout.filter(|d| d.hidden_p > 0.0 || d.attention_p > 0.0);
         let save = x.track_op() || weights.iter().any(|w| w.track_op());
         let op = FusedLayer { shape, dropout, save, saved: Mutex::new(None) };
         let (x, mask_bias) = (x.contiguous()?, mask_bias.contiguous()?);
@@ -547,9 +529,7 @@ impl FusedLayer {
         }
         drop(activated);
         drop(d_out);
-        d_inner.par_chunks_mut(1 << 14).zip(s.inner.par_chunks(1 << 14)).for_each(|(d, x)| {
-            d.iter_mut().zip(x).for_each(|(d, &x)| *d *= activation.grad(x));
-        });
+        activation_backward(&mut d_inner, &s.inner, activation);
 
         // Feed-forward input projection.
         dw[o[BI]..o[BI] + inner_dim].copy_from_slice(&column_sums(&d_inner, inner_dim));
@@ -644,10 +624,28 @@ impl FusedLayer {
 /// The activation of every element, in a new buffer.
 fn activate(x: &[f32], activation: Activation) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
-    out.par_chunks_mut(1 << 14)
-        .zip(x.par_chunks(1 << 14))
-        .for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = activation.value(x)));
+    let chunks = out.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14));
+    // One loop per activation, so that each vectorises.
+    match activation {
+        Activation::GeluErf => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu(x))),
+        Activation::GeluTanh => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu_tanh(x))),
+        Activation::Relu => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0))),
+    }
     out
+}
+
+/// `d *= activation'(x)`, element-wise.
+fn activation_backward(d: &mut [f32], x: &[f32], activation: Activation) {
+    let chunks = d.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14));
+    match activation {
+        Activation::GeluErf => chunks.for_each(|(d, x)| d.iter_mut().zip(x).for_each(|(d, &x)| *d *= gelu_grad(x))),
+        Activation::GeluTanh => {
+            chunks.for_each(|(d, x)| d.iter_mut().zip(x).for_each(|(d, &x)| *d *= gelu_tanh_grad(x)))
+        }
+        Activation::Relu => chunks.for_each(|(d, x)| {
+            d.iter_mut().zip(x).for_each(|(d, &x)| *d = if x > 0.0 { *d } else { 0.0 })
+        }),
+    }
 }
 
 impl CustomOp3 for FusedLayer {

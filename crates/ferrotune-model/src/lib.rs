@@ -1,6 +1,7 @@
-//! The model: BERT-family configuration, an encoder built from differentiable
-//! ops (with fused CPU kernels that have a backward), token- and
-//! sequence-classification heads, and loading/saving in the Hugging Face layout.
+//! The model: BERT-family configuration, an encoder (on the CPU each layer is
+//! one fused op with a hand-written backward; elsewhere candle's
+//! differentiable ops), token- and sequence-classification heads, and
+//! loading/saving in the Hugging Face layout.
 
 mod batch;
 mod bert;
