@@ -152,7 +152,7 @@ impl BertConfig {
             "relu" => Activation::Relu,
             other => return Err(format!("unsupported hidden_act '{other}' (gelu, gelu_new, relu)")),
         };
-        if raw.num_attention_heads == 0 || raw.hidden_size % raw.num_attention_heads != 0 {
+        if raw.num_attention_heads == 0 || !raw.hidden_size.is_multiple_of(raw.num_attention_heads) {
             return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 raw.hidden_size, raw.num_attention_heads

@@ -19,14 +19,16 @@
 
 use std::sync::Mutex;
 
+mod elementwise;
+mod matmul;
+
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
-use crate::row_matmul;
+use elementwise::{activate, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, exp};
+use matmul::{linear, matmul, Mat, Out};
 
 // The layer's parameters in order: query, key, value, attention output
 // (weight, bias each), attention layer norm (weight, bias), intermediate,
@@ -86,208 +88,6 @@ impl LayerShape {
     }
 }
 
-/// GELU's tanh approximation (`gelu_new`).
-#[inline(always)]
-fn gelu_tanh(x: f32) -> f32 {
-    0.5 * x * (1.0 + tanh_inner(x).tanh())
-}
-
-#[inline(always)]
-fn gelu_tanh_grad(x: f32) -> f32 {
-    let t = tanh_inner(x).tanh();
-    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * 0.044715 * x * x)
-}
-
-const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-
-/// `e^x` in plain arithmetic, so that loops over it vectorise (`f32::exp`
-/// is a library call per element): `2^n · e^r` with `n` the nearest integer
-/// to `x log2 e`, `r = x - n ln 2` in two parts (Cody and Waite) and `e^r`
-/// (|r| ≤ ln 2 / 2) from its Taylor series to degree 7; within 2 ulp of
-/// `f32::exp`, and exactly 0 below -87 (masked attention scores).
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer.
-    const ROUND: f32 = 12_582_912.0;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    let x_clamped = x.clamp(-87.0, 88.0);
-    let n = (x_clamped * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = x_clamped - n * LN2_HI - n * LN2_LO;
-    let mut p = 1.0 / 5040.0;
-    for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
-        p = p * r + c;
-    }
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    if x < -87.0 {
-        0.0
-    } else {
-        p * scale
-    }
-}
-
-const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
-const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
-
-/// erf by a rational approximation on [-4, 4] (beyond which erf is ±1 in
-/// f32), accurate to a few ulp and branch-free, so loops over it vectorise
-/// (plain multiply-adds: `mul_add` would call a software fma without
-/// target features).
-#[inline(always)]
-fn erf(x: f32) -> f32 {
-    let x = x.clamp(-4.0, 4.0);
-    let x2 = x * x;
-    let mut p = x2 * -2.726_142_3e-10 + 2.770_681_4e-8;
-    p = x2 * p + -2.101_024e-6;
-    p = x2 * p + -5.692_506_4e-5;
-    p = x2 * p + -7.349_906_3e-4;
-    p = x2 * p + -2.954_6e-3;
-    p = x2 * p + -1.609_603_3e-2;
-    let mut q = x2 * -1.456_607_2e-5 + -2.133_740_6e-4;
-    q = x2 * q + -1.682_827e-3;
-    q = x2 * q + -7.373_329e-3;
-    q = x2 * q + -1.426_474e-2;
-    x * p / q
-}
-
-#[inline(always)]
-fn gelu(x: f32) -> f32 {
-    0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2))
-}
-
-#[inline(always)]
-fn gelu_grad(x: f32) -> f32 {
-    0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x)
-}
-
-
-#[inline(always)]
-fn tanh_inner(x: f32) -> f32 {
-    SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
-}
-
-// ------------------------------------------------------------ matrix products
-
-/// A strided matrix operand: element `(i, j)` at `ptr + i * rs + j * cs`.
-#[derive(Clone, Copy)]
-struct Mat {
-    ptr: *const f32,
-    rs: isize,
-    cs: isize,
-}
-
-// SAFETY: operands are only read, from buffers that outlive the parallel
-// loops that share them.
-unsafe impl Send for Mat {}
-unsafe impl Sync for Mat {}
-
-impl Mat {
-    /// Row-major rows of `width` elements starting at `data[offset]`, with
-    /// `stride` elements from one row to the next.
-    fn rows(data: &[f32], offset: usize, stride: usize) -> Self {
-        assert!(offset <= data.len());
-        Mat { ptr: data[offset..].as_ptr(), rs: stride as isize, cs: 1 }
-    }
-
-    /// The transpose (a view).
-    fn t(self) -> Self {
-        Mat { ptr: self.ptr, rs: self.cs, cs: self.rs }
-    }
-}
-
-/// A destination pointer that the pool's threads write disjoint parts of.
-#[derive(Clone, Copy)]
-struct Out(*mut f32);
-// SAFETY: each thread writes its own rows/columns only.
-unsafe impl Send for Out {}
-unsafe impl Sync for Out {}
-
-impl Out {
-    /// The pointer (a method, so closures capture the whole `Send` wrapper).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
-/// `dst (m x n, row stride dst_rs) [+]= a (m x k) · b (k x n)`.
-///
-/// # Safety
-/// Every element that the shapes and strides reach must be inside the
-/// allocations behind `dst`, `a` and `b`, and no other thread may write the
-/// part of `dst` reached.
-#[allow(clippy::too_many_arguments)]
-unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, threads: usize) {
-    let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    // SAFETY: forwarded to the caller.
-    unsafe {
-        gemm::gemm(
-            m, n, k, dst, 1, dst_rs as isize, accumulate, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs, 1.0, 1.0, false, false,
-            false, parallelism,
-        );
-    }
-}
-
-/// `out[:, col..col + w_rows] = x · Wᵀ + b` for `x` `[rows, in]`, `W`
-/// `[w_rows, in]`, into `out` rows of `out_width` elements.
-fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
-    let (rows, out_dim) = (x.len() / in_dim, b.len());
-    if rows <= row_matmul::MAX_ROWS && row_matmul::available() {
-        return row_matmul::linear(x, in_dim, w, b, out, out_width, col);
-    }
-    assert!(x.len() == rows * in_dim && w.len() >= out_dim * in_dim && out.len() == rows * out_width);
-    assert!(col + out_dim <= out_width);
-    out.par_chunks_mut(out_width).with_min_len(64).for_each(|row| row[col..col + out_dim].copy_from_slice(b));
-    // SAFETY: shapes checked above; `out` is borrowed mutably.
-    unsafe {
-        matmul(
-            rows, out_dim, in_dim, out[col..].as_mut_ptr(), out_width, true,
-            Mat::rows(x, 0, in_dim), Mat::rows(w, 0, in_dim).t(), rayon::current_num_threads(),
-        );
-    }
-}
-
-/// Sums of the columns of `d` `[rows, width]`, in fixed blocks of rows
-/// added in order (the result does not depend on thread scheduling).
-fn column_sums(d: &[f32], width: usize) -> Vec<f32> {
-    let rows_per_block = 256;
-    let partials: Vec<Vec<f32>> = d
-        .par_chunks(width * rows_per_block)
-        .map(|block| {
-            let mut sum = vec![0f32; width];
-            for row in block.chunks(width) {
-                sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
-            }
-            sum
-        })
-        .collect();
-    let mut sum = vec![0f32; width];
-    for p in partials {
-        sum.iter_mut().zip(p).for_each(|(s, v)| *s += v);
-    }
-    sum
-}
-
-// ---------------------------------------------------------------- dropout
-
-/// Keep (1) / drop (0) bytes for `n` elements with drop probability `p`,
-/// from the generator `seed` and `stream`; blocks of the stream are drawn in
-/// parallel at fixed word positions, so the mask does not depend on threads.
-fn dropout_mask(n: usize, p: f32, seed: u64, stream: u64) -> Vec<u8> {
-    let mut mask = vec![0u8; n];
-    if p >= 1.0 {
-        return mask;
-    }
-    let threshold = (p as f64 * u32::MAX as f64) as u32;
-    const BLOCK: usize = 1 << 16;
-    mask.par_chunks_mut(BLOCK).enumerate().for_each(|(i, block)| {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(stream);
-        rng.set_word_pos((i * BLOCK) as u128);
-        block.iter_mut().for_each(|m| *m = (rng.next_u32() >= threshold) as u8);
-    });
-    mask
-}
-
 /// Dropout of one training forward pass: the masks' generator seed and the
 /// drop probabilities of hidden states and attention probabilities.
 #[derive(Debug, Clone, Copy)]
@@ -319,29 +119,6 @@ struct Saved {
     hidden_mask_2: Option<Vec<u8>>,
     z2: Vec<f32>,
     stats2: Vec<(f32, f32)>,
-}
-
-/// `x ⊙ mask / (1 - p) + residual`, in place in `x`.
-fn dropout_add(x: &mut [f32], mask: Option<&[u8]>, p: f32, residual: &[f32]) {
-    let keep = 1.0 / (1.0 - p);
-    match mask {
-        Some(mask) => x.par_chunks_mut(1 << 14).zip(mask.par_chunks(1 << 14)).zip(residual.par_chunks(1 << 14)).for_each(
-            |((x, m), r)| x.iter_mut().zip(m).zip(r).for_each(|((x, &m), r)| *x = *x * (m as f32 * keep) + r),
-        ),
-        None => x.par_chunks_mut(1 << 14).zip(residual.par_chunks(1 << 14)).for_each(|(x, r)| {
-            x.iter_mut().zip(r).for_each(|(x, r)| *x += r);
-        }),
-    }
-}
-
-/// `d ⊙ mask / (1 - p)`, in place.
-fn dropout_backward(d: &mut [f32], mask: Option<&[u8]>, p: f32) {
-    if let Some(mask) = mask {
-        let keep = 1.0 / (1.0 - p);
-        d.par_chunks_mut(1 << 14)
-            .zip(mask.par_chunks(1 << 14))
-            .for_each(|(d, m)| d.iter_mut().zip(m).for_each(|(d, &m)| *d *= m as f32 * keep));
-    }
 }
 
 /// One BERT layer as a candle op over (hidden `[batch, len, hidden]`, flat
@@ -621,33 +398,6 @@ impl FusedLayer {
     }
 }
 
-/// The activation of every element, in a new buffer.
-fn activate(x: &[f32], activation: Activation) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
-    let chunks = out.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14));
-    // One loop per activation, so that each vectorises.
-    match activation {
-        Activation::GeluErf => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu(x))),
-        Activation::GeluTanh => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu_tanh(x))),
-        Activation::Relu => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0))),
-    }
-    out
-}
-
-/// `d *= activation'(x)`, element-wise.
-fn activation_backward(d: &mut [f32], x: &[f32], activation: Activation) {
-    let chunks = d.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14));
-    match activation {
-        Activation::GeluErf => chunks.for_each(|(d, x)| d.iter_mut().zip(x).for_each(|(d, &x)| *d *= gelu_grad(x))),
-        Activation::GeluTanh => {
-            chunks.for_each(|(d, x)| d.iter_mut().zip(x).for_each(|(d, &x)| *d *= gelu_tanh_grad(x)))
-        }
-        Activation::Relu => chunks.for_each(|(d, x)| {
-            d.iter_mut().zip(x).for_each(|(d, &x)| *d = if x > 0.0 { *d } else { 0.0 })
-        }),
-    }
-}
-
 impl CustomOp3 for FusedLayer {
     fn name(&self) -> &'static str {
         "ferrotune-bert-layer"
@@ -703,27 +453,10 @@ impl CustomOp3 for FusedLayer {
 /// Checks the inputs against the layer's shape; returns the batch size.
 fn check_shapes(shape: &LayerShape, x: &[usize], mask: &[usize], op: &str) -> Result<usize> {
     let ok = matches!((x, mask), ([b, l, h], [mb, ml]) if b == mb && l == ml && *h == shape.hidden)
-        && shape.hidden % shape.heads == 0;
+        && shape.hidden.is_multiple_of(shape.heads);
     if !ok {
         candle_core::bail!("{op}: hidden {x:?} and mask {mask:?} do not fit {shape:?}");
     }
     Ok(x[0])
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp_is_within_two_ulp_and_zero_far_below() {
-        let mut x = -87.0f32;
-        while x < 88.0 {
-            let (ours, std) = (exp(x), x.exp());
-            assert!((ours - std).abs() <= 2.5 * f32::EPSILON * std, "exp({x}): {ours} vs {std}");
-            x += 0.0137;
-        }
-        assert_eq!(exp(0.0), 1.0);
-        assert_eq!(exp(-88.0), 0.0);
-        assert_eq!(exp(f32::MIN), 0.0);
-    }
-}
