@@ -13,9 +13,9 @@
 //! as soon as its backward has run.
 //!
 //! The weights enter as one flat vector (`Tensor::cat` of the layer's
-//! parameters) so that candle's ordinary backward
-//! hands each parameter its slice of the gradient. The tests compare values
-//! and gradients with the same layer built from candle's ops.
+//! parameters) so that candle's ordinary backward hands each parameter its
+//! slice of the gradient. The tests (in `bert.rs`) compare values and
+//! gradients with the same layer built from candle's ops.
 
 use std::sync::Mutex;
 
@@ -88,12 +88,14 @@ impl LayerShape {
     }
 }
 
-/// Dropout of one training forward pass: the masks' generator seed and the
-/// drop probabilities of hidden states and attention probabilities.
+/// Dropout of one training forward pass.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LayerDropout {
+    /// Seed of the masks' generator.
     pub seed: u64,
+    /// Drop probability of hidden states.
     pub hidden_p: f32,
+    /// Drop probability of attention probabilities.
     pub attention_p: f32,
 }
 
@@ -133,8 +135,9 @@ pub(crate) struct FusedLayer {
 
 impl FusedLayer {
     /// Applies the layer to `x` `[batch, len, hidden]` with its 16 parameters
-    /// in order (see the indices above); `dropout` in training. When anything needs a gradient the parameters go in as one
-    /// flat, differentiable vector; otherwise they are read in place.
+    /// in order (see the indices above); `dropout` in training. When anything
+    /// needs a gradient the parameters go in as one flat, differentiable
+    /// vector; otherwise they are read in place.
     pub(crate) fn apply(
         shape: LayerShape,
         x: &Tensor,
