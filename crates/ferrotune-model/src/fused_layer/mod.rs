@@ -199,50 +199,64 @@ impl FusedLayer {
         // Attention, one (sequence, head) pair per task; heads are read from
         // and written to their columns in place.
         let scale = 1.0 / (head_dim as f32).sqrt();
-        let mut probs = vec![0f32; batch * heads * len * len];
-        let attention_mask = self.mask(probs.len(), 0);
+        let pairs = batch * heads;
+        let attention_mask = self.mask(pairs * len * len, 0);
         let keep = 1.0 / (1.0 - self.attention_p());
         let mut context = vec![0f32; rows * h];
         let context_out = Out(context.as_mut_ptr());
         let qkv_ref = &qkv;
-        probs.par_chunks_mut(len * len).enumerate().for_each_init(
-            || vec![0f32; len * len],
-            |dropped, (bh, p)| {
-                let (b, head) = (bh / heads, bh % heads);
-                let base = b * len * 3 * h + head * head_dim;
-                let q = Mat::rows(qkv_ref, base, 3 * h);
-                let k = Mat::rows(qkv_ref, base + h, 3 * h);
-                let v = Mat::rows(qkv_ref, base + 2 * h, 3 * h);
-                // SAFETY: q, k, v are `len x head_dim` inside `qkv`; `p` is
-                // this task's `len x len` block.
-                unsafe { matmul(len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t(), 1) };
-                let mask = &mask_bias[b * len..(b + 1) * len];
-                for row in p.chunks_mut(len) {
-                    let mut max = f32::NEG_INFINITY;
-                    for (s, m) in row.iter_mut().zip(mask) {
-                        *s = *s * scale + m;
-                        max = max.max(*s);
-                    }
-                    row.iter_mut().for_each(|s| *s = exp(*s - max));
-                    let inv = 1.0 / row.iter().sum::<f32>();
-                    row.iter_mut().for_each(|s| *s *= inv);
+        // One (sequence, head) pair: its probabilities into `p`, its context
+        // into its columns of `context`.
+        let attend = |bh: usize, p: &mut [f32], dropped: &mut [f32]| {
+            let (b, head) = (bh / heads, bh % heads);
+            let base = b * len * 3 * h + head * head_dim;
+            let q = Mat::rows(qkv_ref, base, 3 * h);
+            let k = Mat::rows(qkv_ref, base + h, 3 * h);
+            let v = Mat::rows(qkv_ref, base + 2 * h, 3 * h);
+            // SAFETY: q, k, v are `len x head_dim` inside `qkv`; `p` is
+            // this pair's `len x len` block.
+            unsafe { matmul(len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t(), 1) };
+            let mask = &mask_bias[b * len..(b + 1) * len];
+            for row in p.chunks_mut(len) {
+                let mut max = f32::NEG_INFINITY;
+                for (s, m) in row.iter_mut().zip(mask) {
+                    *s = *s * scale + m;
+                    max = max.max(*s);
                 }
-                let used: &[f32] = match &attention_mask {
-                    Some(m) => {
-                        let m = &m[bh * len * len..(bh + 1) * len * len];
-                        dropped.iter_mut().zip(p.iter().zip(m)).for_each(|(d, (&p, &m))| *d = p * (m as f32 * keep));
-                        dropped
-                    }
-                    None => p,
-                };
-                // SAFETY: this task writes only its head's columns of its
-                // sequence's rows of `context`.
-                unsafe {
-                    let out = context_out.get().add(b * len * h + head * head_dim);
-                    matmul(len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v, 1);
+                row.iter_mut().for_each(|s| *s = exp(*s - max));
+                let inv = 1.0 / row.iter().sum::<f32>();
+                row.iter_mut().for_each(|s| *s *= inv);
+            }
+            let used: &[f32] = match &attention_mask {
+                Some(m) => {
+                    let m = &m[bh * len * len..(bh + 1) * len * len];
+                    dropped.iter_mut().zip(p.iter().zip(m)).for_each(|(d, (&p, &m))| *d = p * (m as f32 * keep));
+                    dropped
                 }
-            },
-        );
+                None => p,
+            };
+            // SAFETY: this pair writes only its head's columns of its
+            // sequence's rows of `context`.
+            unsafe {
+                let out = context_out.get().add(b * len * h + head * head_dim);
+                matmul(len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v, 1);
+            }
+        };
+        // The backward pass needs every pair's probabilities; inference only
+        // one pair's at a time per thread.
+        let mut probs = Vec::new();
+        if self.save {
+            probs = vec![0f32; pairs * len * len];
+            probs.par_chunks_mut(len * len).enumerate().for_each_init(
+                || vec![0f32; len * len],
+                |dropped, (bh, p)| attend(bh, p, dropped),
+            );
+        } else {
+            (0..pairs).into_par_iter().for_each_init(
+                || (vec![0f32; len * len], vec![0f32; len * len]),
+                |(p, dropped), bh| attend(bh, p, dropped),
+            );
+        }
 
         let mut z1 = vec![0f32; rows * h];
         linear(&context, h, weight(WO), weight(BO), &mut z1, h, 0);
