@@ -82,3 +82,30 @@ pub(super) fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [
         );
     }
 }
+
+/// Backward of `y = x Wᵀ (+ b)` for `x` `[rows, in_dim]` and `W`
+/// `[out, in_dim]`, given `dy` as rows of `out` values `dy_stride` apart:
+/// writes `dW = dyᵀ x` into `dw` and `dy W` into `dx` (added to it when
+/// `accumulate`). The bias gradient is `dy`'s column sums.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn linear_backward(
+    dy: &[f32],
+    dy_stride: usize,
+    x: &[f32],
+    in_dim: usize,
+    w: &[f32],
+    dw: &mut [f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    let (rows, out) = (x.len() / in_dim, dw.len() / in_dim);
+    assert!(x.len() == rows * in_dim && dx.len() == x.len() && w.len() == dw.len() && dw.len() == out * in_dim);
+    assert!(rows == 0 || (rows - 1) * dy_stride + out <= dy.len());
+    let (d, threads) = (Mat::rows(dy, 0, dy_stride), rayon::current_num_threads());
+    // SAFETY: every operand's reach was checked above; `dw` and `dx` are
+    // borrowed mutably.
+    unsafe {
+        matmul(out, in_dim, rows, dw.as_mut_ptr(), in_dim, false, d.t(), Mat::rows(x, 0, in_dim), threads);
+        matmul(rows, in_dim, out, dx.as_mut_ptr(), in_dim, accumulate, d, Mat::rows(w, 0, in_dim), threads);
+    }
+}

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
 use elementwise::{activate, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, exp};
-use matmul::{linear, matmul, Mat, Out};
+use matmul::{linear, linear_backward, matmul, Mat, Out};
 
 // The layer's parameters in order: query, key, value, attention output
 // (weight, bias each), attention layer norm (weight, bias), intermediate,
@@ -297,61 +297,44 @@ impl FusedLayer {
         let sizes = self.shape.sizes();
         let (rows, head_dim) = (x.len() / h, h / heads);
         let len = rows / batch;
-        let threads = rayon::current_num_threads();
         let weight = |i: usize| w[i];
         let mut dw = vec![0f32; total];
-        let grad_ptr = |dw: &mut [f32], i: usize| dw[o[i]..o[i] + sizes[i]].as_mut_ptr();
+        // Where parameter `i`'s gradient goes in `dw`.
+        let slot = |i: usize| o[i]..o[i] + sizes[i];
 
         // Second layer norm, dropout, residual.
         let (mut d_out, ln_w, ln_b) = layer_norm_rows_backward(&s.z2, &s.stats2, weight(LN2_W), dy);
-        dw[o[LN2_W]..o[LN2_W] + h].copy_from_slice(&ln_w);
-        dw[o[LN2_B]..o[LN2_B] + h].copy_from_slice(&ln_b);
+        dw[slot(LN2_W)].copy_from_slice(&ln_w);
+        dw[slot(LN2_B)].copy_from_slice(&ln_b);
         let mut d_attended = d_out.clone();
         dropout_backward(&mut d_out, s.hidden_mask_2.as_deref(), self.hidden_p());
 
         // Feed-forward output projection.
-        dw[o[B2]..o[B2] + h].copy_from_slice(&column_sums(&d_out, h));
+        dw[slot(B2)].copy_from_slice(&column_sums(&d_out, h));
         let activated = activate(&s.inner, activation);
         let mut d_inner = vec![0f32; rows * inner_dim];
-        // SAFETY (all products below): operands are whole buffers of the
-        // shapes given, destinations are this function's own buffers.
-        unsafe {
-            matmul(h, inner_dim, rows, grad_ptr(&mut dw, W2), inner_dim, false,
-                Mat::rows(&d_out, 0, h).t(), Mat::rows(&activated, 0, inner_dim), threads);
-            matmul(rows, inner_dim, h, d_inner.as_mut_ptr(), inner_dim, false,
-                Mat::rows(&d_out, 0, h), Mat::rows(weight(W2), 0, inner_dim), threads);
-        }
+        linear_backward(&d_out, h, &activated, inner_dim, weight(W2), &mut dw[slot(W2)], &mut d_inner, false);
         drop(activated);
         drop(d_out);
         activation_backward(&mut d_inner, &s.inner, activation);
 
         // Feed-forward input projection.
-        dw[o[BI]..o[BI] + inner_dim].copy_from_slice(&column_sums(&d_inner, inner_dim));
-        unsafe {
-            matmul(inner_dim, h, rows, grad_ptr(&mut dw, WI), h, false,
-                Mat::rows(&d_inner, 0, inner_dim).t(), Mat::rows(&s.attended, 0, h), threads);
-            matmul(rows, h, inner_dim, d_attended.as_mut_ptr(), h, true,
-                Mat::rows(&d_inner, 0, inner_dim), Mat::rows(weight(WI), 0, h), threads);
-        }
+        dw[slot(BI)].copy_from_slice(&column_sums(&d_inner, inner_dim));
+        linear_backward(&d_inner, inner_dim, &s.attended, h, weight(WI), &mut dw[slot(WI)], &mut d_attended, true);
         drop(d_inner);
 
         // First layer norm, dropout, residual.
         let (mut d_proj, ln_w, ln_b) = layer_norm_rows_backward(&s.z1, &s.stats1, weight(LN1_W), &d_attended);
         drop(d_attended);
-        dw[o[LN1_W]..o[LN1_W] + h].copy_from_slice(&ln_w);
-        dw[o[LN1_B]..o[LN1_B] + h].copy_from_slice(&ln_b);
+        dw[slot(LN1_W)].copy_from_slice(&ln_w);
+        dw[slot(LN1_B)].copy_from_slice(&ln_b);
         let mut dx = d_proj.clone();
         dropout_backward(&mut d_proj, s.hidden_mask_1.as_deref(), self.hidden_p());
 
         // Attention output projection.
-        dw[o[BO]..o[BO] + h].copy_from_slice(&column_sums(&d_proj, h));
+        dw[slot(BO)].copy_from_slice(&column_sums(&d_proj, h));
         let mut d_context = vec![0f32; rows * h];
-        unsafe {
-            matmul(h, h, rows, grad_ptr(&mut dw, WO), h, false,
-                Mat::rows(&d_proj, 0, h).t(), Mat::rows(&s.context, 0, h), threads);
-            matmul(rows, h, h, d_context.as_mut_ptr(), h, false,
-                Mat::rows(&d_proj, 0, h), Mat::rows(weight(WO), 0, h), threads);
-        }
+        linear_backward(&d_proj, h, &s.context, h, weight(WO), &mut dw[slot(WO)], &mut d_context, false);
         drop(d_proj);
 
         // Attention, one (sequence, head) pair per task.
@@ -404,12 +387,8 @@ impl FusedLayer {
         // q, k, v projections.
         let bias_grads = column_sums(&d_qkv, 3 * h);
         for j in 0..3 {
-            dw[o[2 * j + 1]..o[2 * j + 1] + h].copy_from_slice(&bias_grads[j * h..(j + 1) * h]);
-            let d = Mat::rows(&d_qkv, j * h, 3 * h);
-            unsafe {
-                matmul(h, h, rows, grad_ptr(&mut dw, 2 * j), h, false, d.t(), Mat::rows(x, 0, h), threads);
-                matmul(rows, h, h, dx.as_mut_ptr(), h, true, d, Mat::rows(weight(2 * j), 0, h), threads);
-            }
+            dw[slot(2 * j + 1)].copy_from_slice(&bias_grads[j * h..(j + 1) * h]);
+            linear_backward(&d_qkv[j * h..], 3 * h, x, h, weight(2 * j), &mut dw[slot(2 * j)], &mut dx, true);
         }
         (dx, dw)
     }
