@@ -1,13 +1,10 @@
 //! `ferrotune eval`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use ferrotune_data::{encode_target, read_tagged, read_texts, LabelSet, Task};
-use ferrotune_eval::{confusion_svg, Report, TextReport};
-use ferrotune_infer::TextClassifier;
-use ferrotune_train::sequence_report;
+use ferrotune_eval::{confusion_svg, TaskReport, TextReport};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -24,77 +21,39 @@ pub struct EvalArgs {
     /// Classification models: also draw the confusion matrix to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Multilabel models: probability from which a class applies.
-    #[arg(long, default_value_t = 0.5)]
-    threshold: f32,
     #[command(flatten)]
     inference: crate::predict::InferenceArgs,
 }
 
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    ferrotune_data::atomic::write_bytes_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs `ferrotune eval` with the task the model was trained for.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    match crate::predict::model_task(&args.model)? {
-        Task::Ner => run_ner(args),
-        _ => run_texts(args),
-    }
-}
-
-fn write_json(path: &std::path::Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let json = serde_json::to_string_pretty(value)?;
-    ferrotune_data::atomic::write_bytes_atomic(path, json.as_bytes()).with_context(|| format!("writing {}", path.display()))
-}
-
-fn run_texts(args: EvalArgs) -> anyhow::Result<()> {
-    let device = args.inference.init()?;
-    let mut classifier = TextClassifier::load(&args.model, args.inference.max_len, args.inference.batch_size, &device)?;
-    classifier.threshold = args.threshold;
-    let (task, labels) = (classifier.model.task, classifier.model.labels.clone());
-    let examples = read_texts(&args.data, true)?;
-    let gold = examples.iter().map(|e| encode_target(task, &labels, e)).collect::<Result<Vec<_>, _>>()?;
-    let texts: Vec<(&str, Option<&str>)> = examples.iter().map(|e| (e.text_a.as_str(), e.text_b.as_deref())).collect();
-    let started = std::time::Instant::now();
-    let scores = classifier.score(&texts)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let report = sequence_report(&labels, task, &gold, &scores, args.threshold);
-    print!("{}", report.to_table());
-    eprintln!("{} texts in {seconds:.1}s ({:.1} texts/s)", texts.len(), texts.len() as f64 / seconds);
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
-    }
-    match (&args.plot, &report) {
-        (Some(path), TextReport::Classes(classes)) => {
-            ferrotune_data::atomic::write_bytes_atomic(path, confusion_svg(classes).as_bytes())
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
+    let model = args.inference.load(&args.model)?;
+    let evaluation = model.evaluate(&args.data)?;
+    let report = &evaluation.report;
+    let confusion = match (&args.plot, report) {
+        (Some(path), TaskReport::Text(TextReport::Classes(classes))) => Some((path, confusion_svg(classes))),
         (Some(_), _) => anyhow::bail!("--plot draws a confusion matrix: classification models only"),
-        (None, _) => {}
-    }
-    Ok(())
-}
-
-fn run_ner(args: EvalArgs) -> anyhow::Result<()> {
-    if args.plot.is_some() {
-        anyhow::bail!("--plot draws a confusion matrix: classification models only");
-    }
-    let tagger = args.inference.load(&args.model)?;
-    let sentences = read_tagged(&args.data)?;
-    LabelSet::from_labels(tagger.model.labels.clone())?.encode(&sentences)?;
-    let words: Vec<Vec<String>> = sentences.iter().map(|s| s.tokens.clone()).collect();
-    let started = std::time::Instant::now();
-    let (split, predictions) = tagger.tag(&words)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let predicted: Vec<Vec<String>> = predictions.iter().map(|p| tagger.tag_names(p)).collect();
-    let gold: Vec<Vec<String>> = sentences.into_iter().map(|s| s.tags).collect();
-    let report = Report::compute(&gold, &predicted);
+        (None, _) => None,
+    };
     print!("{}", report.to_table());
+    let (task, seconds, n) = (model.task(), evaluation.seconds, evaluation.examples);
     eprintln!(
-        "{} sentences in {seconds:.1}s ({:.1} sentences/s); {split} longer than max-len {} were split into windows",
-        gold.len(),
-        gold.len() as f64 / seconds,
-        args.inference.max_len
+        "{n} {noun} in {seconds:.1}s ({:.1} {noun}/s); {} longer than max-len {} were {}",
+        n as f64 / seconds.max(1e-9),
+        evaluation.long_inputs,
+        args.inference.max_len,
+        task.long_input_handling(),
+        noun = task.example_noun(),
     );
     if let Some(path) = &args.json {
-        write_json(path, &report)?;
+        write_file(path, serde_json::to_string_pretty(report)?.as_bytes())?;
+    }
+    if let Some((path, svg)) = confusion {
+        write_file(path, svg.as_bytes())?;
     }
     Ok(())
 }

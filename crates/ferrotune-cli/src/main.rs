@@ -4,11 +4,14 @@ mod bench;
 mod brand;
 mod eval;
 mod predict;
+mod progress;
 mod runtime;
 mod serve;
 mod train;
 
-use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Training frees and reallocates large tensors every step; mimalloc reuses
 /// them instead of returning pages to the system and faulting them back in.
@@ -16,7 +19,11 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "ferrotune", version, about = "Fine-tune, evaluate, run and serve BERT models for named entities and text classification; score brand value")]
+#[command(
+    name = "ferrotune",
+    version,
+    about = "Fine-tune, evaluate, run and serve BERT models for named entities and text classification; score brand value"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,18 +45,63 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-fn main() {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Train(args) => train::run(args),
+/// A mistake in how the command was called (an option out of range, a
+/// required option missing): exit code 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl UsageError {
+    /// An out-of-range option, named by its flag: `--max-len: max_len must be ...`.
+    pub fn invalid_option(field: &str, error: impl std::fmt::Display) -> Self {
+        Self(format!("--{}: {error}", field.replace('_', "-")))
+    }
+}
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
+    match command {
+        Command::Train(args) => train::run(args, matches.subcommand_matches("train").expect("train was parsed")),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
         Command::Brand(args) => brand::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
-    };
-    if let Err(error) = result {
-        eprintln!("error: {error:#}");
-        std::process::exit(1);
+    }
+}
+
+/// Whether the error is a closed standard output (`ferrotune predict | head`).
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let kind = cause
+            .downcast_ref::<std::io::Error>()
+            .map(std::io::Error::kind)
+            .or_else(|| cause.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind));
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// 0 on success (and when the reader of standard output has gone), 1 on a
+/// failure, 2 on a usage error; the error is printed once, here.
+fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match run(cli.command, &matches) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            if error.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
     }
 }

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use ferrotune_model::{Head, Pooling, SequenceClassifier, SequenceHead, TokenClassifier};
+use candle_core::Device;
+use ferrotune_data::SequenceKind;
+use ferrotune_model::{Pooling, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
 use ferrotune_serve::client::Connection;
 use serde_json::{json, Value};
 
@@ -20,12 +22,12 @@ fn make_models(dir: &Path) -> (String, String) {
     ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 8).unwrap();
     let ner = dir.join("ner");
     let labels: Vec<String> = ["O", "B-Disease", "I-Disease"].map(String::from).to_vec();
-    TokenClassifier::from_pretrained(&base, Head::For { labels: &labels, seed: 1 }).unwrap().save_pretrained(&ner).unwrap();
+    TokenClassifier::load(&base, TokenHead::For { labels: &labels, seed: 1 }, &Device::Cpu).unwrap().save_pretrained(&ner).unwrap();
     ferrotune_text::copy_tokenizer_files(&base, &ner).unwrap();
     let cls = dir.join("cls");
     let classes: Vec<String> = ["negative", "positive"].map(String::from).to_vec();
-    let head = SequenceHead::For { task: ferrotune_data::Task::Classify, labels: &classes, pooling: Pooling::Cls, seed: 2 };
-    SequenceClassifier::from_pretrained(&base, head).unwrap().save_pretrained(&cls).unwrap();
+    let head = SequenceHead::For { kind: SequenceKind::Classify, labels: &classes, pooling: Pooling::Cls, seed: 2 };
+    SequenceClassifier::load(&base, head, &Device::Cpu).unwrap().save_pretrained(&cls).unwrap();
     ferrotune_text::copy_tokenizer_files(&base, &cls).unwrap();
     (ner.to_str().unwrap().to_string(), cls.to_str().unwrap().to_string())
 }

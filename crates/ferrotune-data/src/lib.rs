@@ -1,16 +1,19 @@
-//! Reading labelled data: CoNLL-style files and JSONL for token
-//! classification, TSV/CSV/JSONL texts for sequence classification, label
-//! sets, and errors that name file and line.
+//! Reading data: labelled CoNLL-style files and JSONL for token
+//! classification, TSV/CSV/JSONL texts for sequence classification, the
+//! unlabelled inputs of `predict`, label sets, tasks, atomic writes, and
+//! errors that name file and line.
 
 pub mod atomic;
 mod error;
+mod inputs;
 mod labels;
 mod reader;
 mod task;
 mod texts;
 
 pub use error::DataError;
-pub use labels::{LabelSet, entity_type};
+pub use inputs::{read_inputs, InputReader, NumberedInput, TextInput};
+pub use labels::{entity_type, LabelSet};
 pub use reader::{read_tagged, TaggedSentence};
-pub use task::{encode_target, text_labels, Target, Task, REGRESSION_LABEL};
+pub use task::{encode_target, text_labels, SequenceKind, Target, Task, REGRESSION_LABEL};
 pub use texts::{read_texts, TextExample};

@@ -7,8 +7,10 @@ mod classification;
 mod confusion_svg;
 mod entities;
 mod report;
+mod task_report;
 
 pub use classification::{ClassReport, MultilabelReport, RegressionReport, TextReport};
 pub use confusion_svg::confusion_svg;
 pub use entities::{get_entities, Entity};
 pub use report::{Averages, Report, Scores};
+pub use task_report::TaskReport;

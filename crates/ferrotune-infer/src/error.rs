@@ -1,4 +1,6 @@
-/// Errors while tagging.
+use ferrotune_data::Task;
+
+/// Errors while loading, running or evaluating a fine-tuned model.
 #[derive(Debug, thiserror::Error)]
 pub enum InferError {
     /// Loading the model failed.
@@ -7,17 +9,34 @@ pub enum InferError {
     /// Loading or running the tokenizer failed.
     #[error(transparent)]
     Text(#[from] ferrotune_text::TextError),
+    /// Reading a data file failed.
+    #[error(transparent)]
+    Data(#[from] ferrotune_data::DataError),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
-    /// An input line could not be understood.
-    #[error("{source_name}:{line}: {message}")]
-    Input {
-        /// The input's name (file path or `<stdin>`).
-        source_name: String,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
+    /// An input of a kind the model cannot take (e.g. a text pair for NER).
+    #[error("input {index}: a {task} model takes {expected}")]
+    UnsupportedInput {
+        /// The input's position in the batch.
+        index: usize,
+        /// The model's task.
+        task: Task,
+        /// What the model takes.
+        expected: &'static str,
+    },
+    /// A labelled set was scored by a model of another task.
+    #[error("a {model} model cannot score a labelled set of another task")]
+    TaskMismatch {
+        /// The model's task.
+        model: Task,
+    },
+    /// A setting is out of range.
+    #[error("{field} must be {expected}")]
+    InvalidSetting {
+        /// The setting.
+        field: &'static str,
+        /// The allowed range.
+        expected: &'static str,
     },
 }

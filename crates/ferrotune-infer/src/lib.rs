@@ -1,13 +1,19 @@
-//! Inference with fine-tuned models: batched tagging of pre-split sentences
-//! (windows merged back) with `predict` records holding entities and
-//! character offsets, and batched scoring of texts and text pairs.
+//! Running fine-tuned models: [`FineTuned`] loads a folder of any task,
+//! runs batches of typed inputs into the records `predict` writes (entities
+//! with character offsets, or labels with scores), and evaluates labelled
+//! files with the metrics of seqeval and scikit-learn.
 
-mod classifier;
 mod error;
-mod predict;
-mod tagger;
+mod evaluate;
+mod fine_tuned;
+mod record;
+mod sequence;
+mod token;
 
 pub use error::InferError;
-pub use predict::{EntityOut, Prediction, PredictionInput};
-pub use tagger::{predict_windows, Tagger, WordPrediction};
-pub use classifier::{decide, score_encoded, Decision, EncodedText, TextClassifier, TextPrediction};
+pub use evaluate::EvalSet;
+pub use ferrotune_data::TextInput;
+pub use fine_tuned::{Evaluation, FineTuned, Outputs, Record, RunSettings, TaskModel};
+pub use record::{ClassifyRecord, EntityOut, NerRecord, PredictionInput};
+pub use sequence::{decide, score_encoded, Decision};
+pub use token::{tag_windows, WindowedSentences, WordPrediction};

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ferrotune_data::Task;
+use ferrotune_data::{SequenceKind, Task};
 use serde::Deserialize;
 
 use crate::ModelError;
@@ -20,7 +20,7 @@ pub enum Activation {
 }
 
 /// How a sequence classifier turns the token states into one vector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
     /// BERT's pooler: a dense layer and tanh over the `[CLS]` state (as
@@ -32,14 +32,12 @@ pub enum Pooling {
     Mean,
 }
 
-impl Pooling {
-    /// Parses `cls` or `mean`.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "cls" => Some(Pooling::Cls),
-            "mean" => Some(Pooling::Mean),
-            _ => None,
-        }
+impl std::fmt::Display for Pooling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Pooling::Cls => "cls",
+            Pooling::Mean => "mean",
+        })
     }
 }
 
@@ -128,7 +126,7 @@ fn default_dropout() -> f32 {
 
 impl BertConfig {
     /// Reads and validates `config.json`.
-    pub fn from_file(path: &Path) -> Result<Self, ModelError> {
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
         Self::from_json(&text).map_err(|message| ModelError::Config { path: path.to_path_buf(), message })
     }
@@ -173,16 +171,19 @@ impl BertConfig {
         let task = match raw.architectures.iter().flatten().next().map(String::as_str) {
             Some("BertForTokenClassification") => Some(Task::Ner),
             Some("BertForSequenceClassification") => Some(match raw.problem_type.as_deref() {
-                Some(p) => Task::from_problem_type(p).ok_or_else(|| format!("unsupported problem_type '{p}'"))?,
+                Some(p) => Task::Sequence(
+                    SequenceKind::from_problem_type(p).ok_or_else(|| format!("unsupported problem_type '{p}'"))?,
+                ),
                 // transformers' rule when the type is not written down.
-                None if labels.as_ref().is_some_and(|l| l.len() == 1) => Task::Regression,
-                None => Task::Classify,
+                None if labels.as_ref().is_some_and(|l| l.len() == 1) => Task::Sequence(SequenceKind::Regression),
+                None => Task::Sequence(SequenceKind::Classify),
             }),
             _ => None,
         };
         let pooling = match raw.ferrotune_pooling.as_deref() {
             None => Pooling::Cls,
-            Some(name) => Pooling::from_name(name).ok_or_else(|| format!("ferrotune_pooling '{name}': expected cls or mean"))?,
+            Some(name) => <Pooling as clap::ValueEnum>::from_str(name, false)
+                .map_err(|_| format!("ferrotune_pooling '{name}': expected cls or mean"))?,
         };
         Ok(Self {
             task,
@@ -208,7 +209,7 @@ impl BertConfig {
     /// `config.json`); a plain encoder checkpoint is an error that says so.
     pub fn fine_tuned_task(dir: &Path) -> Result<Task, ModelError> {
         let path = dir.join("config.json");
-        Self::from_file(&path)?.task.ok_or_else(|| ModelError::Config {
+        Self::load(&path)?.task.ok_or_else(|| ModelError::Config {
             path,
             message: "not a fine-tuned model (no BertForTokenClassification or BertForSequenceClassification head); train one with `ferrotune train`".into(),
         })
@@ -223,13 +224,13 @@ impl BertConfig {
         let architecture = if task == Task::Ner { "BertForTokenClassification" } else { "BertForSequenceClassification" };
         object.insert("architectures".into(), serde_json::json!([architecture]));
         object.insert("model_type".into(), "bert".into());
-        match task.problem_type() {
-            Some(p) => object.insert("problem_type".into(), p.into()),
-            None => object.remove("problem_type"),
+        match task {
+            Task::Sequence(kind) => object.insert("problem_type".into(), kind.problem_type().into()),
+            Task::Ner => object.remove("problem_type"),
         };
         match (task, pooling) {
-            (Task::Ner, _) | (_, Pooling::Cls) => object.remove("ferrotune_pooling"),
-            (_, Pooling::Mean) => object.insert("ferrotune_pooling".into(), "mean".into()),
+            (Task::Sequence(_), Pooling::Mean) => object.insert("ferrotune_pooling".into(), "mean".into()),
+            _ => object.remove("ferrotune_pooling"),
         };
         let id2label: serde_json::Map<String, serde_json::Value> =
             labels.iter().enumerate().map(|(i, l)| (i.to_string(), l.clone().into())).collect();
@@ -270,7 +271,7 @@ mod tests {
     fn sequence_tasks_round_trip() {
         let c = BertConfig::from_json(MINI).unwrap();
         assert_eq!(c.task, None);
-        for task in [Task::Classify, Task::Multilabel, Task::Regression] {
+        for task in SequenceKind::ALL.map(Task::Sequence) {
             for pooling in [Pooling::Cls, Pooling::Mean] {
                 let out = c.to_head_json(task, &["a".into(), "b".into()], pooling);
                 assert_eq!(out["architectures"][0], "BertForSequenceClassification");
@@ -279,7 +280,7 @@ mod tests {
             }
         }
         let implicit = MINI.replace("\"BertModel\"", "\"BertForSequenceClassification\"], \"id2label\": {\"0\": \"LABEL_0\"}, \"y\": [0");
-        assert_eq!(BertConfig::from_json(&implicit).unwrap().task, Some(Task::Regression));
+        assert_eq!(BertConfig::from_json(&implicit).unwrap().task, Some(Task::Sequence(SequenceKind::Regression)));
     }
 
     #[test]

@@ -26,4 +26,4 @@ pub use dropout::{Dropout, Mode};
 pub use error::ModelError;
 pub use params::{hf_name, ParamStore};
 pub use sequence_classifier::{SequenceClassifier, SequenceHead};
-pub use token_classifier::{Head, TokenClassifier};
+pub use token_classifier::{TokenClassifier, TokenHead};

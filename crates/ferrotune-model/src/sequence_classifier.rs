@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use candle_core::{DType, Device, Module, Result as CandleResult, Tensor, D};
-use ferrotune_data::{Target, Task};
+use ferrotune_data::{SequenceKind, Target, Task};
 
 use crate::bert::{BertEncoder, Linear};
 use crate::dropout::{Dropout, Mode};
@@ -19,7 +19,7 @@ pub struct SequenceClassifier {
     /// The encoder configuration, as read from `config.json`.
     pub config: BertConfig,
     /// Classify, multilabel or regression.
-    pub task: Task,
+    pub kind: SequenceKind,
     /// Class names in id order (regression: one name).
     pub labels: Vec<String>,
     /// How token states become one vector.
@@ -40,8 +40,8 @@ pub enum SequenceHead<'a> {
     /// A head for this task, these labels and this pooling: the saved one if
     /// all three match, otherwise a new one initialised from `seed`.
     For {
-        /// The task.
-        task: Task,
+        /// What the head predicts.
+        kind: SequenceKind,
         /// Class names (regression: one).
         labels: &'a [String],
         /// The pooling.
@@ -53,24 +53,21 @@ pub enum SequenceHead<'a> {
 
 impl SequenceClassifier {
     /// Loads `config.json` and `model.safetensors` from a model folder onto
-    /// the CPU.
-    pub fn from_pretrained(dir: &Path, head: SequenceHead) -> Result<Self, ModelError> {
-        Self::from_pretrained_on(dir, head, &Device::Cpu)
-    }
-
-    /// Loads a model folder onto `device` (the CPU, or a GPU with the
-    /// `cuda` feature).
-    pub fn from_pretrained_on(dir: &Path, head: SequenceHead, device: &Device) -> Result<Self, ModelError> {
-        let config = BertConfig::from_file(&dir.join("config.json"))?;
+    /// `device` (the CPU, or a GPU with the `cuda` feature).
+    pub fn load(dir: &Path, head: SequenceHead, device: &Device) -> Result<Self, ModelError> {
+        let config = BertConfig::load(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
         let mut params = ParamStore::load(&weights, device)?;
         let has = |params: &ParamStore, name: &str| {
             params.get(&format!("{name}.weight")).is_some() && params.get(&format!("{name}.bias")).is_some()
         };
-        let saved_task = config.task.filter(|t| *t != Task::Ner && has(&params, "classifier"));
-        let (task, labels, pooling) = match head {
-            SequenceHead::Saved => match (saved_task, &config.labels) {
-                (Some(task), Some(labels)) => (task, labels.clone(), config.pooling),
+        let saved_kind = match config.task {
+            Some(Task::Sequence(kind)) if has(&params, "classifier") => Some(kind),
+            _ => None,
+        };
+        let (kind, labels, pooling) = match head {
+            SequenceHead::Saved => match (saved_kind, &config.labels) {
+                (Some(kind), Some(labels)) => (kind, labels.clone(), config.pooling),
                 _ => {
                     return Err(ModelError::Weights {
                         path: weights,
@@ -78,8 +75,8 @@ impl SequenceClassifier {
                     })
                 }
             },
-            SequenceHead::For { task, labels, pooling, seed } => {
-                let same = saved_task == Some(task) && config.labels.as_deref() == Some(labels) && config.pooling == pooling;
+            SequenceHead::For { kind, labels, pooling, seed } => {
+                let same = saved_kind == Some(kind) && config.labels.as_deref() == Some(labels) && config.pooling == pooling;
                 let hidden = config.hidden_size;
                 if !same {
                     params.insert("classifier.weight", &normal_init((labels.len(), hidden), seed, 1)?)?;
@@ -89,25 +86,22 @@ impl SequenceClassifier {
                     params.insert("pooler.dense.weight", &normal_init((hidden, hidden), seed, 2)?)?;
                     params.insert("pooler.dense.bias", &Tensor::zeros(hidden, DType::F32, &Device::Cpu)?)?;
                 }
-                (task, labels.to_vec(), pooling)
+                (kind, labels.to_vec(), pooling)
             }
         };
-        if task == Task::Ner {
-            return Err(ModelError::Weights { path: weights, message: "NER is a token-classification task".into() });
-        }
-        Self::build(config, task, labels, pooling, params, dir.to_path_buf(), false)
+        Self::build(config, kind, labels, pooling, params, dir.to_path_buf(), false)
     }
 
     /// A view of the model for inference that shares its weights but
     /// records no autograd graph (see `TokenClassifier::frozen`).
     pub fn frozen(&self) -> Result<Self, ModelError> {
         let (config, labels, params, dir) = (self.config.clone(), self.labels.clone(), self.params.clone(), self.source_dir.clone());
-        Self::build(config, self.task, labels, self.pooling, params, dir, true)
+        Self::build(config, self.kind, labels, self.pooling, params, dir, true)
     }
 
     fn build(
         config: BertConfig,
-        task: Task,
+        kind: SequenceKind,
         labels: Vec<String>,
         pooling: Pooling,
         mut params: ParamStore,
@@ -133,7 +127,7 @@ impl SequenceClassifier {
         Ok(Self {
             dropout: Dropout::new(config.classifier_dropout),
             config,
-            task,
+            kind,
             labels,
             pooling,
             source_dir,
@@ -169,16 +163,16 @@ impl SequenceClassifier {
     pub fn target_tensor(&self, targets: &[Target]) -> CandleResult<Tensor> {
         let n = targets.len();
         let dev = &Device::Cpu;
-        let mismatch = || candle_core::Error::Msg(format!("targets do not fit a {} model", self.task.name()));
-        match self.task {
-            Task::Classify => {
+        let mismatch = || candle_core::Error::Msg(format!("targets do not fit a {} model", self.kind.name()));
+        match self.kind {
+            SequenceKind::Classify => {
                 let ids = targets.iter().map(|t| match t {
                     Target::Class(c) => Ok(*c as u32),
                     _ => Err(mismatch()),
                 });
                 Tensor::from_vec(ids.collect::<CandleResult<Vec<_>>>()?, n, dev)
             }
-            Task::Multilabel => {
+            SequenceKind::Multilabel => {
                 let k = self.labels.len();
                 let mut hot = vec![0f32; n * k];
                 for (row, t) in targets.iter().enumerate() {
@@ -189,7 +183,7 @@ impl SequenceClassifier {
                 }
                 Tensor::from_vec(hot, (n, k), dev)
             }
-            Task::Regression | Task::Ner => {
+            SequenceKind::Regression => {
                 let values = targets.iter().map(|t| match t {
                     Target::Value(v) => Ok(*v),
                     _ => Err(mismatch()),
@@ -203,25 +197,25 @@ impl SequenceClassifier {
     /// cross-entropy, binary cross-entropy with logits, or mean squared error.
     pub fn loss(&self, logits: &Tensor, targets: &Tensor) -> CandleResult<Tensor> {
         let targets = &targets.to_device(logits.device())?;
-        match self.task {
-            Task::Classify => candle_nn::loss::cross_entropy(logits, targets),
-            Task::Multilabel => {
+        match self.kind {
+            SequenceKind::Classify => candle_nn::loss::cross_entropy(logits, targets),
+            SequenceKind::Multilabel => {
                 // max(x, 0) - x y + log(1 + exp(-|x|)), stable for any x.
                 let stable = (logits.relu()? - logits.mul(targets)?)?;
                 let soft = (logits.abs()?.neg()?.exp()? + 1.0)?.log()?;
                 (stable + soft)?.mean_all()
             }
-            Task::Regression | Task::Ner => (logits.squeeze(D::Minus1)? - targets)?.sqr()?.mean_all(),
+            SequenceKind::Regression => (logits.squeeze(D::Minus1)? - targets)?.sqr()?.mean_all(),
         }
     }
 
     /// Per-label scores of each row: softmax probabilities (classify),
     /// sigmoid probabilities (multilabel) or the predicted value (regression).
     pub fn scores(&self, logits: &Tensor) -> CandleResult<Vec<Vec<f32>>> {
-        let scores = match self.task {
-            Task::Classify => candle_nn::ops::softmax_last_dim(logits)?,
-            Task::Multilabel => candle_nn::ops::sigmoid(logits)?,
-            Task::Regression | Task::Ner => logits.clone(),
+        let scores = match self.kind {
+            SequenceKind::Classify => candle_nn::ops::softmax_last_dim(logits)?,
+            SequenceKind::Multilabel => candle_nn::ops::sigmoid(logits)?,
+            SequenceKind::Regression => logits.clone(),
         };
         scores.to_vec2()
     }
@@ -230,6 +224,6 @@ impl SequenceClassifier {
     /// (`config.json` with `problem_type` and `id2label`, `model.safetensors`),
     /// each file atomically. Tokenizer files are the caller's.
     pub fn save_pretrained(&self, dir: &Path) -> Result<(), ModelError> {
-        save_model(dir, &self.config.to_head_json(self.task, &self.labels, self.pooling), &self.params)
+        save_model(dir, &self.config.to_head_json(Task::Sequence(self.kind), &self.labels, self.pooling), &self.params)
     }
 }

@@ -28,7 +28,7 @@ pub struct TokenClassifier {
 }
 
 /// What to do about the classification head when loading.
-pub enum Head<'a> {
+pub enum TokenHead<'a> {
     /// Use the head saved in the checkpoint, with its labels (`id2label`).
     Saved,
     /// A head for these labels: the saved one if its labels are the same,
@@ -38,20 +38,14 @@ pub enum Head<'a> {
 
 impl TokenClassifier {
     /// Loads `config.json` and `model.safetensors` from a model folder onto
-    /// the CPU.
-    pub fn from_pretrained(dir: &Path, head: Head) -> Result<Self, ModelError> {
-        Self::from_pretrained_on(dir, head, &Device::Cpu)
-    }
-
-    /// Loads a model folder onto `device` (the CPU, or a GPU with the
-    /// `cuda` feature).
-    pub fn from_pretrained_on(dir: &Path, head: Head, device: &Device) -> Result<Self, ModelError> {
-        let config = BertConfig::from_file(&dir.join("config.json"))?;
+    /// `device` (the CPU, or a GPU with the `cuda` feature).
+    pub fn load(dir: &Path, head: TokenHead, device: &Device) -> Result<Self, ModelError> {
+        let config = BertConfig::load(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
         let mut params = ParamStore::load(&weights, device)?;
         let saved_head = params.get("classifier.weight").is_some() && params.get("classifier.bias").is_some();
         let labels = match head {
-            Head::Saved => match (&config.labels, saved_head) {
+            TokenHead::Saved => match (&config.labels, saved_head) {
                 (Some(labels), true) => labels.clone(),
                 _ => {
                     return Err(ModelError::Weights {
@@ -60,7 +54,7 @@ impl TokenClassifier {
                     })
                 }
             },
-            Head::For { labels, seed } => {
+            TokenHead::For { labels, seed } => {
                 if !(saved_head && config.labels.as_deref() == Some(labels)) {
                     let weight = normal_init((labels.len(), config.hidden_size), seed, 0)?;
                     params.insert("classifier.weight", &weight)?;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use ferrotune_model::{Batch, Head, Mode, TokenClassifier};
+use ferrotune_model::{Batch, Mode, TokenClassifier, TokenHead};
 use ferrotune_text::WordTokenizer;
 
 fn workspace_root() -> PathBuf {
@@ -35,7 +35,7 @@ fn last_hidden_state_matches_transformers() {
 
     // Our tokenizer gives the ids transformers gave for the same words.
     let dir = demo_model();
-    let tokenizer = WordTokenizer::from_dir(&dir).unwrap();
+    let tokenizer = WordTokenizer::load(&dir).unwrap();
     let mut sequences = Vec::new();
     for (i, words) in sentences["sentences"].as_array().unwrap().iter().enumerate() {
         let words: Vec<String> = words.as_array().unwrap().iter().map(|w| w.as_str().unwrap().to_string()).collect();
@@ -49,7 +49,7 @@ fn last_hidden_state_matches_transformers() {
     }
 
     let labels = vec!["O".to_string()];
-    let model = TokenClassifier::from_pretrained(&dir, Head::For { labels: &labels, seed: 0 }).unwrap();
+    let model = TokenClassifier::load(&dir, TokenHead::For { labels: &labels, seed: 0 }, &Device::Cpu).unwrap();
     let refs: Vec<&[u32]> = sequences.iter().map(|s| s.as_slice()).collect();
     let batch = Batch::pad(&refs, tokenizer.pad_id).unwrap();
     let ours = model.hidden_states(&batch, &mut Mode::Eval).unwrap();
@@ -72,7 +72,7 @@ fn every_parameter_receives_a_gradient() {
     let dir = tempfile::tempdir().unwrap();
     ferrotune_model::tiny::write_tiny_bert(dir.path(), &["fever", "cough"], 1).unwrap();
     let labels: Vec<String> = ["O", "B-X", "I-X"].map(String::from).to_vec();
-    let model = TokenClassifier::from_pretrained(dir.path(), Head::For { labels: &labels, seed: 1 }).unwrap();
+    let model = TokenClassifier::load(dir.path(), TokenHead::For { labels: &labels, seed: 1 }, &Device::Cpu).unwrap();
     let batch = Batch::pad(&[&[2, 5, 6, 3], &[2, 6, 3]], 0).unwrap();
     let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
     let logits = model.forward(&batch, &mut Mode::Train(&mut rng)).unwrap();
@@ -97,21 +97,21 @@ fn save_and_load_give_identical_logits() {
     let base = tmp.path().join("base");
     ferrotune_model::tiny::write_tiny_bert(&base, &["fever"], 4).unwrap();
     let labels: Vec<String> = ["O", "B-X", "I-X"].map(String::from).to_vec();
-    let model = TokenClassifier::from_pretrained(&base, Head::For { labels: &labels, seed: 9 }).unwrap();
+    let model = TokenClassifier::load(&base, TokenHead::For { labels: &labels, seed: 9 }, &Device::Cpu).unwrap();
     let saved = tmp.path().join("saved");
     model.save_pretrained(&saved).unwrap();
-    let loaded = TokenClassifier::from_pretrained(&saved, Head::Saved).unwrap();
+    let loaded = TokenClassifier::load(&saved, TokenHead::Saved, &Device::Cpu).unwrap();
     assert_eq!(loaded.labels, labels);
     let batch = Batch::pad(&[&[2, 5, 9, 3], &[2, 7, 3]], 0).unwrap();
     let a: Vec<f32> = model.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     let b: Vec<f32> = loaded.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(a, b);
     // The saved head is reused when the labels match, replaced when they differ.
-    let same = TokenClassifier::from_pretrained(&saved, Head::For { labels: &labels, seed: 1 }).unwrap();
+    let same = TokenClassifier::load(&saved, TokenHead::For { labels: &labels, seed: 1 }, &Device::Cpu).unwrap();
     let c: Vec<f32> = same.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(a, c);
     let other: Vec<String> = ["O", "B-Y", "I-Y"].map(String::from).to_vec();
-    let fresh = TokenClassifier::from_pretrained(&saved, Head::For { labels: &other, seed: 1 }).unwrap();
+    let fresh = TokenClassifier::load(&saved, TokenHead::For { labels: &other, seed: 1 }, &Device::Cpu).unwrap();
     let d: Vec<f32> = fresh.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_ne!(a, d);
     // A mis-shaped tensor is named.
@@ -119,10 +119,10 @@ fn save_and_load_give_identical_logits() {
     let mut broken: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
     broken.insert("bert.encoder.layer.1.output.dense.bias".into(), Tensor::zeros(5, DType::F32, &Device::Cpu).unwrap());
     candle_core::safetensors::save(&broken, saved.join("model.safetensors")).unwrap();
-    let err = TokenClassifier::from_pretrained(&saved, Head::Saved).err().unwrap().to_string();
+    let err = TokenClassifier::load(&saved, TokenHead::Saved, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("'encoder.layer.1.output.dense.bias' has shape [5]"), "{err}");
     broken.remove("bert.encoder.layer.1.output.dense.bias");
     candle_core::safetensors::save(&broken, saved.join("model.safetensors")).unwrap();
-    let err = TokenClassifier::from_pretrained(&saved, Head::Saved).err().unwrap().to_string();
+    let err = TokenClassifier::load(&saved, TokenHead::Saved, &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("missing tensor 'encoder.layer.1.output.dense.bias'"), "{err}");
 }

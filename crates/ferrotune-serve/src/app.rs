@@ -206,6 +206,7 @@ impl AppState {
         for (i, input) in inputs.iter().enumerate() {
             let chars = match input {
                 Input::Text(t) => t.chars().count(),
+                Input::Words(w) => w.iter().map(|w| w.chars().count() + 1).sum(),
                 Input::Pair(a, b) => a.chars().count().max(b.chars().count()),
             };
             if chars > self.options.max_chars {

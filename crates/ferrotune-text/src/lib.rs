@@ -9,6 +9,6 @@ mod windows;
 mod words;
 
 pub use error::TextError;
-pub use tokenizer::{copy_tokenizer_files, WordTokenizer, TOKENIZER_FILES};
+pub use tokenizer::{copy_tokenizer_files, EncodedText, WordTokenizer, TOKENIZER_FILES};
 pub use windows::{windows_for_sentence, Window};
 pub use words::{split_words, Word};

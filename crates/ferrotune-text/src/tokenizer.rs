@@ -18,6 +18,16 @@ pub const TOKENIZER_FILES: [&str; 4] = [
     "vocab.txt",
 ];
 
+/// Token ids and segment ids of one text or text pair, special tokens
+/// included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedText {
+    /// Token ids.
+    pub input_ids: Vec<u32>,
+    /// Segment ids: 0 for the first text, 1 for the second.
+    pub type_ids: Vec<u32>,
+}
+
 /// A WordPiece tokenizer used on words that are already split: each word
 /// becomes one or more sub-token ids.
 pub struct WordTokenizer {
@@ -41,7 +51,7 @@ impl WordTokenizer {
     /// from `vocab.txt` and `tokenizer_config.json` (`do_lower_case`).
     /// Truncation and padding settings of the file are switched off: windows
     /// are made by [`crate::windows_for_sentence`].
-    pub fn from_dir(dir: &Path) -> Result<Self, TextError> {
+    pub fn load(dir: &Path) -> Result<Self, TextError> {
         let json = dir.join("tokenizer.json");
         let vocab = dir.join("vocab.txt");
         let mut tokenizer = if json.is_file() {
@@ -122,7 +132,7 @@ impl WordTokenizer {
     /// special tokens (`[CLS] a [SEP]`, `[CLS] a [SEP] b [SEP]` with segment
     /// 1 for `b`), cut to `max_len` tokens longest-first, as `transformers`
     /// does with `truncation=True`.
-    pub fn encode_text(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<(Vec<u32>, Vec<u32>), TextError> {
+    pub fn encode_text(&self, a: &str, b: Option<&str>, max_len: usize) -> Result<EncodedText, TextError> {
         let encode = |text: &str| self.tokenizer.encode(text, false).map_err(|e| TextError::Encode(e.to_string()));
         let first = encode(a)?;
         let second = b.map(encode).transpose()?;
@@ -135,7 +145,7 @@ impl WordTokenizer {
         let (first, second) = truncate_encodings(first, second, &params).map_err(|e| TextError::Encode(e.to_string()))?;
         let encoding =
             self.tokenizer.post_process(first, second, true).map_err(|e| TextError::Encode(e.to_string()))?;
-        Ok((encoding.get_ids().to_vec(), encoding.get_type_ids().to_vec()))
+        Ok(EncodedText { input_ids: encoding.get_ids().to_vec(), type_ids: encoding.get_type_ids().to_vec() })
     }
 
     /// The model inputs of one pre-split sentence: one window if it fits in
@@ -176,7 +186,7 @@ mod tests {
     #[test]
     fn vocab_fallback_splits_words_into_pieces() {
         let dir = vocab_dir(true);
-        let t = WordTokenizer::from_dir(dir.path()).unwrap();
+        let t = WordTokenizer::load(dir.path()).unwrap();
         let words: Vec<String> = ["The", "cancerous", "\u{0}", "x,"].map(String::from).to_vec();
         let pieces = t.encode_words(&words).unwrap();
         assert_eq!(pieces, vec![vec![4], vec![5, 6], vec![1], vec![1, 8]]);
@@ -186,21 +196,21 @@ mod tests {
     #[test]
     fn pairs_get_segment_ids_and_are_cut_longest_first() {
         let dir = vocab_dir(true);
-        let t = WordTokenizer::from_dir(dir.path()).unwrap();
-        let (ids, types) = t.encode_text("the cancerous", Some("can"), 32).unwrap();
+        let t = WordTokenizer::load(dir.path()).unwrap();
+        let EncodedText { input_ids: ids, type_ids: types } = t.encode_text("the cancerous", Some("can"), 32).unwrap();
         assert_eq!(ids, [2, 4, 5, 6, 3, 7, 3]);
         assert_eq!(types, [0, 0, 0, 0, 0, 1, 1]);
-        let (ids, types) = t.encode_text("the the the the", Some("can"), 6).unwrap();
+        let EncodedText { input_ids: ids, type_ids: types } = t.encode_text("the the the the", Some("can"), 6).unwrap();
         assert_eq!(ids, [2, 4, 4, 3, 7, 3]);
         assert_eq!(types, [0, 0, 0, 0, 1, 1]);
-        let (ids, _) = t.encode_text("the can", None, 32).unwrap();
+        let ids = t.encode_text("the can", None, 32).unwrap().input_ids;
         assert_eq!(ids, [2, 4, 7, 3]);
     }
 
     #[test]
     fn lower_case_follows_config() {
         let dir = vocab_dir(false);
-        let t = WordTokenizer::from_dir(dir.path()).unwrap();
+        let t = WordTokenizer::load(dir.path()).unwrap();
         let pieces = t.encode_words(&["The".to_string()]).unwrap();
         assert_eq!(pieces, vec![vec![1]]);
     }
@@ -208,7 +218,7 @@ mod tests {
     #[test]
     fn missing_tokenizer_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        let err = WordTokenizer::from_dir(dir.path()).err().unwrap();
+        let err = WordTokenizer::load(dir.path()).err().unwrap();
         assert!(err.to_string().contains("no tokenizer found"));
     }
 }

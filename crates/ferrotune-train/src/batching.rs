@@ -7,7 +7,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// How examples are grouped into batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Batching {
     /// Similar lengths together (less padding, faster).
@@ -16,14 +16,12 @@ pub enum Batching {
     Random,
 }
 
-impl std::str::FromStr for Batching {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "bucketed" => Ok(Self::Bucketed),
-            "random" => Ok(Self::Random),
-            _ => Err(format!("unknown batching '{s}' (bucketed, random)")),
-        }
+impl std::fmt::Display for Batching {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Batching::Bucketed => "bucketed",
+            Batching::Random => "random",
+        })
     }
 }
 

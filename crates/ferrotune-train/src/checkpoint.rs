@@ -75,7 +75,7 @@ pub fn find(output: &Path) -> Option<PathBuf> {
 pub fn read_state(dir: &Path) -> Result<RunState, TrainError> {
     let path = dir.join(STATE);
     let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+    serde_json::from_str(&text).map_err(|e| TrainError::CheckpointFile { path: path.clone(), message: e.to_string() })
 }
 
 /// Restores parameters and optimizer moments from a checkpoint folder.

@@ -1,5 +1,7 @@
 use std::path::{Path, PathBuf};
 
+use crate::TrainOptions;
+
 /// Errors while training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -12,7 +14,7 @@ pub enum TrainError {
     /// The tokenizer failed.
     #[error(transparent)]
     Text(#[from] ferrotune_text::TextError),
-    /// Tagging the dev set failed.
+    /// Scoring the dev set failed.
     #[error(transparent)]
     Infer(#[from] ferrotune_infer::InferError),
     /// A tensor operation failed.
@@ -26,15 +28,42 @@ pub enum TrainError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The checkpoint cannot be resumed from.
-    #[error("cannot resume: {0}")]
-    Checkpoint(String),
+    /// A checkpoint file cannot be read back.
+    #[error("cannot resume: {path}: {message}")]
+    CheckpointFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The checkpoint was made with other options.
+    #[error("cannot resume: {dir} was made with other options ({saved:?}); rerun with the same options")]
+    CheckpointOptions {
+        /// The checkpoint folder.
+        dir: PathBuf,
+        /// The options it was made with.
+        saved: Box<TrainOptions>,
+    },
+    /// The checkpoint was made for other labels.
+    #[error("cannot resume: {dir} has other labels")]
+    CheckpointLabels {
+        /// The checkpoint folder.
+        dir: PathBuf,
+    },
     /// An option is out of range.
-    #[error("invalid option: {0}")]
-    Options(String),
+    #[error("{field} must be {expected}")]
+    InvalidOption {
+        /// The option's field name.
+        field: &'static str,
+        /// The allowed range.
+        expected: &'static str,
+    },
     /// The loss became NaN or infinite.
-    #[error("the loss diverged (NaN or infinite) at step {0}; try a lower --lr")]
-    Diverged(u64),
+    #[error("the loss diverged (NaN or infinite) at step {step}; try a lower learning rate")]
+    Diverged {
+        /// The optimizer step.
+        step: u64,
+    },
 }
 
 impl TrainError {

@@ -1,11 +1,13 @@
-//! Fine-tuning for NER and sequence tasks (one loop): AdamW with parameter groups, warmup and decay, clipping,
-//! length-bucketed batches, dev-set model selection, early stopping, and
-//! resumable end-of-epoch checkpoints.
+//! Fine-tuning for NER and sequence tasks (one loop): AdamW with parameter
+//! groups, warmup and decay, clipping, length-bucketed batches, dev-set
+//! model selection, early stopping, and resumable end-of-epoch checkpoints.
+//! Progress goes to a [`TrainObserver`]; the library never prints.
 
 mod batching;
 pub mod checkpoint;
 mod error;
 mod ner_task;
+mod observer;
 mod optimizer;
 mod options;
 mod schedule;
@@ -15,8 +17,8 @@ mod trainer;
 
 pub use batching::{epoch_batches, Batching};
 pub use error::TrainError;
+pub use observer::{DataSummary, EpochReport, RunStart, Silent, StepReport, TrainObserver};
 pub use optimizer::{decays, AdamW, AdamWConfig};
 pub use options::TrainOptions;
 pub use schedule::{learning_rate, Schedule};
-pub use sequence_task::sequence_report;
 pub use trainer::{train, TrainRequest, TrainSummary};

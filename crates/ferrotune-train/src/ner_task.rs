@@ -5,14 +5,14 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use ferrotune_data::{read_tagged, LabelSet};
-use ferrotune_eval::Report;
-use ferrotune_infer::predict_windows;
-use ferrotune_model::{Batch, Head, Mode, ParamStore, TokenClassifier};
+use ferrotune_data::{read_tagged, LabelSet, Task};
+use ferrotune_eval::TaskReport;
+use ferrotune_infer::{EvalSet, RunSettings, TaskModel};
+use ferrotune_model::{Batch, Mode, ParamStore, TokenClassifier, TokenHead};
 use ferrotune_text::{Window, WordTokenizer};
 use rand_chacha::ChaCha8Rng;
 
-use crate::task::{DevResult, TrainTask};
+use crate::task::TrainTask;
 use crate::{TrainError, TrainOptions, TrainRequest};
 
 /// A training window and the tag of each word it owns.
@@ -22,18 +22,11 @@ struct Example {
     targets: Vec<(usize, u32)>,
 }
 
-/// A dev set, encoded once.
-struct DevSet {
-    windows: Vec<Vec<Window>>,
-    words: Vec<usize>,
-    gold: Vec<Vec<String>>,
-}
-
 /// A token classifier with its encoded data.
 pub struct NerTask {
     model: TokenClassifier,
     examples: Vec<Example>,
-    dev: Option<DevSet>,
+    dev: Option<EvalSet>,
     sentences: usize,
     split: usize,
     pad_id: u32,
@@ -43,11 +36,11 @@ impl NerTask {
     /// Reads and encodes the data and loads the model with a head for the
     /// tags of the training file.
     pub fn load(request: &TrainRequest, options: &TrainOptions) -> Result<Self, TrainError> {
-        let (model_dir, dev) = (request.model_dir, request.dev);
+        let model_dir = request.model_dir;
         let sentences = read_tagged(request.train)?;
         let labels = LabelSet::from_sentences(&sentences)?;
         let tag_ids = labels.encode(&sentences)?;
-        let tokenizer = WordTokenizer::from_dir(model_dir)?;
+        let tokenizer = WordTokenizer::load(model_dir)?;
         let mut examples = Vec::new();
         let mut split = 0;
         for (sentence, ids) in sentences.iter().zip(&tag_ids) {
@@ -60,45 +53,31 @@ impl NerTask {
                 examples.push(Example { input_ids, targets });
             }
         }
-        eprintln!(
-            "train: {} sentences, {} windows; {split} sentences longer than max-len {} were split into overlapping windows",
-            sentences.len(),
-            examples.len(),
-            options.max_len
-        );
-        let dev = match dev {
-            Some(path) => {
-                let dev_sentences = read_tagged(path)?;
-                labels.encode(&dev_sentences)?;
-                let windows = dev_sentences
-                    .iter()
-                    .map(|s| tokenizer.windows(&s.tokens, options.max_len))
-                    .collect::<Result<_, _>>()?;
-                Some(DevSet {
-                    windows,
-                    words: dev_sentences.iter().map(|s| s.tokens.len()).collect(),
-                    gold: dev_sentences.into_iter().map(|s| s.tags).collect(),
-                })
-            }
+        let label_names = labels.labels().to_vec();
+        let dev = match request.dev {
+            Some(path) => Some(EvalSet::read(path, Task::Ner, &label_names, &tokenizer, options.max_len)?),
             None => None,
         };
-        let label_names = labels.labels().to_vec();
-        let head = Head::For { labels: &label_names, seed: options.seed };
-        let model = TokenClassifier::from_pretrained_on(model_dir, head, &request.device)?;
+        let head = TokenHead::For { labels: &label_names, seed: options.seed };
+        let model = TokenClassifier::load(model_dir, head, &request.device)?;
         Ok(Self { model, examples, dev, sentences: sentences.len(), split, pad_id: tokenizer.pad_id })
     }
 }
 
 impl TrainTask for NerTask {
+    fn task(&self) -> Task {
+        Task::Ner
+    }
+
     fn lengths(&self) -> Vec<usize> {
         self.examples.iter().map(|e| e.input_ids.len()).collect()
     }
 
-    fn sentences(&self) -> usize {
+    fn examples(&self) -> usize {
         self.sentences
     }
 
-    fn split_sentences(&self) -> usize {
+    fn long_inputs(&self) -> usize {
         self.split
     }
 
@@ -131,20 +110,10 @@ impl TrainTask for NerTask {
         Ok(self.model.loss(&logits, &positions, &targets)?)
     }
 
-    fn evaluate(&self, batch_size: usize) -> Result<Option<DevResult>, TrainError> {
+    fn evaluate(&self, batch_size: usize) -> Result<Option<TaskReport>, TrainError> {
         let Some(dev) = &self.dev else { return Ok(None) };
-        let frozen = self.model.frozen()?;
-        let predictions = predict_windows(&frozen, &dev.windows, &dev.words, self.pad_id, batch_size)?;
-        let tags: Vec<Vec<String>> = predictions
-            .iter()
-            .map(|s| s.iter().map(|p| self.model.labels[p.label].clone()).collect())
-            .collect();
-        let report = Report::compute(&dev.gold, &tags);
-        Ok(Some(DevResult {
-            score: report.micro.f1,
-            summary: format!("dev P {:.4} R {:.4} F1 {:.4}", report.micro.precision, report.micro.recall, report.micro.f1),
-            report: serde_json::to_value(&report).expect("report serialises"),
-        }))
+        let model = TaskModel::Token(self.model.frozen()?);
+        Ok(Some(dev.evaluate(&model, self.pad_id, batch_size, RunSettings::default().threshold)?))
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {

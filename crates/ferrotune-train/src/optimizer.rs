@@ -213,15 +213,18 @@ impl AdamW {
     /// Reads the moments written by [`Self::save`].
     pub fn load(&mut self, path: &Path, step: u64) -> Result<(), TrainError> {
         let tensors = candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+            .map_err(|e| TrainError::CheckpointFile { path: path.to_path_buf(), message: e.to_string() })?;
         for s in &mut self.slots {
             for (key, dst) in [(format!("m.{}", s.name), &mut s.m), (format!("v.{}", s.name), &mut s.v)] {
                 let t = tensors
                     .get(&key)
-                    .ok_or_else(|| TrainError::Checkpoint(format!("{}: missing '{key}'", path.display())))?;
+                    .ok_or_else(|| TrainError::CheckpointFile { path: path.to_path_buf(), message: format!("missing '{key}'") })?;
                 let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
                 if values.len() != dst.len() {
-                    return Err(TrainError::Checkpoint(format!("{}: '{key}' has the wrong size", path.display())));
+                    return Err(TrainError::CheckpointFile {
+                        path: path.to_path_buf(),
+                        message: format!("'{key}' has the wrong size"),
+                    });
                 }
                 *dst = values;
             }

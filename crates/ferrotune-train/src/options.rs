@@ -1,5 +1,9 @@
-//! Training options, with the project's default recipe.
+//! Training options, with the project's default recipe. This struct is the
+//! one definition of every option: the `--config` TOML schema, the command
+//! line's flags (with their defaults, shown by `--help`) and what a
+//! checkpoint records.
 
+use clap::Args;
 use ferrotune_data::Task;
 use ferrotune_model::Pooling;
 use serde::{Deserialize, Serialize};
@@ -10,36 +14,52 @@ use crate::{Batching, Schedule, TrainError};
 /// measured to work best on NCBI-disease with all-MiniLM-L6-v2 (see the
 /// README); the design document's recipe is `lr 2e-5, epochs 5,
 /// warmup_ratio 0, schedule constant, max_grad_norm 0`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainOptions {
     /// What to learn: tags per word, or a class, classes or a number per text.
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().task)]
     pub task: Task,
-    /// How sequence tasks pool token states (`cls`: BERT's pooler).
+    /// Sequence tasks: how token states are pooled (cls: BERT's pooler over
+    /// [CLS], as transformers; mean: mean of token states, ferrotune only).
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().pooling)]
     pub pooling: Pooling,
     /// Passes over the training set.
+    #[arg(long, default_value_t = TrainOptions::default().epochs)]
     pub epochs: usize,
-    /// Windows per optimizer step.
+    /// Windows (texts) per optimizer step.
+    #[arg(long, default_value_t = TrainOptions::default().batch_size)]
     pub batch_size: usize,
-    /// Length-bucketed or plain random batches.
+    /// bucketed (similar lengths together: less padding) or random.
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().batching)]
     pub batching: Batching,
-    /// Peak learning rate.
+    /// Peak learning rate of AdamW.
+    #[arg(long, default_value_t = TrainOptions::default().lr)]
     pub lr: f64,
-    /// Maximum tokens per window, special tokens included.
+    /// Maximum tokens per window, special tokens included; longer sentences
+    /// are split (NER) or cut (sequence tasks).
+    #[arg(long, default_value_t = TrainOptions::default().max_len)]
     pub max_len: usize,
-    /// Fraction of all steps spent warming the learning rate up.
+    /// Fraction of all steps spent warming the learning rate up linearly.
+    #[arg(long, default_value_t = TrainOptions::default().warmup_ratio)]
     pub warmup_ratio: f64,
-    /// Learning-rate shape after warmup.
+    /// Learning-rate shape after warmup: linear (decay to 0) or constant.
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().schedule)]
     pub schedule: Schedule,
     /// Decoupled weight decay (not on biases and LayerNorm weights).
+    #[arg(long, default_value_t = TrainOptions::default().weight_decay)]
     pub weight_decay: f64,
     /// Clip the global gradient norm to this (0 disables).
+    #[arg(long, default_value_t = TrainOptions::default().max_grad_norm)]
     pub max_grad_norm: f64,
     /// Seed of the head initialisation, shuffling and dropout.
+    #[arg(long, default_value_t = TrainOptions::default().seed)]
     pub seed: u64,
     /// Stop after this many epochs without a better dev score (0 disables).
+    #[arg(long, default_value_t = TrainOptions::default().patience)]
     pub patience: usize,
-    /// Windows per forward pass when evaluating.
+    /// Windows (texts) per forward pass when evaluating on the dev set.
+    #[arg(long, default_value_t = TrainOptions::default().eval_batch_size)]
     pub eval_batch_size: usize,
 }
 
@@ -65,27 +85,54 @@ impl Default for TrainOptions {
 }
 
 impl TrainOptions {
-    /// Checks that every option is in range.
+    /// Checks that every option is in range; the error names the field and
+    /// the allowed range.
     pub fn validate(&self) -> Result<(), TrainError> {
-        let bad = |m: &str| Err(TrainError::Options(m.to_string()));
+        let invalid = |field, expected| Err(TrainError::InvalidOption { field, expected });
         if self.epochs == 0 {
-            return bad("--epochs must be at least 1");
+            return invalid("epochs", "at least 1");
         }
-        if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return bad("--batch-size must be at least 1");
+        if self.batch_size == 0 {
+            return invalid("batch_size", "at least 1");
+        }
+        if self.eval_batch_size == 0 {
+            return invalid("eval_batch_size", "at least 1");
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return bad("--lr must be a positive number");
+            return invalid("lr", "a positive number");
         }
-        if self.max_len < 3 || self.max_len > 4096 {
-            return bad("--max-len must be between 3 and 4096");
+        if !(3..=4096).contains(&self.max_len) {
+            return invalid("max_len", "between 3 and 4096");
         }
         if !(0.0..=1.0).contains(&self.warmup_ratio) {
-            return bad("--warmup-ratio must be between 0 and 1");
+            return invalid("warmup_ratio", "between 0 and 1");
         }
-        if !(self.weight_decay >= 0.0 && self.max_grad_norm >= 0.0) {
-            return bad("--weight-decay and --max-grad-norm must not be negative");
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return invalid("weight_decay", "a number of at least 0");
+        }
+        if !(self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite()) {
+            return invalid("max_grad_norm", "a number of at least 0 (0 disables clipping)");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_range_values_are_refused_by_field() {
+        assert!(TrainOptions::default().validate().is_ok());
+        let cases = [
+            (TrainOptions { epochs: 0, ..Default::default() }, "epochs must be at least 1"),
+            (TrainOptions { batch_size: 0, ..Default::default() }, "batch_size must be at least 1"),
+            (TrainOptions { lr: f64::NAN, ..Default::default() }, "lr must be a positive number"),
+            (TrainOptions { max_len: 2, ..Default::default() }, "max_len must be between 3 and 4096"),
+            (TrainOptions { warmup_ratio: 1.5, ..Default::default() }, "warmup_ratio must be between 0 and 1"),
+        ];
+        for (options, message) in cases {
+            assert_eq!(options.validate().unwrap_err().to_string(), message);
+        }
     }
 }

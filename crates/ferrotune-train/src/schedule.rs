@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The shape of the learning rate after warmup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
     /// Linear decay to 0 at the last step.
@@ -12,14 +12,12 @@ pub enum Schedule {
     Constant,
 }
 
-impl std::str::FromStr for Schedule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "linear" => Ok(Self::Linear),
-            "constant" => Ok(Self::Constant),
-            _ => Err(format!("unknown schedule '{s}' (linear, constant)")),
-        }
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Schedule::Linear => "linear",
+            Schedule::Constant => "constant",
+        })
     }
 }
 

@@ -1,19 +1,20 @@
 //! The training loop shared by every task: fine-tunes a model on a labelled
-//! file, picks the best epoch on a dev file, checkpoints every epoch.
+//! file, picks the best epoch on a dev file, checkpoints every epoch. It
+//! reports progress to a [`TrainObserver`] and never prints.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ferrotune_data::Task;
 use ferrotune_text::copy_tokenizer_files;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::batching::epoch_batches;
 use crate::checkpoint::{self, RunState};
 use crate::ner_task::NerTask;
+use crate::observer::{DataSummary, EpochReport, RunStart, StepReport, TrainObserver};
 use crate::optimizer::{AdamW, AdamWConfig};
 use crate::schedule::learning_rate;
 use crate::sequence_task::SequenceTask;
@@ -48,7 +49,7 @@ pub struct TrainSummary {
     pub epochs_done: usize,
     /// The epoch whose model was kept.
     pub best_epoch: usize,
-    /// Its dev score (see `DevResult::score`), if there was a dev file.
+    /// Its dev score (see `TaskReport::score`), if there was a dev file.
     pub best_dev_score: Option<f64>,
     /// Training sentences (or texts).
     pub sentences: usize,
@@ -61,6 +62,38 @@ pub struct TrainSummary {
     pub output: PathBuf,
 }
 
+/// Fine-tunes a model; see [`TrainRequest`]. Progress goes to `observer`.
+pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result<TrainSummary, TrainError> {
+    let options = &request.options;
+    options.validate()?;
+    let output = request.output;
+    std::fs::create_dir_all(output).map_err(|e| TrainError::io(output, e))?;
+    let task: Box<dyn TrainTask> = match options.task {
+        Task::Ner => Box::new(NerTask::load(request, options)?),
+        Task::Sequence(kind) => Box::new(SequenceTask::load(request, options, kind)?),
+    };
+    let task = task.as_ref();
+    observer.data(&DataSummary {
+        task: task.task(),
+        examples: task.examples(),
+        model_inputs: task.lengths().len(),
+        long_inputs: task.long_inputs(),
+        max_len: options.max_len,
+        pairs: task.pairs(),
+        labels: task.labels().len(),
+        parameters: task.params().parameter_count(),
+    });
+    let mut run = Run::start(request, task, observer)?;
+    for epoch in run.state.epochs_done + 1..=options.epochs {
+        if run.state.stopped_early || request.stop_after.is_some_and(|n| epoch > n) {
+            break;
+        }
+        let totals = run.train_epoch(epoch, observer)?;
+        run.end_epoch(epoch, &totals, observer)?;
+    }
+    Ok(run.summary())
+}
+
 /// Appends JSON lines to `metrics.jsonl`.
 struct MetricsLog {
     file: std::fs::File,
@@ -69,11 +102,8 @@ struct MetricsLog {
 
 impl MetricsLog {
     fn open(path: PathBuf) -> Result<Self, TrainError> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| TrainError::io(&path, e))?;
+        let file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::io(&path, e))?;
         Ok(Self { file, path })
     }
 
@@ -82,151 +112,165 @@ impl MetricsLog {
     }
 }
 
-fn progress_bar(len: usize, epoch: usize, epochs: usize) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(len as u64), ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:28}] {pos}/{len} {msg} [{elapsed_precise}<{eta_precise}]")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("epoch {epoch}/{epochs}"));
-    bar
+/// What one epoch of training did.
+struct EpochTotals {
+    loss_sum: f64,
+    steps: usize,
+    examples: usize,
+    seconds: f64,
 }
 
-/// Fine-tunes a model; see [`TrainRequest`].
-pub fn train(request: &TrainRequest) -> Result<TrainSummary, TrainError> {
-    let options = &request.options;
-    options.validate()?;
-    let output = request.output;
-    std::fs::create_dir_all(output).map_err(|e| TrainError::io(output, e))?;
-    let task: Box<dyn TrainTask> = match options.task {
-        Task::Ner => Box::new(NerTask::load(request, options)?),
-        _ => Box::new(SequenceTask::load(request, options)?),
-    };
-    run(request, task.as_ref())
+/// A run in progress: the task, the optimizer, the run state and its logs.
+struct Run<'a> {
+    request: &'a TrainRequest<'a>,
+    task: &'a dyn TrainTask,
+    optimizer: AdamW,
+    state: RunState,
+    metrics: MetricsLog,
+    lengths: Vec<usize>,
+    warmup_steps: u64,
+    total_steps: u64,
+    trained_examples: usize,
+    train_seconds: f64,
 }
 
-/// The loop shared by every task.
-fn run(request: &TrainRequest, task: &dyn TrainTask) -> Result<TrainSummary, TrainError> {
-    let options = &request.options;
-    let output = request.output;
-    let label_names = task.labels().to_vec();
-    eprintln!("model: {} parameters, {} labels", task.params().parameter_count(), label_names.len());
-    let mut optimizer = AdamW::new(
-        task.params(),
-        AdamWConfig { weight_decay: options.weight_decay as f32, ..Default::default() },
-    );
-
-    let mut state = RunState {
-        epochs_done: 0,
-        step: 0,
-        best_score: None,
-        best_epoch: 0,
-        epochs_without_gain: 0,
-        stopped_early: false,
-        options: options.clone(),
-        labels: label_names.clone(),
-    };
-    let metrics_path = output.join("metrics.jsonl");
-    match (request.resume, checkpoint::find(output)) {
-        (true, Some(dir)) => {
-            let saved = checkpoint::read_state(&dir)?;
-            if saved.options != *options {
-                return Err(TrainError::Checkpoint(format!(
-                    "{} was made with other options ({:?}); rerun with the same options",
-                    dir.display(),
-                    saved.options
-                )));
+impl<'a> Run<'a> {
+    /// Starts a run, or resumes it from the output folder's checkpoint when
+    /// asked to and there is one.
+    fn start(
+        request: &'a TrainRequest<'a>,
+        task: &'a dyn TrainTask,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<Self, TrainError> {
+        let options = &request.options;
+        let output = request.output;
+        let labels = task.labels().to_vec();
+        let config = AdamWConfig { weight_decay: options.weight_decay as f32, ..Default::default() };
+        let mut optimizer = AdamW::new(task.params(), config);
+        let mut state = RunState {
+            epochs_done: 0,
+            step: 0,
+            best_score: None,
+            best_epoch: 0,
+            epochs_without_gain: 0,
+            stopped_early: false,
+            options: options.clone(),
+            labels,
+        };
+        let metrics_path = output.join("metrics.jsonl");
+        match (request.resume, checkpoint::find(output)) {
+            (true, Some(dir)) => {
+                let saved = checkpoint::read_state(&dir)?;
+                if saved.options != *options {
+                    return Err(TrainError::CheckpointOptions { dir, saved: Box::new(saved.options) });
+                }
+                if saved.labels != state.labels {
+                    return Err(TrainError::CheckpointLabels { dir });
+                }
+                checkpoint::restore(&dir, task.params(), &mut optimizer, &saved)?;
+                observer.start(&RunStart::Resumed { dir: &dir, epochs_done: saved.epochs_done, step: saved.step });
+                state = saved;
             }
-            if saved.labels != label_names {
-                return Err(TrainError::Checkpoint(format!("{} has other labels", dir.display())));
+            (true, None) => observer.start(&RunStart::NoCheckpoint(output)),
+            (false, _) => {
+                if metrics_path.exists() {
+                    std::fs::remove_file(&metrics_path).map_err(|e| TrainError::io(&metrics_path, e))?;
+                }
+                observer.start(&RunStart::Fresh);
             }
-            checkpoint::restore(&dir, task.params(), &mut optimizer, &saved)?;
-            eprintln!("resuming after epoch {} (step {}) from {}", saved.epochs_done, saved.step, dir.display());
-            state = saved;
         }
-        (true, None) => eprintln!("no checkpoint in {}: starting from the beginning", output.display()),
-        (false, _) => {
-            if metrics_path.exists() {
-                std::fs::remove_file(&metrics_path).map_err(|e| TrainError::io(&metrics_path, e))?;
-            }
-        }
+        let lengths = task.lengths();
+        let total_steps = lengths.len().div_ceil(options.batch_size) as u64 * options.epochs as u64;
+        Ok(Self {
+            request,
+            task,
+            optimizer,
+            state,
+            metrics: MetricsLog::open(metrics_path)?,
+            lengths,
+            warmup_steps: (options.warmup_ratio * total_steps as f64).ceil() as u64,
+            total_steps,
+            trained_examples: 0,
+            train_seconds: 0.0,
+        })
     }
-    let mut metrics = MetricsLog::open(metrics_path)?;
 
-    let lengths = task.lengths();
-    let steps_per_epoch = lengths.len().div_ceil(options.batch_size) as u64;
-    let total_steps = steps_per_epoch * options.epochs as u64;
-    let warmup_steps = (options.warmup_ratio * total_steps as f64).ceil() as u64;
-    let interactive = std::io::stderr().is_terminal();
-    let mut trained_sentences = 0usize;
-    let mut train_seconds = 0f64;
-
-    let first_epoch = state.epochs_done + 1;
-    for epoch in first_epoch..=options.epochs {
-        if state.stopped_early || request.stop_after.is_some_and(|n| epoch > n) {
-            break;
-        }
+    /// One pass over the training data, one optimizer step per batch.
+    fn train_epoch(&mut self, epoch: usize, observer: &mut dyn TrainObserver) -> Result<EpochTotals, TrainError> {
+        let options = &self.request.options;
+        // Each epoch's generator comes from the seed and the epoch, so a
+        // resumed run draws the same batches and dropout masks.
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         rng.set_stream(epoch as u64);
-        let batches = epoch_batches(options.batching, &lengths, options.batch_size, &mut rng);
-        let bar = progress_bar(batches.len(), epoch, options.epochs);
+        let batches = epoch_batches(options.batching, &self.lengths, options.batch_size, &mut rng);
+        observer.epoch_start(epoch, options.epochs, batches.len());
         let started = Instant::now();
-        let (mut loss_sum, mut seen) = (0f64, 0usize);
+        let (mut loss_sum, mut examples) = (0f64, 0usize);
         for (i, batch_ids) in batches.iter().enumerate() {
-            let loss = task.batch_loss(batch_ids, &mut rng)?;
+            let loss = self.task.batch_loss(batch_ids, &mut rng)?;
             let loss_value = loss.to_scalar::<f32>()? as f64;
             if !loss_value.is_finite() {
-                return Err(TrainError::Diverged(state.step));
+                return Err(TrainError::Diverged { step: self.state.step });
             }
             let grads = loss.backward()?;
-            let norm = optimizer.grad_norm(&grads)?;
+            let norm = self.optimizer.grad_norm(&grads)?;
             let clip = if options.max_grad_norm > 0.0 && norm as f64 > options.max_grad_norm {
                 (options.max_grad_norm / (norm as f64 + 1e-6)) as f32
             } else {
                 1.0
             };
-            let lr = learning_rate(options.lr, state.step, warmup_steps, total_steps, options.schedule);
-            optimizer.step(&grads, lr as f32, clip)?;
-            state.step += 1;
+            let lr = learning_rate(options.lr, self.state.step, self.warmup_steps, self.total_steps, options.schedule);
+            self.optimizer.step(&grads, lr as f32, clip)?;
+            self.state.step += 1;
             loss_sum += loss_value;
-            seen += batch_ids.len();
-            let rate = seen as f64 / started.elapsed().as_secs_f64();
-            metrics.write(serde_json::json!({
-                "type": "step", "epoch": epoch, "step": state.step, "loss": loss_value,
+            examples += batch_ids.len();
+            let seconds = started.elapsed().as_secs_f64();
+            let rate = examples as f64 / seconds;
+            self.metrics.write(serde_json::json!({
+                "type": "step", "epoch": epoch, "step": self.state.step, "loss": loss_value,
                 "lr": lr, "grad_norm": norm, "windows_per_s": rate
             }))?;
-            bar.set_message(format!("loss {:.4} lr {lr:.2e} {rate:.1} sent/s", loss_sum / (i + 1) as f64));
-            bar.inc(1);
-            let every = (batches.len() / 20).max(1);
-            if !interactive && ((i + 1) % every == 0 || i + 1 == batches.len()) {
-                let eta = (batches.len() - i - 1) as f64 * started.elapsed().as_secs_f64() / (i + 1) as f64;
-                eprintln!(
-                    "epoch {epoch}/{} step {}/{} loss {:.4} lr {lr:.2e} {rate:.1} sent/s eta {eta:.0}s",
-                    options.epochs,
-                    i + 1,
-                    batches.len(),
-                    loss_sum / (i + 1) as f64
-                );
-            }
+            observer.step(&StepReport {
+                epoch,
+                epochs: options.epochs,
+                index: i + 1,
+                steps: batches.len(),
+                loss: loss_value,
+                mean_loss: loss_sum / (i + 1) as f64,
+                lr,
+                grad_norm: norm,
+                examples_per_second: rate,
+                seconds,
+            });
         }
-        bar.finish_and_clear();
-        let epoch_seconds = started.elapsed().as_secs_f64();
-        train_seconds += epoch_seconds;
-        trained_sentences += seen;
-        let train_loss = loss_sum / batches.len().max(1) as f64;
+        Ok(EpochTotals { loss_sum, steps: batches.len(), examples, seconds: started.elapsed().as_secs_f64() })
+    }
 
-        let dev = task.evaluate(options.eval_batch_size)?;
+    /// Scores the dev set, keeps the model if it is the best so far, decides
+    /// on early stopping, logs the epoch and writes the checkpoint.
+    fn end_epoch(
+        &mut self,
+        epoch: usize,
+        totals: &EpochTotals,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<(), TrainError> {
+        let options = &self.request.options;
+        let output = self.request.output;
+        self.train_seconds += totals.seconds;
+        self.trained_examples += totals.examples;
+        let train_loss = totals.loss_sum / totals.steps.max(1) as f64;
+        let dev = self.task.evaluate(options.eval_batch_size)?;
+        let state = &mut self.state;
         let improved = match (&dev, state.best_score) {
-            (Some(d), Some(best)) => d.score > best,
+            (Some(report), Some(best)) => report.score() > best,
             _ => true,
         };
         if improved {
-            state.best_score = dev.as_ref().map(|d| d.score);
+            state.best_score = dev.as_ref().map(|d| d.score());
             state.best_epoch = epoch;
             state.epochs_without_gain = 0;
-            task.save(output)?;
-            copy_tokenizer_files(request.model_dir, output).map_err(|e| TrainError::io(output, e))?;
+            self.task.save(output)?;
+            copy_tokenizer_files(self.request.model_dir, output).map_err(|e| TrainError::io(output, e))?;
         } else {
             state.epochs_without_gain += 1;
         }
@@ -234,31 +278,39 @@ fn run(request: &TrainRequest, task: &dyn TrainTask) -> Result<TrainSummary, Tra
         if options.patience > 0 && state.epochs_without_gain >= options.patience && epoch < options.epochs {
             state.stopped_early = true;
         }
-        metrics.write(serde_json::json!({
+        let rate = totals.examples as f64 / totals.seconds;
+        self.metrics.write(serde_json::json!({
             "type": "epoch", "epoch": epoch, "step": state.step, "train_loss": train_loss,
-            "seconds": epoch_seconds, "windows_per_s": seen as f64 / epoch_seconds,
-            "dev": dev.as_ref().map(|d| &d.report), "best_epoch": state.best_epoch
+            "seconds": totals.seconds, "windows_per_s": rate,
+            "dev": dev.as_ref(), "best_epoch": state.best_epoch
         }))?;
-        eprintln!(
-            "epoch {epoch}/{}: train loss {train_loss:.4}{}{} ({epoch_seconds:.0}s, {:.1} examples/s)",
-            options.epochs,
-            dev.as_ref().map(|d| format!(", {}", d.summary)).unwrap_or_default(),
-            if improved { " (best, saved)" } else { "" },
-            seen as f64 / epoch_seconds
-        );
-        checkpoint::save(output, task.params(), &optimizer, &state)?;
-        if state.stopped_early {
-            eprintln!("early stopping: no gain in the dev score for {} epochs", state.epochs_without_gain);
-        }
+        checkpoint::save(output, self.task.params(), &self.optimizer, &self.state)?;
+        observer.epoch_end(&EpochReport {
+            epoch,
+            epochs: options.epochs,
+            train_loss,
+            dev_summary: dev.as_ref().map(|d| d.summary()),
+            improved,
+            seconds: totals.seconds,
+            examples_per_second: rate,
+            stopping_early_after: self.state.stopped_early.then_some(self.state.epochs_without_gain),
+        });
+        Ok(())
     }
 
-    Ok(TrainSummary {
-        epochs_done: state.epochs_done,
-        best_epoch: state.best_epoch,
-        best_dev_score: state.best_score,
-        sentences: task.sentences(),
-        split_sentences: task.split_sentences(),
-        sentences_per_second: if train_seconds > 0.0 { trained_sentences as f64 / train_seconds } else { 0.0 },
-        output: output.to_path_buf(),
-    })
+    fn summary(&self) -> TrainSummary {
+        TrainSummary {
+            epochs_done: self.state.epochs_done,
+            best_epoch: self.state.best_epoch,
+            best_dev_score: self.state.best_score,
+            sentences: self.task.examples(),
+            split_sentences: self.task.long_inputs(),
+            sentences_per_second: if self.train_seconds > 0.0 {
+                self.trained_examples as f64 / self.train_seconds
+            } else {
+                0.0
+            },
+            output: self.request.output.to_path_buf(),
+        }
+    }
 }

@@ -4,16 +4,16 @@
 
 use std::path::Path;
 
-use ferrotune_data::Task;
-use ferrotune_infer::TextClassifier;
-use ferrotune_model::{BertConfig, Pooling};
-use ferrotune_train::{train, TrainOptions, TrainRequest};
+use ferrotune_data::{SequenceKind, Task, TextInput};
+use ferrotune_infer::{FineTuned, Record, RunSettings};
+use ferrotune_model::{BertConfig, Pooling, SequenceClassifier, SequenceHead};
+use ferrotune_train::{train, Silent, TrainOptions, TrainRequest};
 
 const WORDS: [&str; 14] =
     ["good", "great", "bad", "awful", "profit", "loss", "rose", "fell", "the", "shares", "sales", "card", "lost", "fee"];
 
 /// Toy rows `(text_a, text_b, label)` per task.
-fn rows(task: Task, pairs: bool) -> Vec<(String, Option<String>, String)> {
+fn rows(kind: SequenceKind, pairs: bool) -> Vec<(String, Option<String>, String)> {
     let base: [(&str, &str, &str, f32, &str); 4] = [
         ("the profit rose", "good", "positive", 1.0, "finance|good"),
         ("shares fell", "bad", "negative", -1.0, "finance|bad"),
@@ -25,10 +25,10 @@ fn rows(task: Task, pairs: bool) -> Vec<(String, Option<String>, String)> {
         for (text, second, class, value, multi) in base {
             // In pair mode the class is carried by the second text only.
             let (a, b) = if pairs { ("the shares".to_string(), Some(format!("{second} {text}"))) } else { (text.to_string(), None) };
-            let label = match task {
-                Task::Classify => class.to_string(),
-                Task::Multilabel => multi.to_string(),
-                _ => format!("{}", value + copy as f32 * 0.01),
+            let label = match kind {
+                SequenceKind::Classify => class.to_string(),
+                SequenceKind::Multilabel => multi.to_string(),
+                SequenceKind::Regression => format!("{}", value + copy as f32 * 0.01),
             };
             out.push((a, b, label));
         }
@@ -58,15 +58,15 @@ fn step_losses(output: &Path) -> Vec<f64> {
         .collect()
 }
 
-fn train_task(task: Task, pairs: bool, pooling: Pooling) -> (tempfile::TempDir, std::path::PathBuf, f64) {
+fn train_task(kind: SequenceKind, pairs: bool, pooling: Pooling) -> (tempfile::TempDir, std::path::PathBuf, f64) {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
     ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 3).unwrap();
     let data = tmp.path().join("train.tsv");
-    write_tsv(&data, &rows(task, pairs));
+    write_tsv(&data, &rows(kind, pairs));
     let output = tmp.path().join("out");
     let options = TrainOptions {
-        task,
+        task: Task::Sequence(kind),
         pooling,
         epochs: 15,
         batch_size: 4,
@@ -85,36 +85,53 @@ fn train_task(task: Task, pairs: bool, pooling: Pooling) -> (tempfile::TempDir, 
         resume: false,
         device: candle_core::Device::Cpu,
         stop_after: None,
-    })
+    }, &mut Silent)
     .unwrap();
     let losses = step_losses(&output);
     let first: f64 = losses[..6].iter().sum::<f64>() / 6.0;
     let last: f64 = losses[losses.len() - 6..].iter().sum::<f64>() / 6.0;
-    assert!(last < first / 2.0, "{task:?}: loss fell from {first} to {last}, not by half");
+    assert!(last < first / 2.0, "{kind:?}: loss fell from {first} to {last}, not by half");
     (tmp, output, summary.best_dev_score.unwrap())
 }
 
+/// Every label's score of each input, in label order.
+fn scores(dir: &Path, inputs: &[TextInput]) -> Vec<Vec<f32>> {
+    let settings = RunSettings { max_len: 16, batch_size: 8, ..Default::default() };
+    let model = FineTuned::load(dir, settings, &candle_core::Device::Cpu).unwrap();
+    let records = model.run(inputs).unwrap().records;
+    records
+        .iter()
+        .map(|r| match r {
+            Record::Classify(c) => model.labels().iter().map(|l| c.scores[l]).collect(),
+            Record::Ner(_) => panic!("a sequence model answered with entities"),
+        })
+        .collect()
+}
+
 fn round_trip(dir: &Path, pairs: bool) -> Vec<Vec<f32>> {
-    let texts: Vec<(&str, Option<&str>)> = if pairs {
-        vec![("the shares", Some("good the profit rose")), ("the shares", Some("bad shares fell"))]
+    let inputs: Vec<TextInput> = if pairs {
+        vec![
+            TextInput::Pair("the shares".into(), "good the profit rose".into()),
+            TextInput::Pair("the shares".into(), "bad shares fell".into()),
+        ]
     } else {
-        vec![("the profit rose", None), ("shares fell", None)]
+        vec![TextInput::Text("the profit rose".into()), TextInput::Text("shares fell".into())]
     };
-    let first = TextClassifier::load(dir, 16, 8, &candle_core::Device::Cpu).unwrap();
-    let scores = first.score(&texts).unwrap();
+    let first = scores(dir, &inputs);
     let again = dir.with_extension("again");
-    first.model.save_pretrained(&again).unwrap();
+    let model = SequenceClassifier::load(dir, SequenceHead::Saved, &candle_core::Device::Cpu).unwrap();
+    model.save_pretrained(&again).unwrap();
     ferrotune_text::copy_tokenizer_files(dir, &again).unwrap();
-    assert_eq!(TextClassifier::load(&again, 16, 8, &candle_core::Device::Cpu).unwrap().score(&texts).unwrap(), scores, "save/load changed outputs");
-    scores
+    assert_eq!(scores(&again, &inputs), first, "save/load changed outputs");
+    first
 }
 
 #[test]
 fn classify_learns_single_texts_and_round_trips() {
-    let (_tmp, out, dev_macro_f1) = train_task(Task::Classify, false, Pooling::Cls);
+    let (_tmp, out, dev_macro_f1) = train_task(SequenceKind::Classify, false, Pooling::Cls);
     assert!(dev_macro_f1 > 0.99, "dev macro F1 {dev_macro_f1}");
-    let config = BertConfig::from_file(&out.join("config.json")).unwrap();
-    assert_eq!((config.task, config.pooling), (Some(Task::Classify), Pooling::Cls));
+    let config = BertConfig::load(&out.join("config.json")).unwrap();
+    assert_eq!((config.task, config.pooling), (Some(Task::Sequence(SequenceKind::Classify)), Pooling::Cls));
     assert_eq!(config.labels.unwrap(), ["negative", "positive"]);
     let scores = round_trip(&out, false);
     assert!(scores[0][1] > 0.5 && scores[1][0] > 0.5, "{scores:?}");
@@ -122,25 +139,25 @@ fn classify_learns_single_texts_and_round_trips() {
 
 #[test]
 fn classify_learns_from_the_second_text_of_pairs() {
-    let (_tmp, out, dev_macro_f1) = train_task(Task::Classify, true, Pooling::Mean);
+    let (_tmp, out, dev_macro_f1) = train_task(SequenceKind::Classify, true, Pooling::Mean);
     assert!(dev_macro_f1 > 0.99, "dev macro F1 {dev_macro_f1}");
-    assert_eq!(BertConfig::from_file(&out.join("config.json")).unwrap().pooling, Pooling::Mean);
+    assert_eq!(BertConfig::load(&out.join("config.json")).unwrap().pooling, Pooling::Mean);
     let scores = round_trip(&out, true);
     assert!(scores[0][1] > 0.5 && scores[1][0] > 0.5, "{scores:?}");
 }
 
 #[test]
 fn multilabel_learns_label_sets() {
-    let (_tmp, out, dev_micro_f1) = train_task(Task::Multilabel, false, Pooling::Cls);
+    let (_tmp, out, dev_micro_f1) = train_task(SequenceKind::Multilabel, false, Pooling::Cls);
     assert!(dev_micro_f1 > 0.9, "dev micro F1 {dev_micro_f1}");
-    let config = BertConfig::from_file(&out.join("config.json")).unwrap();
+    let config = BertConfig::load(&out.join("config.json")).unwrap();
     assert_eq!(config.labels.unwrap(), ["bad", "card", "finance", "good"]);
     round_trip(&out, false);
 }
 
 #[test]
 fn regression_learns_values() {
-    let (_tmp, out, negative_mse) = train_task(Task::Regression, false, Pooling::Cls);
+    let (_tmp, out, negative_mse) = train_task(SequenceKind::Regression, false, Pooling::Cls);
     assert!(-negative_mse < 0.1, "dev MSE {}", -negative_mse);
     let scores = round_trip(&out, false);
     assert!(scores[0][0] > 0.5 && scores[1][0] < -0.5, "{scores:?}");

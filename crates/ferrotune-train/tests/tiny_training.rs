@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use ferrotune_model::{Batch, Head, Mode, TokenClassifier};
-use ferrotune_train::{train, TrainOptions, TrainRequest};
+use ferrotune_model::{Batch, Mode, TokenClassifier, TokenHead};
+use ferrotune_train::{train, Silent, TrainOptions, TrainRequest};
 
 const WORDS: [&str; 12] =
     ["the", "patient", "has", "fever", "and", "cough", "no", "signs", "of", "asthma", "severe", "flu"];
@@ -43,7 +43,7 @@ fn step_losses(output: &Path) -> Vec<f64> {
 }
 
 fn logits(dir: &Path) -> Vec<f32> {
-    let model = TokenClassifier::from_pretrained(dir, Head::Saved).unwrap();
+    let model = TokenClassifier::load(dir, TokenHead::Saved, &candle_core::Device::Cpu).unwrap();
     let batch = Batch::pad(&[&[2, 5, 6, 7, 8, 3]], 0).unwrap();
     model.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
@@ -67,7 +67,7 @@ fn loss_halves_and_resume_gives_the_same_model() {
             resume,
             device: candle_core::Device::Cpu,
             stop_after,
-        })
+        }, &mut Silent)
         .unwrap()
     };
     let summary = request(&full, false, None);
@@ -110,7 +110,7 @@ fn resume_with_other_options_is_refused() {
     write_corpus(&data, 1);
     let out = tmp.path().join("out");
     let run = |options: TrainOptions| {
-        train(&TrainRequest { model_dir: &base, train: &data, dev: None, output: &out, options, resume: true, device: candle_core::Device::Cpu, stop_after: Some(1) })
+        train(&TrainRequest { model_dir: &base, train: &data, dev: None, output: &out, options, resume: true, device: candle_core::Device::Cpu, stop_after: Some(1) }, &mut Silent)
     };
     run(options()).unwrap();
     let err = run(TrainOptions { lr: 2e-3, ..options() }).unwrap_err().to_string();

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use clap::{Args, Subcommand};
-use ferrotune_model::{Batch, Head, Mode, TokenClassifier};
+use ferrotune_model::{Batch, Mode, TokenClassifier, TokenHead};
 use ferrotune_train::{AdamW, AdamWConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -87,8 +87,8 @@ impl Setup {
     fn new(shape: &Shape, device: &Device) -> anyhow::Result<Self> {
         let start = Instant::now();
         let labels: Vec<String> = ["O", "B-Disease", "I-Disease"].map(String::from).to_vec();
-        let head = Head::For { labels: &labels, seed: 1 };
-        let model = TokenClassifier::from_pretrained_on(&shape.model, head, device)?;
+        let head = TokenHead::For { labels: &labels, seed: 1 };
+        let model = TokenClassifier::load(&shape.model, head, device)?;
         let load_s = start.elapsed().as_secs_f64();
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let ids: Vec<Vec<u32>> =

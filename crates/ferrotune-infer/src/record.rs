@@ -1,9 +1,14 @@
-//! The `predict` record: input lines (plain text or JSONL) and output lines.
+//! The records `predict` writes and the server answers: entities with
+//! character offsets (NER), labels with scores (sequence tasks).
 
 use ferrotune_text::{split_words, Word};
 use serde::Serialize;
 
-use crate::{InferError, WordPrediction};
+use std::collections::BTreeMap;
+
+use ferrotune_data::SequenceKind;
+
+use crate::{decide, Decision, WordPrediction};
 
 /// One text to tag, with its words and their character offsets.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,29 +37,6 @@ impl PredictionInput {
         Self { text: tokens.join(" "), words }
     }
 
-    /// One input line: a JSON object with `text` or `tokens` when it starts
-    /// with `{`, plain text otherwise. `source` and `line` name it in errors.
-    pub fn parse_line(line: &str, source: &str, number: usize) -> Result<Self, InferError> {
-        let error = |message: String| InferError::Input { source_name: source.to_string(), line: number, message };
-        if !line.trim_start().starts_with('{') {
-            return Ok(Self::from_text(line));
-        }
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| error(format!("invalid JSON: {e}")))?;
-        if let Some(text) = value.get("text") {
-            let text = text.as_str().ok_or_else(|| error("\"text\" must be a string".into()))?;
-            return Ok(Self::from_text(text));
-        }
-        if let Some(tokens) = value.get("tokens") {
-            let tokens: Vec<String> = serde_json::from_value(tokens.clone())
-                .map_err(|_| error("\"tokens\" must be an array of strings".into()))?;
-            if let Some(t) = tokens.iter().find(|t| t.trim().is_empty() || t.chars().any(char::is_whitespace)) {
-                return Err(error(format!("token {t:?} is empty or contains whitespace")));
-            }
-            return Ok(Self::from_tokens(&tokens));
-        }
-        Err(error("expected an object with \"text\" or \"tokens\"".into()))
-    }
-
     /// The words' texts.
     pub fn word_texts(&self) -> Vec<String> {
         self.words.iter().map(|w| w.text.clone()).collect()
@@ -77,9 +59,9 @@ pub struct EntityOut {
     pub score: f32,
 }
 
-/// One output line of `predict`.
+/// One output line of `predict` for an NER model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Prediction {
+pub struct NerRecord {
     /// The input text.
     pub text: String,
     /// Entities, in text order.
@@ -90,7 +72,7 @@ pub struct Prediction {
     pub tags: Vec<String>,
 }
 
-impl Prediction {
+impl NerRecord {
     /// Builds the record from an input and its word predictions.
     pub fn new(input: &PredictionInput, predictions: &[WordPrediction], labels: &[String]) -> Self {
         let tags: Vec<String> = predictions.iter().map(|p| labels[p.label].clone()).collect();
@@ -113,6 +95,63 @@ impl Prediction {
     }
 }
 
+/// One output line of `predict` for a sequence model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClassifyRecord {
+    /// The input text (single texts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The first text (pairs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_a: Option<String>,
+    /// The second text (pairs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_b: Option<String>,
+    /// The class (classify), the list of classes (multilabel) or the value
+    /// (regression).
+    pub label: serde_json::Value,
+    /// The probability of the class; for multilabel the lowest probability
+    /// among the chosen classes (0 if none); for regression the value.
+    pub score: f32,
+    /// Every label's probability (regression: its value).
+    pub scores: BTreeMap<String, f32>,
+}
+
+impl ClassifyRecord {
+    /// The record of one text (or pair, when `text_b` is given) and its
+    /// scores under `labels`; multilabel decisions at `threshold`.
+    pub fn new(
+        text_a: &str,
+        text_b: Option<&str>,
+        kind: SequenceKind,
+        labels: &[String],
+        scores: &[f32],
+        threshold: f32,
+    ) -> Self {
+        let (label, score) = match decide(kind, scores, threshold) {
+            Decision::Class(c) => (serde_json::json!(labels[c]), scores[c]),
+            Decision::Classes(cs) => {
+                let names: Vec<&str> = cs.iter().map(|&c| labels[c].as_str()).collect();
+                let weakest = cs.iter().map(|&c| scores[c]).fold(f32::INFINITY, f32::min);
+                (serde_json::json!(names), if cs.is_empty() { 0.0 } else { weakest })
+            }
+            Decision::Value(v) => (serde_json::json!(v), v),
+        };
+        let (text, pair) = match text_b {
+            Some(b) => (None, Some((text_a.to_string(), b.to_string()))),
+            None => (Some(text_a.to_string()), None),
+        };
+        Self {
+            text,
+            text_a: pair.as_ref().map(|p| p.0.clone()),
+            text_b: pair.map(|p| p.1),
+            label,
+            score,
+            scores: labels.iter().cloned().zip(scores.iter().copied()).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,7 +164,7 @@ mod tests {
         preds[5] = WordPrediction { label: 1, score: 0.8 };
         preds[6] = WordPrediction { label: 2, score: 0.6 };
         preds[7] = WordPrediction { label: 2, score: 0.7 };
-        let p = Prediction::new(&input, &preds, &labels);
+        let p = NerRecord::new(&input, &preds, &labels);
         assert_eq!(p.entities.len(), 1);
         let e = &p.entities[0];
         assert_eq!((e.text.as_str(), e.start, e.end), ("neurofibromatosis type 1", 22, 46));
@@ -134,17 +173,10 @@ mod tests {
     }
 
     #[test]
-    fn parses_text_tokens_and_rejects_bad_lines() {
-        let a = PredictionInput::parse_line(r#"{"tokens": ["BRCA1", "cancer"]}"#, "in", 1).unwrap();
+    fn words_carry_offsets() {
+        let a = PredictionInput::from_tokens(&["BRCA1".to_string(), "cancer".to_string()]);
         assert_eq!(a.text, "BRCA1 cancer");
         assert_eq!((a.words[1].start, a.words[1].end), (6, 12));
-        let b = PredictionInput::parse_line(r#"{"text": "a, b"}"#, "in", 1).unwrap();
-        assert_eq!(b.word_texts(), ["a", ",", "b"]);
-        let c = PredictionInput::parse_line("plain text", "in", 1).unwrap();
-        assert_eq!(c.words.len(), 2);
-        for bad in [r#"{"text": 3}"#, r#"{"tokens": "x"}"#, r#"{"other": 1}"#, "{broken", r#"{"tokens": ["a b"]}"#] {
-            let err = PredictionInput::parse_line(bad, "in.jsonl", 7).unwrap_err().to_string();
-            assert!(err.starts_with("in.jsonl:7: "), "{err}");
-        }
+        assert_eq!(PredictionInput::from_text("a, b").word_texts(), ["a", ",", "b"]);
     }
 }

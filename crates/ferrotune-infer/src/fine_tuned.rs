@@ -1,0 +1,217 @@
+//! A fine-tuned model folder of any task, loaded once and run on batches
+//! of typed inputs or evaluated on a labelled file. Every task's branch is
+//! here; the CLI and the server only name the model.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Device;
+use ferrotune_data::{Task, TextInput};
+use ferrotune_eval::TaskReport;
+use ferrotune_model::{BertConfig, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
+use ferrotune_text::WordTokenizer;
+use serde::Serialize;
+
+use crate::{
+    score_encoded, tag_windows, ClassifyRecord, EvalSet, InferError, NerRecord, PredictionInput, WindowedSentences,
+};
+
+/// How a fine-tuned model is run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunSettings {
+    /// Maximum tokens per model input: longer NER texts are split into
+    /// overlapping windows, longer sequence inputs are cut longest-first.
+    pub max_len: usize,
+    /// Model inputs per forward pass.
+    pub batch_size: usize,
+    /// Multilabel models: the probability from which a class applies.
+    pub threshold: f32,
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        Self { max_len: 128, batch_size: 64, threshold: 0.5 }
+    }
+}
+
+impl RunSettings {
+    /// Checks that every setting is in range.
+    pub fn validate(&self) -> Result<(), InferError> {
+        let invalid = |field, expected| Err(InferError::InvalidSetting { field, expected });
+        if !(3..=4096).contains(&self.max_len) {
+            return invalid("max_len", "between 3 and 4096");
+        }
+        if self.batch_size == 0 {
+            return invalid("batch_size", "at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return invalid("threshold", "between 0 and 1");
+        }
+        Ok(())
+    }
+}
+
+/// The model of a fine-tuned folder: a token head or a sequence head.
+pub enum TaskModel {
+    /// Tags per word.
+    Token(TokenClassifier),
+    /// A class, classes or a number per text.
+    Sequence(SequenceClassifier),
+}
+
+impl TaskModel {
+    /// The task the model was trained for.
+    pub fn task(&self) -> Task {
+        match self {
+            TaskModel::Token(_) => Task::Ner,
+            TaskModel::Sequence(m) => Task::Sequence(m.kind),
+        }
+    }
+
+    /// Label names in id order.
+    pub fn labels(&self) -> &[String] {
+        match self {
+            TaskModel::Token(m) => &m.labels,
+            TaskModel::Sequence(m) => &m.labels,
+        }
+    }
+}
+
+/// One answer: what `predict` writes as a JSON line and the server returns.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Record {
+    /// Entities, words and tags of a text.
+    Ner(NerRecord),
+    /// Label and scores of a text or pair.
+    Classify(ClassifyRecord),
+}
+
+/// The answers to a batch of inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outputs {
+    /// One record per input, in order.
+    pub records: Vec<Record>,
+    /// Inputs longer than `max_len` tokens (split into windows or cut).
+    pub long_inputs: usize,
+}
+
+/// A labelled file scored by a model.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The report.
+    pub report: TaskReport,
+    /// Sentences (NER) or texts scored.
+    pub examples: usize,
+    /// Of those, how many were longer than `max_len` tokens.
+    pub long_inputs: usize,
+    /// Seconds spent running the model.
+    pub seconds: f64,
+}
+
+/// A fine-tuned model with its tokenizer, ready to run or be evaluated.
+pub struct FineTuned {
+    model: TaskModel,
+    tokenizer: WordTokenizer,
+    settings: RunSettings,
+}
+
+impl FineTuned {
+    /// Loads a fine-tuned folder (`config.json` with the head's task and
+    /// `id2label`, `model.safetensors`, tokenizer files) onto `device`.
+    pub fn load(dir: &Path, settings: RunSettings, device: &Device) -> Result<Self, InferError> {
+        settings.validate()?;
+        let model = match BertConfig::fine_tuned_task(dir)? {
+            Task::Ner => TaskModel::Token(TokenClassifier::load(dir, TokenHead::Saved, device)?.frozen()?),
+            Task::Sequence(_) => {
+                TaskModel::Sequence(SequenceClassifier::load(dir, SequenceHead::Saved, device)?.frozen()?)
+            }
+        };
+        Ok(Self { model, tokenizer: WordTokenizer::load(dir)?, settings })
+    }
+
+    /// The task the model was trained for.
+    pub fn task(&self) -> Task {
+        self.model.task()
+    }
+
+    /// Label names in id order.
+    pub fn labels(&self) -> &[String] {
+        self.model.labels()
+    }
+
+    /// How the model runs.
+    pub fn settings(&self) -> RunSettings {
+        self.settings
+    }
+
+    /// Runs the model on a batch of inputs. NER models take texts (split
+    /// into words as BERT's basic tokenizer does) and pre-split words;
+    /// sequence models take texts, pairs and words (joined by spaces).
+    pub fn run(&self, inputs: &[TextInput]) -> Result<Outputs, InferError> {
+        let RunSettings { max_len, batch_size, threshold } = self.settings;
+        let pad_id = self.tokenizer.pad_id;
+        match &self.model {
+            TaskModel::Token(model) => {
+                let texts = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, input)| match input {
+                        TextInput::Text(text) => Ok(PredictionInput::from_text(text)),
+                        TextInput::Words(words) => Ok(PredictionInput::from_tokens(words)),
+                        TextInput::Pair(..) => {
+                            Err(InferError::UnsupportedInput { index, task: Task::Ner, expected: "single texts or words" })
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let words: Vec<Vec<String>> = texts.iter().map(PredictionInput::word_texts).collect();
+                let windows = WindowedSentences::new(&self.tokenizer, &words, max_len)?;
+                let predictions = tag_windows(model, &windows, pad_id, batch_size)?;
+                let records = texts
+                    .iter()
+                    .zip(&predictions)
+                    .map(|(text, p)| Record::Ner(NerRecord::new(text, p, &model.labels)))
+                    .collect();
+                Ok(Outputs { records, long_inputs: windows.split })
+            }
+            TaskModel::Sequence(model) => {
+                let texts: Vec<(String, Option<&str>)> = inputs
+                    .iter()
+                    .map(|input| match input {
+                        TextInput::Text(text) => (text.clone(), None),
+                        TextInput::Words(words) => (words.join(" "), None),
+                        TextInput::Pair(a, b) => (a.clone(), Some(b.as_str())),
+                    })
+                    .collect();
+                let encoded = texts
+                    .iter()
+                    .map(|(a, b)| self.tokenizer.encode_text(a, *b, max_len))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let long_inputs = encoded.iter().filter(|e| e.input_ids.len() >= max_len).count();
+                let scores = score_encoded(model, &encoded, pad_id, batch_size)?;
+                let records = texts
+                    .iter()
+                    .zip(&scores)
+                    .map(|((a, b), s)| {
+                        Record::Classify(ClassifyRecord::new(a, *b, model.kind, &model.labels, s, threshold))
+                    })
+                    .collect();
+                Ok(Outputs { records, long_inputs })
+            }
+        }
+    }
+
+    /// Scores the model on a labelled file of its task (NER: CoNLL or
+    /// JSONL; sequence tasks: TSV, CSV or JSONL with labels).
+    pub fn evaluate(&self, path: &Path) -> Result<Evaluation, InferError> {
+        let set = EvalSet::read(path, self.task(), self.labels(), &self.tokenizer, self.settings.max_len)?;
+        let started = Instant::now();
+        let report = set.evaluate(&self.model, self.tokenizer.pad_id, self.settings.batch_size, self.settings.threshold)?;
+        Ok(Evaluation {
+            report,
+            examples: set.len(),
+            long_inputs: set.long_inputs(),
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
