@@ -14,7 +14,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// the kernel zero them again on the next step (a tenth of a step's time).
 pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
     let n = match threads {
-        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(0) => return Err(crate::UsageError::invalid_option("threads", "threads must be at least 1").into()),
         Some(n) => n,
         None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
