@@ -3,6 +3,9 @@
 //! unlabelled inputs of `predict`, label sets, tasks, atomic writes, and
 //! errors that name file and line.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod atomic;
 mod error;
 mod inputs;

@@ -3,6 +3,9 @@
 //! plus token accuracy; text-level classification, multilabel and
 //! regression metrics as scikit-learn.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 mod classification;
 mod confusion_svg;
 mod entities;

@@ -3,6 +3,9 @@
 //! with character offsets, or labels with scores), and evaluates labelled
 //! files with the metrics of seqeval and scikit-learn.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 mod error;
 mod evaluate;
 mod fine_tuned;

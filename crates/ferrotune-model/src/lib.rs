@@ -3,6 +3,8 @@
 //! differentiable ops), token- and sequence-classification heads, and
 //! loading/saving in the Hugging Face layout.
 
+#![deny(missing_docs)]
+
 mod batch;
 mod bert;
 mod config;
@@ -14,6 +16,7 @@ mod head;
 pub mod ops;
 mod params;
 mod row_matmul;
+#[cfg(feature = "test-support")]
 pub mod tiny;
 mod sequence_classifier;
 mod token_classifier;

@@ -3,6 +3,9 @@
 //! sub-tokens, with overlapping windows for sentences longer than the model
 //! input.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 mod error;
 mod tokenizer;
 mod windows;

@@ -3,6 +3,9 @@
 //! model selection, early stopping, and resumable end-of-epoch checkpoints.
 //! Progress goes to a [`TrainObserver`]; the library never prints.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 mod batching;
 pub mod checkpoint;
 mod error;
