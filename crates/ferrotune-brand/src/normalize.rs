@@ -65,6 +65,8 @@ impl Stats {
 
 impl Normalize {
     /// Checks the parameters against the direction.
+    // `!(a > b)` on purpose: a NaN parameter must fail every check.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self, direction: Direction) -> Result<(), String> {
         match *self {
             Normalize::Minmax { min, max } if !(max > min) => Err(format!("minmax needs max > min (min {min}, max {max})")),
