@@ -41,6 +41,8 @@ impl Server {
             .arg("serve")
             .args(["--addr", "127.0.0.1:0", "--threads", "1"])
             .args(args)
+            // The startup summary is logged at `info`: keep it on.
+            .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();

@@ -3,7 +3,7 @@
 //! for a fixed time (or until a request budget is spent), then print
 //! throughput, latency percentiles and the status counts as one JSON line.
 //!
-//! cargo run --release -p ferrotune-serve --example load_test -- \
+//! cargo run --release -p ferrotune-serve --features test-support --example load_test -- \
 //!     --addr 127.0.0.1:8080 --clients 64 --seconds 30 [--path /v1/ner] [--text "..."] [--max-requests N]
 
 use std::collections::BTreeMap;
