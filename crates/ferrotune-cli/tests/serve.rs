@@ -201,3 +201,64 @@ fn full_queue_answers_429_and_sigterm_drains() {
     assert_eq!(in_flight.join().unwrap(), 200);
     assert!(status.success(), "{status:?}");
 }
+
+/// Each failed request is logged on stderr with its status, code and message,
+/// a 500 with the model's own error; so are the startup and the shutdown.
+#[test]
+fn failures_are_logged_with_their_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ner, cls) = make_models(tmp.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--threads", "1", "--model", &format!("ner={ner}")])
+        .args(["--model", &format!("sentiment={cls}")])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains(&format!("serving ner={ner}, sentiment={cls} on http://")), "{first}");
+    let addr: SocketAddr = first.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
+    runtime().block_on(async {
+        let mut c = Connection::open(addr).await.unwrap();
+        assert_eq!(c.post_json("/v1/ner", &json!({ "texts": [] }), &[]).await.unwrap().status, 400);
+        // More tokens than the tiny model has positions (64): the model fails.
+        let long = vec!["good"; 100].join(" ");
+        let a = c.post_json("/v1/classify", &json!({ "model": "sentiment", "texts": [long] }), &[]).await.unwrap();
+        assert_eq!((a.status, a.json()["error"]["code"].as_str()), (500, Some("inference_failed")));
+        // The cause is logged, not answered.
+        assert!(!String::from_utf8_lossy(&a.body).contains("max_position_embeddings"));
+        assert_eq!(c.send("DELETE", "/health", &[], b"").await.unwrap().status, 405);
+    });
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let line = |needle: &str| log.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {log}"));
+    assert!(line("POST /v1/ner: 400 no_inputs: give at least one text").contains("WARN"));
+    let failed = line("POST /v1/classify: 500 inference_failed: the model could not answer: ");
+    assert!(failed.contains("ERROR") && failed.contains("exceeds max_position_embeddings 64"), "{failed}");
+    line("DELETE /health: 405 method_not_allowed");
+    line("shutting down: finishing requests in flight");
+}
+
+#[test]
+fn out_of_range_options_are_refused_naming_the_field() {
+    for (flag, message) in [
+        ("--max-batch", "max_batch must be at least 1"),
+        ("--max-queue", "max_queue must be at least 1"),
+        ("--max-texts", "max_texts must be at least 1"),
+        ("--max-chars", "max_chars must be at least 1"),
+        ("--max-body-bytes", "max_body_bytes must be at least 1"),
+        ("--timeout-ms", "timeout must be more than 0"),
+        ("--max-len", "max_len must be between 3 and 4096"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
+            .args(["serve", "--model", "no-such-model", "--threads", "1", flag, "0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(message), "{flag}: {stderr}");
+    }
+}
