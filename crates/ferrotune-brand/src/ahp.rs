@@ -328,6 +328,43 @@ mod tests {
         assert!((r.consistency_ratio - 0.035).abs() <= 1e-3);
     }
 
+    /// The typed errors read exactly as the messages they replaced.
+    #[test]
+    fn matrix_errors_keep_their_messages() {
+        type Case = (Vec<String>, Vec<Vec<f64>>, &'static str);
+        let ab = names(&["a", "b"]);
+        let cases: Vec<Case> = vec![
+            (vec![], vec![], "no criteria"),
+            (ab.clone(), vec![vec![1.0, 2.0]], "the matrix must be 2 x 2, one row and column per criterion"),
+            (ab.clone(), vec![vec![2.0, 1.0], vec![1.0, 1.0]], "diagonal entry for 'a' must be 1, got 2"),
+            (ab.clone(), vec![vec![1.0, -1.0], vec![1.0, 1.0]], "comparison 'a' vs 'b' must be a positive number, got -1"),
+            (ab.clone(), vec![vec![1.0, 10.0], vec![0.1, 1.0]], "comparison 'a' vs 'b' is 10: Saaty's scale runs from 1/9 to 9"),
+            (ab, vec![vec![1.0, 3.0], vec![3.0, 1.0]], "comparisons 'a' vs 'b' (3) and 'b' vs 'a' (3) are not reciprocal"),
+        ];
+        for (criteria, matrix, message) in cases {
+            assert_eq!(analyse("t", &criteria, &matrix).unwrap_err().to_string(), message);
+        }
+        let many: Vec<String> = (0..16).map(|i| i.to_string()).collect();
+        let ones = vec![vec![1.0; 16]; 16];
+        let err = analyse("t", &many, &ones).unwrap_err();
+        assert_eq!(err, AhpError::TooManyCriteria { max: 15 });
+        assert_eq!(err.to_string(), "at most 15 criteria per matrix (Saaty's random index is tabulated that far)");
+        let cell = Cell::Fraction("x/3".into()).value().unwrap_err();
+        assert_eq!(cell.to_string(), "'x/3' is not a number or a fraction");
+        let worst = vec![
+            Inconsistency { a: "a".into(), b: "b".into(), given: 9.0, implied: 1.0 },
+            Inconsistency { a: "a".into(), b: "c".into(), given: 1.0 / 9.0, implied: 0.5 },
+        ];
+        let err = BrandError::Inconsistent { path: "f.toml".into(), table: "t".into(), ratio: 2.5, worst };
+        assert_eq!(
+            err.to_string(),
+            "f.toml: [ahp.t] is too inconsistent to use: consistency ratio 2.500 > 0.1; revise the most inconsistent \
+             judgements: 'a' vs 'b' is 9.000 but the weights imply 1.000; 'a' vs 'c' is 0.111 but the weights imply 0.500"
+        );
+        let err = BrandError::Ahp { path: "f.toml".into(), table: "t".into(), source: AhpError::NoCriteria };
+        assert_eq!(err.to_string(), "f.toml: [ahp.t]: no criteria");
+    }
+
     #[test]
     fn inconsistent_matrix_is_refused_with_pairs_named() {
         let dir = tempfile::tempdir().unwrap();
