@@ -171,7 +171,8 @@ fn check_matrix(criteria: &[String], m: &[Vec<f64>]) -> Result<(), AhpError> {
                 return Err(AhpError::OffScale { row: row.clone(), column: column.clone(), value });
             }
             if (value * m[j][i] - 1.0).abs() > 0.01 {
-                return Err(AhpError::NotReciprocal { row: row.clone(), column: column.clone(), value, reverse: m[j][i] });
+                let (row, column, reverse) = (row.clone(), column.clone(), m[j][i]);
+                return Err(AhpError::NotReciprocal { row, column, value, reverse });
             }
         }
     }
@@ -333,13 +334,15 @@ mod tests {
     fn matrix_errors_keep_their_messages() {
         type Case = (Vec<String>, Vec<Vec<f64>>, &'static str);
         let ab = names(&["a", "b"]);
+        // A 2 x 2 matrix: a vs a, a vs b, b vs a.
+        let m = |aa: f64, ab: f64, ba: f64| vec![vec![aa, ab], vec![ba, 1.0]];
         let cases: Vec<Case> = vec![
             (vec![], vec![], "no criteria"),
             (ab.clone(), vec![vec![1.0, 2.0]], "the matrix must be 2 x 2, one row and column per criterion"),
-            (ab.clone(), vec![vec![2.0, 1.0], vec![1.0, 1.0]], "diagonal entry for 'a' must be 1, got 2"),
-            (ab.clone(), vec![vec![1.0, -1.0], vec![1.0, 1.0]], "comparison 'a' vs 'b' must be a positive number, got -1"),
-            (ab.clone(), vec![vec![1.0, 10.0], vec![0.1, 1.0]], "comparison 'a' vs 'b' is 10: Saaty's scale runs from 1/9 to 9"),
-            (ab, vec![vec![1.0, 3.0], vec![3.0, 1.0]], "comparisons 'a' vs 'b' (3) and 'b' vs 'a' (3) are not reciprocal"),
+            (ab.clone(), m(2.0, 1.0, 1.0), "diagonal entry for 'a' must be 1, got 2"),
+            (ab.clone(), m(1.0, -1.0, 1.0), "comparison 'a' vs 'b' must be a positive number, got -1"),
+            (ab.clone(), m(1.0, 10.0, 0.1), "comparison 'a' vs 'b' is 10: Saaty's scale runs from 1/9 to 9"),
+            (ab, m(1.0, 3.0, 3.0), "comparisons 'a' vs 'b' (3) and 'b' vs 'a' (3) are not reciprocal"),
         ];
         for (criteria, matrix, message) in cases {
             assert_eq!(analyse("t", &criteria, &matrix).unwrap_err().to_string(), message);
@@ -358,8 +361,9 @@ mod tests {
         let err = BrandError::Inconsistent { path: "f.toml".into(), table: "t".into(), ratio: 2.5, worst };
         assert_eq!(
             err.to_string(),
-            "f.toml: [ahp.t] is too inconsistent to use: consistency ratio 2.500 > 0.1; revise the most inconsistent \
-             judgements: 'a' vs 'b' is 9.000 but the weights imply 1.000; 'a' vs 'c' is 0.111 but the weights imply 0.500"
+            "f.toml: [ahp.t] is too inconsistent to use: consistency ratio 2.500 > 0.1; \
+             revise the most inconsistent judgements: 'a' vs 'b' is 9.000 but the weights imply 1.000; \
+             'a' vs 'c' is 0.111 but the weights imply 0.500"
         );
         let err = BrandError::Ahp { path: "f.toml".into(), table: "t".into(), source: AhpError::NoCriteria };
         assert_eq!(err.to_string(), "f.toml: [ahp.t]: no criteria");

@@ -219,7 +219,8 @@ fn failures_are_logged_with_their_cause() {
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
     assert!(first.contains(&format!("serving ner={ner}, sentiment={cls} on http://")), "{first}");
-    let addr: SocketAddr = first.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap().parse().unwrap();
+    let addr = first.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
+    let addr: SocketAddr = addr.parse().unwrap();
     runtime().block_on(async {
         let mut c = Connection::open(addr).await.unwrap();
         assert_eq!(c.post_json("/v1/ner", &json!({ "texts": [] }), &[]).await.unwrap().status, 400);

@@ -53,7 +53,12 @@ pub enum Refused {
 impl Batcher {
     /// Starts the model thread for `backend`; `policy` must be valid (see
     /// [`crate::ServeOptions::validate`]).
-    pub fn start(name: &str, backend: Arc<Backend>, policy: BatchPolicy, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    pub fn start(
+        name: &str,
+        backend: Arc<Backend>,
+        policy: BatchPolicy,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = sync_channel(policy.max_queue);
         let depth = Arc::new(AtomicUsize::new(0));
         let thread_depth = Arc::clone(&depth);

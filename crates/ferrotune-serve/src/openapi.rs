@@ -83,7 +83,7 @@ fn error_responses(kinds: &[ErrorKind]) -> serde_json::Map<String, Value> {
 
 fn predict_route(path: &str, summary: &str, request: &str, record: &str) -> Value {
     let mut responses = error_responses(route_errors(path));
-    responses.insert("200".into(), json!({
+    let ok = json!({
         "description": "one record per input, in order (what `ferrotune predict` writes)",
         "content": { "application/json": { "schema": {
             "type": "object", "required": ["model", "results"],
@@ -92,7 +92,8 @@ fn predict_route(path: &str, summary: &str, request: &str, record: &str) -> Valu
                 "results": { "type": "array", "items": { "$ref": format!("#/components/schemas/{record}") } }
             }
         } } }
-    }));
+    });
+    responses.insert("200".into(), ok);
     json!({ "post": {
         "summary": summary,
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{request}") } } } },
