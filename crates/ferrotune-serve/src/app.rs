@@ -68,7 +68,10 @@ impl ServeOptions {
     /// The longest `max_len` (the longest training accepts).
     pub const MAX_LEN_LIMIT: usize = 4096;
 
-    /// Refuses out-of-range values, naming the field.
+    /// Refuses out-of-range values, naming the field: `max_batch`,
+    /// `max_queue`, `max_body_bytes`, `max_texts` and `max_chars` must be at
+    /// least 1, `timeout` more than 0, `max_len` between 3 and
+    /// [`Self::MAX_LEN_LIMIT`] (`max_wait` may be 0).
     pub fn validate(&self) -> Result<(), ServeError> {
         let invalid = |field: &'static str, message: String| Err(ServeError::InvalidOption { field, message });
         let at_least_one = [
@@ -194,15 +197,15 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Counts every request, and logs each failed one with its cause.
 async fn record_metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
-    let route = matched.as_deref().unwrap_or("unmatched").to_string();
-    // Logged for an unmatched route: the path asked for.
-    let logged_route = matched.unwrap_or_else(|| request.uri().path().to_string());
+    // What the log names for an unmatched route: the path asked for.
+    let unmatched_path = matched.is_none().then(|| request.uri().path().to_string());
     let method = request.method().clone();
     let started = Instant::now();
     let mut response = next.run(request).await;
-    state.metrics.observe_request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let route = matched.as_deref().unwrap_or("unmatched");
+    state.metrics.observe_request(route, response.status().as_u16(), started.elapsed().as_secs_f64());
     if let Some(error) = response.extensions_mut().remove::<ApiError>() {
-        log_failure(&method, &logged_route, &error);
+        log_failure(&method, unmatched_path.as_deref().unwrap_or(route), &error);
     }
     response
 }
@@ -432,6 +435,39 @@ mod tests {
                 assert!(result.status().is_client_error(), "{result:?}");
             }
         }
+    }
+
+    #[test]
+    fn out_of_range_options_are_refused_naming_the_field() {
+        let field = |change: fn(&mut ServeOptions)| {
+            let mut o = ServeOptions::default();
+            change(&mut o);
+            match o.validate() {
+                Ok(()) => None,
+                Err(ServeError::InvalidOption { field, .. }) => Some(field),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(field(|_| {}), None);
+        assert_eq!(field(|o| o.batch.max_wait = Duration::ZERO), None);
+        assert_eq!(field(|o| o.max_len = 3), None);
+        assert_eq!(field(|o| o.max_len = 4096), None);
+        assert_eq!(field(|o| o.batch.max_batch = 0), Some("max_batch"));
+        assert_eq!(field(|o| o.batch.max_queue = 0), Some("max_queue"));
+        assert_eq!(field(|o| o.max_body_bytes = 0), Some("max_body_bytes"));
+        assert_eq!(field(|o| o.max_texts = 0), Some("max_texts"));
+        assert_eq!(field(|o| o.max_chars = 0), Some("max_chars"));
+        assert_eq!(field(|o| o.timeout = Duration::ZERO), Some("timeout"));
+        assert_eq!(field(|o| o.max_len = 2), Some("max_len"));
+        assert_eq!(field(|o| o.max_len = 4097), Some("max_len"));
+        let e = ServeOptions { max_len: 2, ..ServeOptions::default() }.validate().unwrap_err();
+        assert_eq!(e.to_string(), "max_len must be between 3 and 4096");
+    }
+
+    #[test]
+    fn log_lines_cannot_be_forged() {
+        assert_eq!(one_line("no model named 'x\nERROR y'"), "no model named 'x\\nERROR y'");
+        assert_eq!(one_line("a\r\tb ü"), "a\\r\\tb ü");
     }
 
     #[test]
