@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 model=${1:-runs/ncbi-demo}
 seconds=${2:-30}
 cargo build --release --bin ferrotune
-cargo build --release -p ferrotune-serve --example load_test
+cargo build --release -p ferrotune-serve --features test-support --example load_test
 bin=target/release/ferrotune
 load=target/release/examples/load_test
 

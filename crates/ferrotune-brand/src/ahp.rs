@@ -11,10 +11,77 @@ use crate::BrandError;
 
 /// Saaty's random consistency index by matrix size (1-based), from Saaty,
 /// *Theory and Applications of the Analytic Network Process* (2005), p. 31.
-const RANDOM_INDEX: [f64; 15] = [0.0, 0.0, 0.52, 0.89, 1.11, 1.25, 1.35, 1.40, 1.45, 1.49, 1.52, 1.54, 1.56, 1.58, 1.59];
+const RANDOM_INDEX: [f64; 15] =
+    [0.0, 0.0, 0.52, 0.89, 1.11, 1.25, 1.35, 1.40, 1.45, 1.49, 1.52, 1.54, 1.56, 1.58, 1.59];
 
 /// Consistency ratios above this are refused.
 pub const MAX_CONSISTENCY_RATIO: f64 = 0.1;
+
+/// What is wrong with one comparison matrix.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum AhpError {
+    /// A cell is neither a number nor a fraction such as `"1/3"`.
+    #[error("'{text}' is not a number or a fraction")]
+    NotANumber {
+        /// The cell as written.
+        text: String,
+    },
+    /// The criteria list is empty.
+    #[error("no criteria")]
+    NoCriteria,
+    /// The matrix does not have one row and one column per criterion.
+    #[error("the matrix must be {criteria} x {criteria}, one row and column per criterion")]
+    NotSquare {
+        /// The number of criteria.
+        criteria: usize,
+    },
+    /// A diagonal entry is not 1.
+    #[error("diagonal entry for '{criterion}' must be 1, got {value}")]
+    Diagonal {
+        /// The criterion of that row and column.
+        criterion: String,
+        /// The value given.
+        value: f64,
+    },
+    /// A comparison is zero, negative or not finite.
+    #[error("comparison '{row}' vs '{column}' must be a positive number, got {value}")]
+    NotPositive {
+        /// Row criterion.
+        row: String,
+        /// Column criterion.
+        column: String,
+        /// The value given.
+        value: f64,
+    },
+    /// A comparison is outside Saaty's scale, 1/9 to 9.
+    #[error("comparison '{row}' vs '{column}' is {value}: Saaty's scale runs from 1/9 to 9")]
+    OffScale {
+        /// Row criterion.
+        row: String,
+        /// Column criterion.
+        column: String,
+        /// The value given.
+        value: f64,
+    },
+    /// `a_ji` is not `1 / a_ij` (within 1%).
+    #[error("comparisons '{row}' vs '{column}' ({value}) and '{column}' vs '{row}' ({reverse}) are not reciprocal")]
+    NotReciprocal {
+        /// Row criterion.
+        row: String,
+        /// Column criterion.
+        column: String,
+        /// `a_ij`.
+        value: f64,
+        /// `a_ji`.
+        reverse: f64,
+    },
+    /// More criteria than Saaty's random index is tabulated for.
+    #[error("at most {max} criteria per matrix (Saaty's random index is tabulated that far)")]
+    TooManyCriteria {
+        /// The most criteria a matrix may have.
+        max: usize,
+    },
+}
 
 /// A comparison value: a number or a fraction written as `"1/3"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,11 +92,11 @@ enum Cell {
 }
 
 impl Cell {
-    fn value(&self) -> Result<f64, String> {
+    fn value(&self) -> Result<f64, AhpError> {
         match self {
             Cell::Number(v) => Ok(*v),
             Cell::Fraction(s) => {
-                let parse = |t: &str| t.trim().parse::<f64>().map_err(|_| format!("'{s}' is not a number or a fraction"));
+                let parse = |t: &str| t.trim().parse::<f64>().map_err(|_| AhpError::NotANumber { text: s.clone() });
                 match s.split_once('/') {
                     Some((a, b)) => Ok(parse(a)? / parse(b)?),
                     None => parse(s),
@@ -84,33 +151,29 @@ pub struct Inconsistency {
 
 /// Validates a comparison matrix: square, positive, unit diagonal,
 /// reciprocal (`a_ji = 1 / a_ij` within 1%).
-fn check_matrix(criteria: &[String], m: &[Vec<f64>]) -> Result<(), String> {
+fn check_matrix(criteria: &[String], m: &[Vec<f64>]) -> Result<(), AhpError> {
     let n = criteria.len();
     if n == 0 {
-        return Err("no criteria".into());
+        return Err(AhpError::NoCriteria);
     }
     if m.len() != n || m.iter().any(|r| r.len() != n) {
-        return Err(format!("the matrix must be {n} x {n}, one row and column per criterion"));
+        return Err(AhpError::NotSquare { criteria: n });
     }
     for i in 0..n {
         if (m[i][i] - 1.0).abs() > 1e-9 {
-            return Err(format!("diagonal entry for '{}' must be 1, got {}", criteria[i], m[i][i]));
+            return Err(AhpError::Diagonal { criterion: criteria[i].clone(), value: m[i][i] });
         }
         for j in 0..n {
-            if !(m[i][j] > 0.0 && m[i][j].is_finite()) {
-                return Err(format!("comparison '{}' vs '{}' must be a positive number, got {}", criteria[i], criteria[j], m[i][j]));
+            let (row, column, value) = (&criteria[i], &criteria[j], m[i][j]);
+            if !(value > 0.0 && value.is_finite()) {
+                return Err(AhpError::NotPositive { row: row.clone(), column: column.clone(), value });
             }
-            if m[i][j] < 1.0 / 9.0 - 1e-3 || m[i][j] > 9.0 + 1e-3 {
-                return Err(format!(
-                    "comparison '{}' vs '{}' is {}: Saaty's scale runs from 1/9 to 9",
-                    criteria[i], criteria[j], m[i][j]
-                ));
+            if !(1.0 / 9.0 - 1e-3..=9.0 + 1e-3).contains(&value) {
+                return Err(AhpError::OffScale { row: row.clone(), column: column.clone(), value });
             }
-            if (m[i][j] * m[j][i] - 1.0).abs() > 0.01 {
-                return Err(format!(
-                    "comparisons '{}' vs '{}' ({}) and '{}' vs '{}' ({}) are not reciprocal",
-                    criteria[i], criteria[j], m[i][j], criteria[j], criteria[i], m[j][i]
-                ));
+            if (value * m[j][i] - 1.0).abs() > 0.01 {
+                let (row, column, reverse) = (row.clone(), column.clone(), m[j][i]);
+                return Err(AhpError::NotReciprocal { row, column, value, reverse });
             }
         }
     }
@@ -137,33 +200,36 @@ fn principal_eigen(m: &[Vec<f64>]) -> (Vec<f64>, f64) {
 }
 
 /// Weights and consistency of one comparison matrix.
-pub fn analyse(name: &str, criteria: &[String], matrix: &[Vec<f64>]) -> Result<AhpResult, String> {
+pub fn analyse(name: &str, criteria: &[String], matrix: &[Vec<f64>]) -> Result<AhpResult, AhpError> {
     check_matrix(criteria, matrix)?;
     let n = criteria.len();
     if n > RANDOM_INDEX.len() {
-        return Err(format!("at most {} criteria per matrix (Saaty's random index is tabulated that far)", RANDOM_INDEX.len()));
+        return Err(AhpError::TooManyCriteria { max: RANDOM_INDEX.len() });
     }
     let (weights, lambda_max) = principal_eigen(matrix);
     let consistency_index = if n > 1 { (lambda_max - n as f64) / (n as f64 - 1.0) } else { 0.0 };
     let ri = RANDOM_INDEX[n - 1];
     let consistency_ratio = if ri > 0.0 { consistency_index / ri } else { 0.0 };
-    Ok(AhpResult { name: name.to_string(), criteria: criteria.to_vec(), weights, lambda_max, consistency_index, consistency_ratio })
+    Ok(AhpResult {
+        name: name.to_string(),
+        criteria: criteria.to_vec(),
+        weights,
+        lambda_max,
+        consistency_index,
+        consistency_ratio,
+    })
 }
 
 impl AhpResult {
     /// The judgements furthest from what the weights imply, worst first.
     pub fn inconsistencies(&self, matrix: &[Vec<f64>], count: usize) -> Vec<Inconsistency> {
-        let n = self.criteria.len();
         let mut pairs: Vec<(f64, Inconsistency)> = Vec::new();
-        for i in 0..n {
-            for j in i + 1..n {
+        for (i, (a, row)) in self.criteria.iter().zip(matrix).enumerate() {
+            for (j, (b, &given)) in self.criteria.iter().zip(row).enumerate().skip(i + 1) {
                 let implied = self.weights[i] / self.weights[j];
-                let ratio = matrix[i][j] / implied;
+                let ratio = given / implied;
                 let error = ratio.max(1.0 / ratio);
-                pairs.push((
-                    error,
-                    Inconsistency { a: self.criteria[i].clone(), b: self.criteria[j].clone(), given: matrix[i][j], implied },
-                ));
+                pairs.push((error, Inconsistency { a: a.clone(), b: b.clone(), given, implied }));
             }
         }
         pairs.sort_by(|x, y| y.0.total_cmp(&x.0));
@@ -175,31 +241,27 @@ impl AhpResult {
 /// consistency ratio exceeds 0.1 is refused, naming its worst judgements.
 pub fn analyse_file(path: &Path) -> Result<Vec<AhpResult>, BrandError> {
     let raw: RawAhpFile = read_toml(path)?;
-    let invalid = |message: String| BrandError::Invalid { path: path.to_path_buf(), message };
     if raw.ahp.is_empty() {
-        return Err(invalid("no [ahp.<name>] tables with criteria and matrix".into()));
+        let message = "no [ahp.<name>] tables with criteria and matrix".to_string();
+        return Err(BrandError::Invalid { path: path.to_path_buf(), message });
     }
     let mut results = Vec::new();
     for (name, comparison) in raw.ahp {
+        let ahp = |source: AhpError| BrandError::Ahp { path: path.to_path_buf(), table: name.clone(), source };
         let matrix = comparison
             .matrix
             .iter()
-            .map(|row| row.iter().map(Cell::value).collect::<Result<Vec<f64>, String>>())
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(|m| invalid(format!("[ahp.{name}]: {m}")))?;
-        let result = analyse(&name, &comparison.criteria, &matrix).map_err(|m| invalid(format!("[ahp.{name}]: {m}")))?;
+            .map(|row| row.iter().map(Cell::value).collect::<Result<Vec<f64>, AhpError>>())
+            .collect::<Result<Vec<_>, AhpError>>()
+            .map_err(ahp)?;
+        let result = analyse(&name, &comparison.criteria, &matrix).map_err(ahp)?;
         if result.consistency_ratio > MAX_CONSISTENCY_RATIO {
-            let worst: Vec<String> = result
-                .inconsistencies(&matrix, 3)
-                .iter()
-                .map(|p| format!("'{}' vs '{}' is {:.3} but the weights imply {:.3}", p.a, p.b, p.given, p.implied))
-                .collect();
-            return Err(BrandError::Inconsistent(format!(
-                "{}: [ahp.{name}] is too inconsistent to use: consistency ratio {:.3} > {MAX_CONSISTENCY_RATIO}; revise the most inconsistent judgements: {}",
-                path.display(),
-                result.consistency_ratio,
-                worst.join("; ")
-            )));
+            return Err(BrandError::Inconsistent {
+                path: path.to_path_buf(),
+                table: name,
+                ratio: result.consistency_ratio,
+                worst: result.inconsistencies(&matrix, 3),
+            });
         }
         results.push(result);
     }
@@ -273,6 +335,46 @@ mod tests {
         let r = analyse("experience", &names(&["moll", "nell", "sue"]), &experience).unwrap();
         assert_close(&r.weights, &[0.217, 0.717, 0.066], 1e-3);
         assert!((r.consistency_ratio - 0.035).abs() <= 1e-3);
+    }
+
+    /// The typed errors read exactly as the messages they replaced.
+    #[test]
+    fn matrix_errors_keep_their_messages() {
+        type Case = (Vec<String>, Vec<Vec<f64>>, &'static str);
+        let ab = names(&["a", "b"]);
+        // A 2 x 2 matrix: a vs a, a vs b, b vs a.
+        let m = |aa: f64, ab: f64, ba: f64| vec![vec![aa, ab], vec![ba, 1.0]];
+        let cases: Vec<Case> = vec![
+            (vec![], vec![], "no criteria"),
+            (ab.clone(), vec![vec![1.0, 2.0]], "the matrix must be 2 x 2, one row and column per criterion"),
+            (ab.clone(), m(2.0, 1.0, 1.0), "diagonal entry for 'a' must be 1, got 2"),
+            (ab.clone(), m(1.0, -1.0, 1.0), "comparison 'a' vs 'b' must be a positive number, got -1"),
+            (ab.clone(), m(1.0, 10.0, 0.1), "comparison 'a' vs 'b' is 10: Saaty's scale runs from 1/9 to 9"),
+            (ab, m(1.0, 3.0, 3.0), "comparisons 'a' vs 'b' (3) and 'b' vs 'a' (3) are not reciprocal"),
+        ];
+        for (criteria, matrix, message) in cases {
+            assert_eq!(analyse("t", &criteria, &matrix).unwrap_err().to_string(), message);
+        }
+        let many: Vec<String> = (0..16).map(|i| i.to_string()).collect();
+        let ones = vec![vec![1.0; 16]; 16];
+        let err = analyse("t", &many, &ones).unwrap_err();
+        assert_eq!(err, AhpError::TooManyCriteria { max: 15 });
+        assert_eq!(err.to_string(), "at most 15 criteria per matrix (Saaty's random index is tabulated that far)");
+        let cell = Cell::Fraction("x/3".into()).value().unwrap_err();
+        assert_eq!(cell.to_string(), "'x/3' is not a number or a fraction");
+        let worst = vec![
+            Inconsistency { a: "a".into(), b: "b".into(), given: 9.0, implied: 1.0 },
+            Inconsistency { a: "a".into(), b: "c".into(), given: 1.0 / 9.0, implied: 0.5 },
+        ];
+        let err = BrandError::Inconsistent { path: "f.toml".into(), table: "t".into(), ratio: 2.5, worst };
+        assert_eq!(
+            err.to_string(),
+            "f.toml: [ahp.t] is too inconsistent to use: consistency ratio 2.500 > 0.1; \
+             revise the most inconsistent judgements: 'a' vs 'b' is 9.000 but the weights imply 1.000; \
+             'a' vs 'c' is 0.111 but the weights imply 0.500"
+        );
+        let err = BrandError::Ahp { path: "f.toml".into(), table: "t".into(), source: AhpError::NoCriteria };
+        assert_eq!(err.to_string(), "f.toml: [ahp.t]: no criteria");
     }
 
     #[test]

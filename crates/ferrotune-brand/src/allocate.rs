@@ -109,7 +109,9 @@ pub fn read_options(path: &Path, card: &Scorecard) -> Result<(usize, Vec<Allocat
     let invalid = |message: String| BrandError::Invalid { path: path.to_path_buf(), message };
     let raw = raw.allocation.ok_or_else(|| invalid("no [allocation] table with [[allocation.options]]".into()))?;
     let scenario = match &raw.scenario {
-        Some(name) => card.scenario_index(name).ok_or_else(|| invalid(format!("[allocation] scenario '{name}' is not a scenario")))?,
+        Some(name) => card
+            .scenario_index(name)
+            .ok_or_else(|| invalid(format!("[allocation] scenario '{name}' is not a scenario")))?,
         None => 0,
     };
     if raw.options.is_empty() {
@@ -135,7 +137,13 @@ pub fn read_options(path: &Path, card: &Scorecard) -> Result<(usize, Vec<Allocat
 
 /// Splits `budget` (in `steps` equal parts) over `options` to maximise the
 /// total of scenario `scenario`.
-pub fn allocate(card: &Scorecard, scenario: usize, options: &[AllocationOption], budget: f64, steps: usize) -> Allocation {
+pub fn allocate(
+    card: &Scorecard,
+    scenario: usize,
+    options: &[AllocationOption],
+    budget: f64,
+    steps: usize,
+) -> Allocation {
     let normalized = Normalized::new(card);
     let weights = Weights::of(card);
     let term_of = card.term_of();
@@ -225,7 +233,10 @@ impl Allocation {
     pub fn to_table(&self) -> String {
         let w = self.spends.iter().map(|s| s.indicator.len()).chain([9]).max().unwrap_or(9);
         let mut out = format!("budget {} for '{}' ({})\n\n", self.budget, self.scenario, self.guarantee);
-        out += &format!("  {:<w$} {:>12} {:>12} {:>12} {:>10} {:>14}\n", "indicator", "spend", "value", "after", "gain", "gain per unit");
+        out += &format!(
+            "  {:<w$} {:>12} {:>12} {:>12} {:>10} {:>14}\n",
+            "indicator", "spend", "value", "after", "gain", "gain per unit"
+        );
         for s in &self.spends {
             let per = if s.spend > 0.0 { s.gain / s.spend } else { 0.0 };
             out += &format!(

@@ -3,6 +3,9 @@
 //! plus a weighted sum of normalised indicators; with AHP weights,
 //! sensitivity analysis, budget allocation and HTML reports. No tensors here.
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 pub mod ahp;
 pub mod allocate;
 mod error;

@@ -65,9 +65,13 @@ impl Stats {
 
 impl Normalize {
     /// Checks the parameters against the direction.
+    // `!(a > b)` on purpose: a NaN parameter must fail every check.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn validate(&self, direction: Direction) -> Result<(), String> {
         match *self {
-            Normalize::Minmax { min, max } if !(max > min) => Err(format!("minmax needs max > min (min {min}, max {max})")),
+            Normalize::Minmax { min, max } if !(max > min) => {
+                Err(format!("minmax needs max > min (min {min}, max {max})"))
+            }
             Normalize::Target { target, threshold } => match direction {
                 Direction::Higher if !(target > threshold) => {
                     Err(format!("direction 'higher' needs target > threshold (target {target}, threshold {threshold})"))

@@ -65,9 +65,7 @@ pub fn bar_chart(title: &str, labels: &[String], values: &[f64], unit: &str) -> 
 pub fn radar(title: &str, axes: &[&str], series: &[(String, Vec<f64>)]) -> String {
     let (w, h, cx, cy, r) = (760.0, 420.0, 230.0, 220.0, 160.0);
     let n = axes.len();
-    let max: Vec<f64> = (0..n)
-        .map(|a| series.iter().fold(0f64, |m, (_, v)| m.max(v[a].abs())).max(1e-12))
-        .collect();
+    let max: Vec<f64> = (0..n).map(|a| series.iter().fold(0f64, |m, (_, v)| m.max(v[a].abs())).max(1e-12)).collect();
     let point = |a: usize, frac: f64| {
         let angle = -std::f64::consts::FRAC_PI_2 + 2.0 * std::f64::consts::PI * a as f64 / n as f64;
         (cx + r * frac * angle.cos(), cy + r * frac * angle.sin())
@@ -182,7 +180,12 @@ pub fn score_sections(report: &ScoreReport, multipliers: [f64; 4]) -> Vec<String
         .collect();
     sections.push(radar("The four terms (weighted) per scenario", &report.term_names, &weighted));
     for s in &by_rank {
-        sections.push(bar_chart(&format!("Contributions to the total: {}", s.name), &report.indicators, &s.contributions, ""));
+        sections.push(bar_chart(
+            &format!("Contributions to the total: {}", s.name),
+            &report.indicators,
+            &s.contributions,
+            "",
+        ));
     }
     sections
 }
@@ -193,7 +196,11 @@ pub fn sensitivity_sections(report: &SensitivityReport, baseline_total: f64) -> 
         report.tornado.iter().map(|b| (b.weight.clone(), b.total_low, b.total_high)).collect();
     let mut sections = vec![
         format!("<h2>Sensitivity</h2><pre>{}</pre>", escape(&report.to_table())),
-        tornado(&format!("Tornado: total of '{}' with each weight x(1±{})", report.top, report.delta), baseline_total, &bars),
+        tornado(
+            &format!("Tornado: total of '{}' with each weight x(1±{})", report.top, report.delta),
+            baseline_total,
+            &bars,
+        ),
     ];
     let names: Vec<String> = report.monte_carlo.iter().map(|r| r.scenario.clone()).collect();
     let p: Vec<f64> = report.monte_carlo.iter().map(|r| r.probability_first).collect();
@@ -218,12 +225,7 @@ pub fn ahp_sections(results: &[AhpResult]) -> Vec<String> {
     results
         .iter()
         .map(|r| {
-            bar_chart(
-                &format!("[ahp.{}] weights (CR {:.3})", r.name, r.consistency_ratio),
-                &r.criteria,
-                &r.weights,
-                "",
-            )
+            bar_chart(&format!("[ahp.{}] weights (CR {:.3})", r.name, r.consistency_ratio), &r.criteria, &r.weights, "")
         })
         .collect()
 }

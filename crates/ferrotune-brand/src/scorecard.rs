@@ -124,7 +124,10 @@ struct RawScenario {
 enum RawValue {
     Number(f64),
     /// A number read from a ferrotune JSON report, e.g. `micro.f1`.
-    Report { report: PathBuf, path: String },
+    Report {
+        report: PathBuf,
+        path: String,
+    },
 }
 
 /// Reads a TOML file into `T`, with TOML's line and column in errors.
@@ -149,9 +152,8 @@ fn report_value(base_dir: &Path, report: &Path, key_path: &str) -> Result<f64, S
         serde_json::from_str(&text).map_err(|e| format!("report {} is not JSON: {e}", file.display()))?;
     let mut node = &json;
     for key in key_path.split('.') {
-        node = node
-            .get(key)
-            .ok_or_else(|| format!("report {} has no '{key_path}' (missing '{key}')", file.display()))?;
+        node =
+            node.get(key).ok_or_else(|| format!("report {} has no '{key_path}' (missing '{key}')", file.display()))?;
     }
     node.as_f64().ok_or_else(|| format!("'{key_path}' in report {} is not a number", file.display()))
 }
@@ -168,7 +170,9 @@ impl Scorecard {
         let multipliers = [1.0, raw.terms.ux, raw.terms.technology, raw.terms.marketing];
         for (name, m) in TERMS.iter().zip(multipliers).skip(1) {
             if !(m >= 0.0 && m.is_finite()) {
-                return Err(invalid(format!("[terms] weight of '{name}' is {m}: weights must be non-negative numbers")));
+                return Err(invalid(format!(
+                    "[terms] weight of '{name}' is {m}: weights must be non-negative numbers"
+                )));
             }
         }
         let mut terms = Vec::new();
@@ -185,9 +189,7 @@ impl Scorecard {
                         ind.name, ind.weight
                     )));
                 }
-                ind.normalize
-                    .validate(ind.direction)
-                    .map_err(|m| invalid(format!("indicator '{}': {m}", ind.name)))?;
+                ind.normalize.validate(ind.direction).map_err(|m| invalid(format!("indicator '{}': {m}", ind.name)))?;
                 indicators.push(Indicator {
                     name: ind.name,
                     weight: ind.weight,
@@ -233,7 +235,10 @@ impl Scorecard {
                         .map_err(|m| invalid(format!("scenario '{}', indicator '{name}': {m}", s.name)))?,
                 };
                 if !value.is_finite() {
-                    return Err(invalid(format!("scenario '{}', indicator '{name}': value {value} is not finite", s.name)));
+                    return Err(invalid(format!(
+                        "scenario '{}', indicator '{name}': value {value} is not finite",
+                        s.name
+                    )));
                 }
                 values.push(value);
             }

@@ -159,7 +159,8 @@ impl Model<'_> {
             Param::Indicator(i) => {
                 let term = self.term_of[i];
                 let old = self.base.indicators[i];
-                let others: Vec<usize> = (0..w.indicators.len()).filter(|&j| j != i && self.term_of[j] == term).collect();
+                let others: Vec<usize> =
+                    (0..w.indicators.len()).filter(|&j| j != i && self.term_of[j] == term).collect();
                 let rest: f64 = others.iter().map(|&j| self.base.indicators[j]).sum();
                 for &j in &others {
                     w.indicators[j] = if rest > 0.0 {
@@ -281,7 +282,8 @@ fn monte_carlo(model: &Model, options: SensitivityOptions) -> Vec<MonteCarloRow>
                 indicators[i] = v;
             }
         }
-        let weights = Weights { multipliers: [multipliers[0], multipliers[1], multipliers[2], multipliers[3]], indicators };
+        let weights =
+            Weights { multipliers: [multipliers[0], multipliers[1], multipliers[2], multipliers[3]], indicators };
         let r = ranks(&model.totals(&weights));
         for (s, &rank) in r.iter().enumerate() {
             rank_sum[s] += rank;
@@ -316,24 +318,32 @@ impl SensitivityReport {
             self.top
         );
         let w = self.tornado.iter().map(|b| b.weight.len()).chain([6]).max().unwrap_or(6);
-        out += &format!("  {:<w$} {:>8} {:>11} {:>11} {:>11} {:>11}\n", "weight", "value", "total low", "total high", "lead low", "lead high");
+        out += &format!(
+            "  {:<w$} {:>8} {:>11} {:>11} {:>11} {:>11}\n",
+            "weight", "value", "total low", "total high", "lead low", "lead high"
+        );
         let opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
         for b in &self.tornado {
             out += &format!(
                 "  {:<w$} {:>8.4} {:>11.4} {:>11.4} {:>11} {:>11}\n",
-                b.weight, b.value, b.total_low, b.total_high, opt(b.lead_low), opt(b.lead_high)
+                b.weight,
+                b.value,
+                b.total_low,
+                b.total_high,
+                opt(b.lead_low),
+                opt(b.lead_high)
             );
         }
         match &self.smallest_reversal {
             Some(r) => {
                 out += &format!(
-                    "\nsmallest single-weight change that reverses the top two: {} from {:.4} to {:.4} ({:+.4}, {:+.1}%)\n",
-                    r.weight,
-                    r.value,
-                    r.value_at_tie,
-                    r.change,
-                    if r.value != 0.0 { 100.0 * r.change / r.value } else { f64::INFINITY }
-                )
+                "\nsmallest single-weight change that reverses the top two: {} from {:.4} to {:.4} ({:+.4}, {:+.1}%)\n",
+                r.weight,
+                r.value,
+                r.value_at_tie,
+                r.change,
+                if r.value != 0.0 { 100.0 * r.change / r.value } else { f64::INFINITY }
+            )
             }
             None if self.second.is_some() => out += "\nno single weight change within its range reverses the top two\n",
             None => out += "\nonly one scenario: nothing to reverse\n",

@@ -70,16 +70,37 @@ values = { a = 2, b = 1, c = 4 }
 fn bad_scorecards_are_refused_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        (SMALL.replace("weight = 0.5, normalize", "weight = -0.5, normalize"), "indicator 'a' of term 'brand' has weight -0.5"),
+        (
+            SMALL.replace("weight = 0.5, normalize", "weight = -0.5, normalize"),
+            "indicator 'a' of term 'brand' has weight -0.5",
+        ),
         (SMALL.replace("weight = 1.0", "weight = 0.7"), "the indicator weights of term 'ux' sum to 0.7, not 1"),
-        (SMALL.replace("values = { a = 2, b = 1, c = 4 }", "values = { a = 2, b = 1 }"), "scenario 's2' has no value for indicator 'c'"),
-        (SMALL.replace("values = { a = 2, b = 1, c = 4 }", "values = { a = 2, b = 1, c = 4, d = 5 }"), "scenario 's2': unknown indicator 'd'"),
+        (
+            SMALL.replace("values = { a = 2, b = 1, c = 4 }", "values = { a = 2, b = 1 }"),
+            "scenario 's2' has no value for indicator 'c'",
+        ),
+        (
+            SMALL.replace("values = { a = 2, b = 1, c = 4 }", "values = { a = 2, b = 1, c = 4, d = 5 }"),
+            "scenario 's2': unknown indicator 'd'",
+        ),
         (SMALL.replace("name = \"b\"", "name = \"a\""), "duplicate indicator name 'a'"),
         (SMALL.replace("name = \"s2\"", "name = \"s1\""), "duplicate scenario name 's1'"),
         (SMALL.replace("ux = 1.0\n", "ux = -1.0\n"), "weight of 'ux' is -1"),
-        (SMALL.replace("min = 0, max = 10 } }]\n[technology]", "min = 10, max = 0 } }]\n[technology]"), "minmax needs max > min"),
-        (SMALL.replace("[technology]\n", "[technology]\nbase = \"x\"\n"), "line 12: invalid type: string \"x\", expected f64"),
-        (SMALL.replace("values = { a = 1, b = 2, c = 3 }", "values = { a = 1, b = 2, c = { report = \"r.json\", path = \"micro.f1\" } }"), "cannot read report"),
+        (
+            SMALL.replace("min = 0, max = 10 } }]\n[technology]", "min = 10, max = 0 } }]\n[technology]"),
+            "minmax needs max > min",
+        ),
+        (
+            SMALL.replace("[technology]\n", "[technology]\nbase = \"x\"\n"),
+            "line 12: invalid type: string \"x\", expected f64",
+        ),
+        (
+            SMALL.replace(
+                "values = { a = 1, b = 2, c = 3 }",
+                "values = { a = 1, b = 2, c = { report = \"r.json\", path = \"micro.f1\" } }",
+            ),
+            "cannot read report",
+        ),
     ];
     for (text, expected) in cases {
         let path = write(dir.path(), "card.toml", &text);
@@ -98,7 +119,10 @@ fn bad_scorecards_are_refused_with_clear_errors() {
 fn indicator_values_can_come_from_a_ferrotune_report() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "report.json", r#"{"micro": {"f1": 0.8125, "precision": 0.8}}"#);
-    let text = SMALL.replace("values = { a = 1, b = 2, c = 3 }", "values = { a = 1, b = 2, c = { report = \"report.json\", path = \"micro.f1\" } }");
+    let text = SMALL.replace(
+        "values = { a = 1, b = 2, c = 3 }",
+        "values = { a = 1, b = 2, c = { report = \"report.json\", path = \"micro.f1\" } }",
+    );
     let path = write(dir.path(), "card.toml", &text);
     let card = Scorecard::from_file(&path, false).unwrap();
     assert_eq!(card.scenarios[0].values[2], 0.8125);
@@ -126,7 +150,8 @@ fn sensitivity_is_reproducible_and_its_reversal_ties_the_top_two() {
     assert!(!r.weight.starts_with("term:"), "this example's smallest reversal is an indicator weight");
     let term = card.terms.iter().find(|t| t.indicators.iter().any(|i| i.name == r.weight)).unwrap();
     for ind in &term.indicators {
-        let new = if ind.name == r.weight { r.value_at_tie } else { ind.weight * (1.0 - r.value_at_tie) / (1.0 - r.value) };
+        let new =
+            if ind.name == r.weight { r.value_at_tie } else { ind.weight * (1.0 - r.value_at_tie) / (1.0 - r.value) };
         let old = format!("name = \"{}\", weight = {}", ind.name, ind.weight);
         assert!(text.contains(&old), "{old}");
         text = text.replace(&old, &format!("name = \"{}\", weight = {new}", ind.name));
@@ -188,8 +213,13 @@ fn allocation_beats_brute_force_grid_search() {
                 let trial: Vec<AllocationOption> = options.clone();
                 let value = (0..n)
                     .map(|o| {
-                        let single = allocate(&card, scenario, &trial[o..o + 1], split[o] as f64 * unit, split[o].max(1));
-                        if split[o] == 0 { 0.0 } else { single.total_after - single.total_before }
+                        let single =
+                            allocate(&card, scenario, &trial[o..o + 1], split[o] as f64 * unit, split[o].max(1));
+                        if split[o] == 0 {
+                            0.0
+                        } else {
+                            single.total_after - single.total_before
+                        }
                     })
                     .sum::<f64>();
                 best = best.max(value);

@@ -91,7 +91,8 @@ fn write_report(path: &Option<PathBuf>, title: &str, sections: &[String]) -> any
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    ferrotune_data::atomic::write_bytes_atomic(path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    ferrotune_data::atomic::write_bytes_atomic(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Runs `ferrotune brand`.

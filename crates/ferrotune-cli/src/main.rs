@@ -97,7 +97,9 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            if error.downcast_ref::<UsageError>().is_some() {
+            let invalid_serve_option =
+                matches!(error.downcast_ref(), Some(ferrotune_serve::ServeError::InvalidOption { .. }));
+            if error.downcast_ref::<UsageError>().is_some() || invalid_serve_option {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

@@ -77,9 +77,9 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let mut reader = read_inputs(args.input.as_deref())?;
     let source = reader.name().display().to_string();
     let mut writer: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("{}", path.display()))?,
-        )),
+        Some(path) => {
+            Box::new(BufWriter::new(std::fs::File::create(path).with_context(|| format!("{}", path.display()))?))
+        }
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     };
     let (mut count, mut long_inputs) = (0, 0);

@@ -65,7 +65,7 @@ impl TrainObserver for TrainProgress {
             return;
         }
         let every = (s.steps / 20).max(1);
-        if s.index % every == 0 || s.index == s.steps {
+        if s.index.is_multiple_of(every) || s.index == s.steps {
             let eta = (s.steps - s.index) as f64 * s.seconds / s.index as f64;
             eprintln!(
                 "epoch {}/{} step {}/{} loss {:.4} lr {:.2e} {:.1} sent/s eta {eta:.0}s",

@@ -48,8 +48,9 @@ mod tests {
     fn purge_delay_option_is_the_one_we_set() {
         // The pinned mimalloc's default purge delay (src/options.c) is 1000 ms;
         // another option at this number would have another default.
-        // SAFETY: reads a plain integer option.
         let expected = std::env::var("MIMALLOC_PURGE_DELAY").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }, expected);
+        // SAFETY: reads a plain integer option.
+        let value = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        assert_eq!(value, expected);
     }
 }

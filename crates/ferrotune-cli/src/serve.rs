@@ -1,12 +1,23 @@
 //! `ferrotune serve`.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use ferrotune_serve::{router, AppState, BatchPolicy, ServeOptions};
+use ferrotune_serve::{AppState, BatchPolicy, ServeOptions};
+
+/// The server's defaults: every flag's default comes from here.
+fn defaults() -> ServeOptions {
+    ServeOptions::default()
+}
+
+/// Whole milliseconds of a default duration.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).expect("default durations fit in u64 milliseconds")
+}
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -18,28 +29,28 @@ pub struct ServeArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
     /// Most inputs in one model call.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = defaults().batch.max_batch)]
     max_batch: usize,
     /// Longest a request waits for others to share its model call, in ms.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = millis(defaults().batch.max_wait))]
     max_wait_ms: u64,
     /// Most requests waiting per model; more are answered 429.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = defaults().batch.max_queue)]
     max_queue: usize,
     /// Largest request body, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = defaults().max_body_bytes)]
     max_body_bytes: usize,
     /// Most texts (or pairs) per request.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = defaults().max_texts)]
     max_texts: usize,
     /// Longest text, in characters.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = defaults().max_chars)]
     max_chars: usize,
     /// Longest a request may wait for its answer, in ms (then 503).
-    #[arg(long, default_value_t = 30_000)]
+    #[arg(long, default_value_t = millis(defaults().timeout))]
     timeout_ms: u64,
     /// Tokens per model input; longer NER texts are split into windows.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = defaults().max_len)]
     max_len: usize,
     /// File holding the API key every route but /health requires.
     #[arg(long)]
@@ -63,55 +74,58 @@ fn parse_model(spec: &str) -> (String, PathBuf) {
     }
 }
 
-/// Runs `ferrotune serve` until SIGTERM or Ctrl-C, then drains.
+/// Logs to stderr at the level of `RUST_LOG` (default `info`), coloured
+/// only on a terminal.
+fn init_logging() {
+    use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+    let filter = EnvFilter::builder().with_default_directive(LevelFilter::INFO.into()).from_env_lossy();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// Runs `ferrotune serve` until SIGTERM or Ctrl-C, then drains. Out-of-range
+/// options end it with a [`ferrotune_serve::ServeError::InvalidOption`].
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging();
     crate::runtime::init(args.threads)?;
     let api_key = match &args.api_key_file {
         Some(path) => {
             let key = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             let key = key.trim().to_string();
-            anyhow::ensure!(key.len() >= 16, "{}: the API key must have at least 16 characters", path.display());
+            if key.len() < 16 {
+                let message = format!("{}: the API key must have at least 16 characters", path.display());
+                return Err(crate::UsageError(message).into());
+            }
             Some(key)
         }
         None => None,
     };
     let options = ServeOptions {
         batch: BatchPolicy {
-            max_batch: args.max_batch.max(1),
+            max_batch: args.max_batch,
             max_wait: Duration::from_millis(args.max_wait_ms),
-            max_queue: args.max_queue.max(1),
+            max_queue: args.max_queue,
         },
         max_body_bytes: args.max_body_bytes,
-        max_texts: args.max_texts.max(1),
+        max_texts: args.max_texts,
         max_chars: args.max_chars,
         timeout: Duration::from_millis(args.timeout_ms),
         max_len: args.max_len,
         api_key,
         device: ferrotune_model::device_from_name(&args.device)?,
     };
+    // Before the models load: a bad option is refused at once.
+    options.validate()?;
     let models: Vec<(String, PathBuf)> = args.models.iter().map(|s| parse_model(s)).collect();
     let state = AppState::load(&models, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
-        eprintln!(
-            "serving {} on http://{} (max batch {}, max wait {} ms, queue {}{})",
-            models.iter().map(|(n, d)| format!("{n}={}", d.display())).collect::<Vec<_>>().join(", "),
-            listener.local_addr()?,
-            args.max_batch,
-            args.max_wait_ms,
-            args.max_queue,
-            if args.api_key_file.is_some() { ", API key required" } else { "" }
-        );
-        let draining = std::sync::Arc::clone(&state);
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                eprintln!("shutting down: finishing requests in flight");
-                draining.set_draining();
-            })
-            .await
-            .context("serving")
+        let listener =
+            tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+        ferrotune_serve::serve(state, listener, shutdown_signal()).await.context("serving")
     })
 }
 
@@ -141,5 +155,23 @@ mod tests {
     fn model_specs_name_folders() {
         assert_eq!(parse_model("ner=runs/a"), ("ner".to_string(), PathBuf::from("runs/a")));
         assert_eq!(parse_model("runs/fpb"), ("fpb".to_string(), PathBuf::from("runs/fpb")));
+    }
+
+    /// Every flag defaults to the server's own default.
+    #[test]
+    fn flag_defaults_are_the_server_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let args = Cli::parse_from(["serve", "--model", "m"]).serve;
+        let d = ServeOptions::default();
+        assert_eq!((args.max_batch, args.max_queue), (d.batch.max_batch, d.batch.max_queue));
+        assert_eq!(Duration::from_millis(args.max_wait_ms), d.batch.max_wait);
+        assert_eq!(Duration::from_millis(args.timeout_ms), d.timeout);
+        assert_eq!((args.max_body_bytes, args.max_texts, args.max_chars), (d.max_body_bytes, d.max_texts, d.max_chars));
+        assert_eq!(args.max_len, d.max_len);
     }
 }

@@ -109,7 +109,8 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     if let Err(e @ TrainError::InvalidOption { field, .. }) = options.validate() {
         return Err(UsageError::invalid_option(field, e).into());
     }
-    let (model, train, output) = (required(&run.model, "model")?, required(&run.train, "train")?, required(&run.output, "output")?);
+    let (model, train, output) =
+        (required(&run.model, "model")?, required(&run.train, "train")?, required(&run.output, "output")?);
     crate::runtime::init(run.threads)?;
     let device = ferrotune_model::device_from_name(run.device.as_deref().unwrap_or("cpu"))?;
     let summary = ferrotune_train::train(
@@ -129,10 +130,6 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         Some(score) => format!("best epoch {} (dev score {score:.4})", summary.best_epoch),
         None => format!("epoch {}", summary.best_epoch),
     };
-    eprintln!(
-        "done: {saved} saved to {}; {:.1} examples/s",
-        summary.output.display(),
-        summary.sentences_per_second
-    );
+    eprintln!("done: {saved} saved to {}; {:.1} examples/s", summary.output.display(), summary.sentences_per_second);
     Ok(())
 }

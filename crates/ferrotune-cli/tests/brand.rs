@@ -22,8 +22,11 @@ fn score_outputs_and_report() {
     assert_eq!(json["scenarios"].as_array().unwrap().len(), 4);
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.matches("<svg").count() >= 3);
-    assert!(!page.contains("http://") || page.matches("http://").count() == page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
-        "the page loads nothing from elsewhere");
+    assert!(
+        !page.contains("http://")
+            || page.matches("http://").count() == page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "the page loads nothing from elsewhere"
+    );
 
     let o = brand(&["score", &example(), "--csv"]);
     let csv = String::from_utf8_lossy(&o.stdout).to_string();
@@ -49,7 +52,11 @@ fn bad_input_is_an_error_not_a_panic() {
     let cases: [(&str, &[&str], &str); 5] = [
         ("not toml [", &["score"], "bad.toml: line 1"),
         ("[terms]\nux = 1\n", &["score"], "missing field"),
-        ("[ahp.x]\ncriteria = [\"a\", \"b\", \"c\"]\nmatrix = [[1, 9, \"1/9\"], [\"1/9\", 1, 9], [9, \"1/9\", 1]]\n", &["ahp"], "too inconsistent"),
+        (
+            "[ahp.x]\ncriteria = [\"a\", \"b\", \"c\"]\nmatrix = [[1, 9, \"1/9\"], [\"1/9\", 1, 9], [9, \"1/9\", 1]]\n",
+            &["ahp"],
+            "too inconsistent",
+        ),
         ("", &["ahp"], "no [ahp.<name>] tables"),
         ("", &["allocate", "--budget=-5"], "--budget must be a positive number"),
     ];

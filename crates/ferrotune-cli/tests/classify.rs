@@ -36,17 +36,44 @@ fn classify_train_eval_predict() {
     let out = t.join("out");
     let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
     let run = ferrotune(
-        &["train", "--task", "classify", "--model", base.to_str().unwrap(), "--train", d, "--dev", d, "--output", o,
-          "--epochs", "10", "--batch-size", "4", "--lr", "0.01", "--max-len", "16", "--threads", "1", "--patience", "0"],
+        &[
+            "train",
+            "--task",
+            "classify",
+            "--model",
+            base.to_str().unwrap(),
+            "--train",
+            d,
+            "--dev",
+            d,
+            "--output",
+            o,
+            "--epochs",
+            "10",
+            "--batch-size",
+            "4",
+            "--lr",
+            "0.01",
+            "--max-len",
+            "16",
+            "--threads",
+            "1",
+            "--patience",
+            "0",
+        ],
         "",
     );
     assert!(run.status.success(), "{}", stderr(&run));
-    let config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "BertForSequenceClassification");
     assert_eq!(config["problem_type"], "single_label_classification");
 
     let (json, svg) = (t.join("report.json"), t.join("confusion.svg"));
-    let eval = ferrotune(&["eval", "--model", o, "--data", d, "--json", json.to_str().unwrap(), "--plot", svg.to_str().unwrap()], "");
+    let eval = ferrotune(
+        &["eval", "--model", o, "--data", d, "--json", json.to_str().unwrap(), "--plot", svg.to_str().unwrap()],
+        "",
+    );
     assert!(eval.status.success(), "{}", stderr(&eval));
     let table = String::from_utf8_lossy(&eval.stdout).to_string();
     assert!(table.contains("macro avg") && table.contains("confusion matrix"), "{table}");

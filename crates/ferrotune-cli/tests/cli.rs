@@ -49,13 +49,19 @@ fn train_eval_predict_and_errors() {
         ),
     );
     // The flag --epochs 2 wins over the file's epochs = 1.
-    let o = ferrotune(&["train", "--config", config.to_str().unwrap(), "--epochs", "2", "--dev", data.to_str().unwrap()], None);
+    let o = ferrotune(
+        &["train", "--config", config.to_str().unwrap(), "--epochs", "2", "--dev", data.to_str().unwrap()],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().filter(|l| l.contains("\"type\":\"epoch\"")).count(), 2);
 
     let json = t.join("report.json");
-    let o = ferrotune(&["eval", "--model", out.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json", json.to_str().unwrap()], None);
+    let o = ferrotune(
+        &["eval", "--model", out.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json", json.to_str().unwrap()],
+        None,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("micro avg"));
     let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -99,7 +105,15 @@ fn train_eval_predict_and_errors() {
         std::fs::write(&bad, content).unwrap();
         let o = match command {
             "train" => ferrotune(
-                &["train", "--model", base.to_str().unwrap(), "--train", bad.to_str().unwrap(), "--output", t.join("x").to_str().unwrap()],
+                &[
+                    "train",
+                    "--model",
+                    base.to_str().unwrap(),
+                    "--train",
+                    bad.to_str().unwrap(),
+                    "--output",
+                    t.join("x").to_str().unwrap(),
+                ],
                 None,
             ),
             _ => ferrotune(&["eval", "--model", out.to_str().unwrap(), "--data", bad.to_str().unwrap()], None),
@@ -115,7 +129,8 @@ fn train_eval_predict_and_errors() {
     let o = ferrotune(&["eval", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a fine-tuned model"), "{}", stderr(&o));
-    let o = ferrotune(&["eval", "--model", t.join("missing").to_str().unwrap(), "--data", data.to_str().unwrap()], None);
+    let o =
+        ferrotune(&["eval", "--model", t.join("missing").to_str().unwrap(), "--data", data.to_str().unwrap()], None);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing/config.json"), "{}", stderr(&o));
 }

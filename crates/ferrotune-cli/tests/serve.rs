@@ -22,7 +22,10 @@ fn make_models(dir: &Path) -> (String, String) {
     ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 8).unwrap();
     let ner = dir.join("ner");
     let labels: Vec<String> = ["O", "B-Disease", "I-Disease"].map(String::from).to_vec();
-    TokenClassifier::load(&base, TokenHead::For { labels: &labels, seed: 1 }, &Device::Cpu).unwrap().save_pretrained(&ner).unwrap();
+    TokenClassifier::load(&base, TokenHead::For { labels: &labels, seed: 1 }, &Device::Cpu)
+        .unwrap()
+        .save_pretrained(&ner)
+        .unwrap();
     ferrotune_text::copy_tokenizer_files(&base, &ner).unwrap();
     let cls = dir.join("cls");
     let classes: Vec<String> = ["negative", "positive"].map(String::from).to_vec();
@@ -43,13 +46,16 @@ impl Server {
             .arg("serve")
             .args(["--addr", "127.0.0.1:0", "--threads", "1"])
             .args(args)
+            // The startup summary is logged at `info`: keep it on.
+            .env_remove("RUST_LOG")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut line = String::new();
         stderr.read_line(&mut line).unwrap();
-        let addr = line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).expect(&line).parse().unwrap();
+        let addr =
+            line.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).expect(&line).parse().unwrap();
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         Self { child, addr }
     }
@@ -90,8 +96,18 @@ fn routes_auth_errors_and_predict_equality() {
     let key_file = tmp.path().join("key");
     std::fs::write(&key_file, format!("{KEY}\n")).unwrap();
     let server = Server::start(&[
-        "--model", &format!("ner={ner}"), "--model", &format!("sentiment={cls}"),
-        "--api-key-file", key_file.to_str().unwrap(), "--max-texts", "4", "--max-chars", "200", "--max-body-bytes", "4096",
+        "--model",
+        &format!("ner={ner}"),
+        "--model",
+        &format!("sentiment={cls}"),
+        "--api-key-file",
+        key_file.to_str().unwrap(),
+        "--max-texts",
+        "4",
+        "--max-chars",
+        "200",
+        "--max-body-bytes",
+        "4096",
     ]);
     let auth = format!("Bearer {KEY}");
     let auth = [("Authorization", auth.as_str())];
@@ -122,33 +138,100 @@ fn routes_auth_errors_and_predict_equality() {
         assert_eq!(a.status, 200, "{:?}", a.json());
         assert_eq!(a.json()["model"], "ner");
         assert_eq!(a.json()["results"], Value::Array(predict(&ner, &texts.join("\n"))));
-        let a = c.post_json("/v1/classify", &json!({ "model": "sentiment", "texts": ["good profit", "bad"] }), &auth).await.unwrap();
+        let a = c
+            .post_json("/v1/classify", &json!({ "model": "sentiment", "texts": ["good profit", "bad"] }), &auth)
+            .await
+            .unwrap();
         assert_eq!(a.status, 200, "{:?}", a.json());
         assert_eq!(a.json()["results"], Value::Array(predict(&cls, "good profit\nbad")));
-        let a = c.post_json("/v1/classify", &json!({ "model": "sentiment", "pairs": [["good", "profit rose"]] }), &auth).await.unwrap();
+        let a = c
+            .post_json("/v1/classify", &json!({ "model": "sentiment", "pairs": [["good", "profit rose"]] }), &auth)
+            .await
+            .unwrap();
         let expected = predict(&cls, "{\"text_a\": \"good\", \"text_b\": \"profit rose\"}");
         assert_eq!(a.json()["results"], Value::Array(expected));
 
         // Client errors: JSON bodies with a code, 4xx statuses.
-        let cases: Vec<(&str, Vec<(&str, &str)>, Vec<u8>, u16, &str)> = vec![
+        // (route, headers, body, status, code)
+        type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, Vec<u8>, u16, &'a str);
+        let cases: Vec<Case> = vec![
             ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": [".to_vec(), 400, "malformed_json"),
-            ("/v1/ner", vec![("Content-Type", "text/plain")], b"{\"texts\": [\"a\"]}".to_vec(), 415, "unsupported_media_type"),
-            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"text\": \"a\"}".to_vec(), 422, "invalid_request"),
-            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": [1]}".to_vec(), 422, "invalid_request"),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "text/plain")],
+                b"{\"texts\": [\"a\"]}".to_vec(),
+                415,
+                "unsupported_media_type",
+            ),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "application/json")],
+                b"{\"text\": \"a\"}".to_vec(),
+                422,
+                "invalid_request",
+            ),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "application/json")],
+                b"{\"texts\": [1]}".to_vec(),
+                422,
+                "invalid_request",
+            ),
             ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": []}".to_vec(), 400, "no_inputs"),
-            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"model\": \"x\", \"texts\": [\"a\"]}".to_vec(), 404, "unknown_model"),
-            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"model\": \"sentiment\", \"texts\": [\"a\"]}".to_vec(), 400, "wrong_task"),
-            ("/v1/classify", vec![("Content-Type", "application/json")], b"{\"model\": \"sentiment\", \"texts\": [\"a\"], \"pairs\": [[\"a\", \"b\"]]}".to_vec(), 422, "invalid_request"),
-            ("/v1/ner", vec![("Content-Type", "application/json")], b"{\"texts\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}".to_vec(), 413, "too_many_texts"),
-            ("/v1/ner", vec![("Content-Type", "application/json")], format!("{{\"texts\": [\"{}\"]}}", "a".repeat(201)).into_bytes(), 413, "text_too_long"),
-            ("/v1/ner", vec![("Content-Type", "application/json")], format!("{{\"texts\": [\"{}\"]}}", "a ".repeat(3000)).into_bytes(), 413, "body_too_large"),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "application/json")],
+                b"{\"model\": \"x\", \"texts\": [\"a\"]}".to_vec(),
+                404,
+                "unknown_model",
+            ),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "application/json")],
+                b"{\"model\": \"sentiment\", \"texts\": [\"a\"]}".to_vec(),
+                400,
+                "wrong_task",
+            ),
+            (
+                "/v1/classify",
+                vec![("Content-Type", "application/json")],
+                b"{\"model\": \"sentiment\", \"texts\": [\"a\"], \"pairs\": [[\"a\", \"b\"]]}".to_vec(),
+                422,
+                "invalid_request",
+            ),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "application/json")],
+                b"{\"texts\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}".to_vec(),
+                413,
+                "too_many_texts",
+            ),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "application/json")],
+                format!("{{\"texts\": [\"{}\"]}}", "a".repeat(201)).into_bytes(),
+                413,
+                "text_too_long",
+            ),
+            (
+                "/v1/ner",
+                vec![("Content-Type", "application/json")],
+                format!("{{\"texts\": [\"{}\"]}}", "a ".repeat(3000)).into_bytes(),
+                413,
+                "body_too_large",
+            ),
             ("/nowhere", vec![], Vec::new(), 404, "not_found"),
         ];
         for (path, mut headers, body, status, code) in cases {
             headers.extend_from_slice(&auth);
             let mut fresh = Connection::open(server.addr).await.unwrap();
             let a = fresh.send("POST", path, &headers, &body).await.unwrap();
-            assert_eq!((a.status, a.json()["error"]["code"].as_str()), (status, Some(code)), "{path} {}", String::from_utf8_lossy(&body));
+            assert_eq!(
+                (a.status, a.json()["error"]["code"].as_str()),
+                (status, Some(code)),
+                "{path} {}",
+                String::from_utf8_lossy(&body)
+            );
         }
         let a = c.send("GET", "/v1/ner", &auth, b"").await.unwrap();
         assert_eq!((a.status, a.json()["error"]["code"].as_str()), (405, Some("method_not_allowed")));
@@ -200,4 +283,66 @@ fn full_queue_answers_429_and_sigterm_drains() {
     let status = server.terminate();
     assert_eq!(in_flight.join().unwrap(), 200);
     assert!(status.success(), "{status:?}");
+}
+
+/// Each failed request is logged on stderr with its status, code and message,
+/// a 500 with the model's own error; so are the startup and the shutdown.
+#[test]
+fn failures_are_logged_with_their_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ner, cls) = make_models(tmp.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
+        .args(["serve", "--addr", "127.0.0.1:0", "--threads", "1", "--model", &format!("ner={ner}")])
+        .args(["--model", &format!("sentiment={cls}")])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains(&format!("serving ner={ner}, sentiment={cls} on http://")), "{first}");
+    let addr = first.split("http://").nth(1).and_then(|s| s.split_whitespace().next()).unwrap();
+    let addr: SocketAddr = addr.parse().unwrap();
+    runtime().block_on(async {
+        let mut c = Connection::open(addr).await.unwrap();
+        assert_eq!(c.post_json("/v1/ner", &json!({ "texts": [] }), &[]).await.unwrap().status, 400);
+        // More tokens than the tiny model has positions (64): the model fails.
+        let long = vec!["good"; 100].join(" ");
+        let a = c.post_json("/v1/classify", &json!({ "model": "sentiment", "texts": [long] }), &[]).await.unwrap();
+        assert_eq!((a.status, a.json()["error"]["code"].as_str()), (500, Some("inference_failed")));
+        // The cause is logged, not answered.
+        assert!(!String::from_utf8_lossy(&a.body).contains("max_position_embeddings"));
+        assert_eq!(c.send("DELETE", "/health", &[], b"").await.unwrap().status, 405);
+    });
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut log).unwrap();
+    let line = |needle: &str| log.lines().find(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {log}"));
+    assert!(line("POST /v1/ner: 400 no_inputs: give at least one text").contains("WARN"));
+    let failed = line("POST /v1/classify: 500 inference_failed: the model could not answer: ");
+    assert!(failed.contains("ERROR") && failed.contains("exceeds max_position_embeddings 64"), "{failed}");
+    line("DELETE /health: 405 method_not_allowed");
+    line("shutting down: finishing requests in flight");
+}
+
+#[test]
+fn out_of_range_options_are_refused_naming_the_field() {
+    for (flag, message) in [
+        ("--max-batch", "max_batch must be at least 1"),
+        ("--max-queue", "max_queue must be at least 1"),
+        ("--max-texts", "max_texts must be at least 1"),
+        ("--max-chars", "max_chars must be at least 1"),
+        ("--max-body-bytes", "max_body_bytes must be at least 1"),
+        ("--timeout-ms", "timeout must be more than 0"),
+        ("--max-len", "max_len must be between 3 and 4096"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
+            .args(["serve", "--model", "no-such-model", "--threads", "1", flag, "0"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(message), "{flag}: {stderr}");
+    }
 }

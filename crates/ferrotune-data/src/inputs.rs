@@ -55,7 +55,8 @@ pub fn read_inputs(path: Option<&Path>) -> Result<InputReader, DataError> {
             Source::Table(Box::new(rows))
         }
         Some(path) => {
-            let file = std::fs::File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
+            let file =
+                std::fs::File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
             Source::Lines(Box::new(BufReader::new(file)))
         }
         None => Source::Lines(Box::new(std::io::stdin().lock())),

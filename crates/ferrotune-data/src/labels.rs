@@ -31,9 +31,7 @@ impl LabelSet {
                             return Err(DataError::Parse {
                                 path: sentence.path.clone(),
                                 line: sentence.token_lines.get(i).copied().unwrap_or(sentence.line),
-                                message: format!(
-                                    "tag '{tag}' is not IOB2 (expected 'O', 'B-<TYPE>' or 'I-<TYPE>')"
-                                ),
+                                message: format!("tag '{tag}' is not IOB2 (expected 'O', 'B-<TYPE>' or 'I-<TYPE>')"),
                             });
                         }
                     }
@@ -41,10 +39,7 @@ impl LabelSet {
             }
         }
         let mut labels = vec!["O".to_string()];
-        let mut rest: Vec<String> = types
-            .iter()
-            .flat_map(|t| [format!("B-{t}"), format!("I-{t}")])
-            .collect();
+        let mut rest: Vec<String> = types.iter().flat_map(|t| [format!("B-{t}"), format!("I-{t}")]).collect();
         rest.sort();
         labels.extend(rest);
         Ok(Self { labels })
@@ -53,7 +48,7 @@ impl LabelSet {
     /// A label set from a saved list (`id2label` order). Validates IOB2.
     pub fn from_labels(labels: Vec<String>) -> Result<Self, DataError> {
         for label in &labels {
-            if label != "O" && !entity_type(label).is_some_and(|t| !t.is_empty()) {
+            if label != "O" && entity_type(label).is_none_or(|t| t.is_empty()) {
                 return Err(DataError::InvalidLabel { label: label.clone() });
             }
         }

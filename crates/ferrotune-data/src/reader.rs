@@ -22,10 +22,7 @@ pub struct TaggedSentence {
 /// tag separated by a tab or spaces, tag in the last column, a blank line
 /// between sentences, `-DOCSTART-` lines skipped).
 pub fn read_tagged(path: &Path) -> Result<Vec<TaggedSentence>, DataError> {
-    let bytes = std::fs::read(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     let mut lines = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
@@ -99,19 +96,11 @@ fn parse_jsonl(path: &Path, lines: &[&str]) -> Result<Vec<TaggedSentence>, DataE
         if line.trim().is_empty() {
             continue;
         }
-        let error = |message: String| DataError::Parse {
-            path: path.to_path_buf(),
-            line: i + 1,
-            message,
-        };
+        let error = |message: String| DataError::Parse { path: path.to_path_buf(), line: i + 1, message };
         let parsed: JsonSentence = serde_json::from_str(line)
             .map_err(|e| error(format!("expected {{\"tokens\": [...], \"tags\": [...]}}: {e}")))?;
         if parsed.tokens.len() != parsed.tags.len() {
-            return Err(error(format!(
-                "{} tokens but {} tags",
-                parsed.tokens.len(),
-                parsed.tags.len()
-            )));
+            return Err(error(format!("{} tokens but {} tags", parsed.tokens.len(), parsed.tags.len())));
         }
         if parsed.tokens.is_empty() {
             return Err(error("a sentence with no tokens".to_string()));
@@ -156,7 +145,9 @@ mod tests {
 
     #[test]
     fn jsonl() {
-        let f = file(b"{\"tokens\": [\"a\", \"b\"], \"tags\": [\"O\", \"B-X\"]}\n\n{\"tokens\": [\"c\"], \"tags\": [\"O\"]}\n");
+        let f = file(
+            b"{\"tokens\": [\"a\", \"b\"], \"tags\": [\"O\", \"B-X\"]}\n\n{\"tokens\": [\"c\"], \"tags\": [\"O\"]}\n",
+        );
         let s = read_tagged(f.path()).unwrap();
         assert_eq!(s.len(), 2);
         assert_eq!(s[1].line, 3);

@@ -181,9 +181,10 @@ fn split_classes(label: &str) -> impl Iterator<Item = &str> {
 pub fn encode_target(kind: SequenceKind, labels: &[String], example: &TextExample) -> Result<Target, DataError> {
     let label = example.label.as_deref().ok_or_else(|| example.error("missing label"))?;
     let class = |name: &str| {
-        labels.iter().position(|l| l == name).ok_or_else(|| {
-            example.error(format!("unknown label '{name}' (the model knows: {})", labels.join(", ")))
-        })
+        labels
+            .iter()
+            .position(|l| l == name)
+            .ok_or_else(|| example.error(format!("unknown label '{name}' (the model knows: {})", labels.join(", "))))
     };
     match kind {
         SequenceKind::Classify => Ok(Target::Class(class(label.trim())?)),

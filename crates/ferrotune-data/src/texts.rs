@@ -59,7 +59,8 @@ fn io_error(path: &Path, source: std::io::Error) -> DataError {
 
 fn read_delimited(path: &Path, delimiter: u8, quoting: bool) -> Result<Vec<TextExample>, DataError> {
     let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-    let mut reader = csv::ReaderBuilder::new().delimiter(delimiter).quoting(quoting).has_headers(true).from_reader(file);
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(delimiter).quoting(quoting).has_headers(true).from_reader(file);
     let csv_error = |e: csv::Error| {
         let line = e.position().map_or(1, |p| p.line() as usize);
         DataError::Parse { path: path.to_path_buf(), line, message: e.to_string() }
@@ -153,7 +154,8 @@ mod tests {
         let rows = read_texts(&csv, true).unwrap();
         assert_eq!((rows[0].text_a.as_str(), rows[0].text_b.as_deref()), ("a, b", Some("c")));
         assert_eq!(rows[0].label.as_deref(), Some("x|y"));
-        let (_d, jsonl) = write("a.jsonl", "{\"text\": \"hi\", \"label\": [\"x\", \"y\"]}\n\n{\"text\": \"yo\", \"label\": 0.5}\n");
+        let (_d, jsonl) =
+            write("a.jsonl", "{\"text\": \"hi\", \"label\": [\"x\", \"y\"]}\n\n{\"text\": \"yo\", \"label\": 0.5}\n");
         let rows = read_texts(&jsonl, true).unwrap();
         assert_eq!(rows[0].label.as_deref(), Some("x|y"));
         assert_eq!((rows[1].label.as_deref(), rows[1].line), (Some("0.5"), 3));
@@ -162,7 +164,9 @@ mod tests {
     #[test]
     fn errors_name_file_and_line() {
         let (_d, p) = write("a.tsv", "sentence\tlabel\nx\ty\n");
-        assert!(read_texts(&p, true).unwrap_err().to_string().ends_with("a.tsv:1: header [\"sentence\", \"label\"]: expected a 'text' column, or 'text_a' and 'text_b' columns"));
+        assert!(read_texts(&p, true).unwrap_err().to_string().ends_with(
+            "a.tsv:1: header [\"sentence\", \"label\"]: expected a 'text' column, or 'text_a' and 'text_b' columns"
+        ));
         let (_d, p) = write("a.tsv", "text\tlabel\nok\tx\n \ty\n");
         assert!(read_texts(&p, true).unwrap_err().to_string().ends_with("a.tsv:3: empty text"));
         let (_d, p) = write("a.tsv", "text\tlabel\nok\tx\nno label\t\n");

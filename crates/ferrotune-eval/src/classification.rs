@@ -35,10 +35,16 @@ fn averages(rows: &[Scores]) -> (Scores, Scores) {
     let n = rows.len() as f64;
     let support: usize = rows.iter().map(|r| r.support).sum();
     let mean = |f: fn(&Scores) -> f64| divide(rows.iter().map(f).sum::<f64>(), n);
-    let weighted = |f: fn(&Scores) -> f64| divide(rows.iter().map(|r| f(r) * r.support as f64).sum::<f64>(), support as f64);
+    let weighted =
+        |f: fn(&Scores) -> f64| divide(rows.iter().map(|r| f(r) * r.support as f64).sum::<f64>(), support as f64);
     (
         Scores { precision: mean(|s| s.precision), recall: mean(|s| s.recall), f1: mean(|s| s.f1), support },
-        Scores { precision: weighted(|s| s.precision), recall: weighted(|s| s.recall), f1: weighted(|s| s.f1), support },
+        Scores {
+            precision: weighted(|s| s.precision),
+            recall: weighted(|s| s.recall),
+            f1: weighted(|s| s.f1),
+            support,
+        },
     )
 }
 
@@ -198,7 +204,13 @@ impl RegressionReport {
         let n = truth.len() as f64;
         let mse = divide(truth.iter().zip(predicted).map(|(t, p)| (t - p).powi(2)).sum(), n);
         let mae = divide(truth.iter().zip(predicted).map(|(t, p)| (t - p).abs()).sum(), n);
-        Self { mse, mae, pearson: pearson(truth, predicted), spearman: pearson(&ranks(truth), &ranks(predicted)), texts: truth.len() }
+        Self {
+            mse,
+            mae,
+            pearson: pearson(truth, predicted),
+            spearman: pearson(&ranks(truth), &ranks(predicted)),
+            texts: truth.len(),
+        }
     }
 
     /// The report as text.
@@ -267,9 +279,14 @@ impl TextReport {
         match self {
             TextReport::Classes(r) => format!("accuracy {:.4} macro F1 {:.4}", r.accuracy, r.macro_avg.f1),
             TextReport::Multilabel(r) => {
-                format!("micro F1 {:.4} macro F1 {:.4} subset accuracy {:.4}", r.micro.f1, r.macro_avg.f1, r.subset_accuracy)
+                format!(
+                    "micro F1 {:.4} macro F1 {:.4} subset accuracy {:.4}",
+                    r.micro.f1, r.macro_avg.f1, r.subset_accuracy
+                )
             }
-            TextReport::Regression(r) => format!("MSE {:.4} Pearson {:.4} Spearman {:.4}", r.mse, r.pearson, r.spearman),
+            TextReport::Regression(r) => {
+                format!("MSE {:.4} Pearson {:.4} Spearman {:.4}", r.mse, r.pearson, r.spearman)
+            }
         }
     }
 

@@ -14,7 +14,13 @@ fn escape(text: &str) -> String {
 /// with its count.
 pub fn confusion_svg(report: &ClassReport) -> String {
     let n = report.classes.len();
-    let cell = if n > 30 { 14 } else if n > 10 { 28 } else { 56 };
+    let cell = if n > 30 {
+        14
+    } else if n > 10 {
+        28
+    } else {
+        56
+    };
     let label_width = 10 + 7 * report.classes.iter().map(|c| c.chars().count()).max().unwrap_or(1).min(40);
     let (left, top) = (label_width, label_width);
     let size = ((left + n * cell + 20).max(460), top + n * cell + 40);

@@ -38,9 +38,9 @@ pub fn get_entities<S: AsRef<str>>(tags: &[S]) -> Vec<Entity> {
     let mut entities = Vec::new();
     let (mut prev_tag, mut prev_type) = ('O', "_".to_string());
     let mut begin = 0;
-    let n = tags.len();
-    for i in 0..=n {
-        let (tag, kind) = if i < n { split(tags[i].as_ref()) } else { ('O', "_") };
+    // A final `O` closes an entity that runs to the end.
+    let all = tags.iter().map(|t| split(t.as_ref())).chain(std::iter::once(('O', "_")));
+    for (i, (tag, kind)) in all.enumerate() {
         if end_of_chunk(prev_tag, tag, &prev_type, kind) {
             entities.push(Entity { kind: prev_type.clone(), start: begin, end: i - 1 });
         }

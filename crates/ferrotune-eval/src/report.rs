@@ -101,12 +101,16 @@ impl Report {
         let rows: Vec<&Scores> = per_type.values().collect();
         let n = rows.len() as f64;
         let mean = |f: fn(&Scores) -> f64| divide(rows.iter().map(|s| f(s)).sum(), n);
-        let weighted = |f: fn(&Scores) -> f64| {
-            divide(rows.iter().map(|s| f(s) * s.support as f64).sum(), true_all as f64)
-        };
+        let weighted =
+            |f: fn(&Scores) -> f64| divide(rows.iter().map(|s| f(s) * s.support as f64).sum(), true_all as f64);
         Self {
             micro: scores(tp_all, pred_all, true_all),
-            macro_avg: Scores { precision: mean(|s| s.precision), recall: mean(|s| s.recall), f1: mean(|s| s.f1), support: true_all },
+            macro_avg: Scores {
+                precision: mean(|s| s.precision),
+                recall: mean(|s| s.recall),
+                f1: mean(|s| s.f1),
+                support: true_all,
+            },
             weighted: Scores {
                 precision: weighted(|s| s.precision),
                 recall: weighted(|s| s.recall),
@@ -123,7 +127,8 @@ impl Report {
     /// The report as a table, in the layout of seqeval's `classification_report`.
     pub fn to_table(&self) -> String {
         let width = self.per_type.keys().map(|k| k.len()).chain([12]).max().unwrap_or(12);
-        let mut out = format!("{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n", "", "precision", "recall", "f1-score", "support");
+        let mut out =
+            format!("{:>width$}  {:>9} {:>9} {:>9} {:>9}\n\n", "", "precision", "recall", "f1-score", "support");
         let row = |name: &str, s: &Scores| {
             format!("{name:>width$}  {:>9.4} {:>9.4} {:>9.4} {:>9}\n", s.precision, s.recall, s.f1, s.support)
         };

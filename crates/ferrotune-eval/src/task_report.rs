@@ -28,7 +28,9 @@ impl TaskReport {
     /// One line for logs.
     pub fn summary(&self) -> String {
         match self {
-            TaskReport::Entities(r) => format!("P {:.4} R {:.4} F1 {:.4}", r.micro.precision, r.micro.recall, r.micro.f1),
+            TaskReport::Entities(r) => {
+                format!("P {:.4} R {:.4} F1 {:.4}", r.micro.precision, r.micro.recall, r.micro.f1)
+            }
             TaskReport::Text(r) => r.summary(),
         }
     }

@@ -96,10 +96,8 @@ impl EvalSet {
         match (self, model) {
             (EvalSet::Entities { sentences, gold }, TaskModel::Token(model)) => {
                 let predictions = tag_windows(model, sentences, pad_id, batch_size)?;
-                let predicted: Vec<Vec<String>> = predictions
-                    .iter()
-                    .map(|s| s.iter().map(|p| model.labels[p.label].clone()).collect())
-                    .collect();
+                let predicted: Vec<Vec<String>> =
+                    predictions.iter().map(|s| s.iter().map(|p| model.labels[p.label].clone()).collect()).collect();
                 Ok(TaskReport::Entities(Report::compute(gold, &predicted)))
             }
             (EvalSet::Texts { kind, inputs, gold, .. }, TaskModel::Sequence(model)) => {
@@ -152,7 +150,11 @@ fn text_report(
                 Decision::Class(c) => *c,
                 _ => unreachable!("classify decisions are classes"),
             });
-            TextReport::Classes(ClassReport::compute(labels, &truth.collect::<Vec<_>>(), &predicted.collect::<Vec<_>>()))
+            TextReport::Classes(ClassReport::compute(
+                labels,
+                &truth.collect::<Vec<_>>(),
+                &predicted.collect::<Vec<_>>(),
+            ))
         }
     }
 }

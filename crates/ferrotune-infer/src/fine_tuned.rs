@@ -159,9 +159,11 @@ impl FineTuned {
                     .map(|(index, input)| match input {
                         TextInput::Text(text) => Ok(PredictionInput::from_text(text)),
                         TextInput::Words(words) => Ok(PredictionInput::from_tokens(words)),
-                        TextInput::Pair(..) => {
-                            Err(InferError::UnsupportedInput { index, task: Task::Ner, expected: "single texts or words" })
-                        }
+                        TextInput::Pair(..) => Err(InferError::UnsupportedInput {
+                            index,
+                            task: Task::Ner,
+                            expected: "single texts or words",
+                        }),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 let words: Vec<Vec<String>> = texts.iter().map(PredictionInput::word_texts).collect();
@@ -206,7 +208,8 @@ impl FineTuned {
     pub fn evaluate(&self, path: &Path) -> Result<Evaluation, InferError> {
         let set = EvalSet::read(path, self.task(), self.labels(), &self.tokenizer, self.settings.max_len)?;
         let started = Instant::now();
-        let report = set.evaluate(&self.model, self.tokenizer.pad_id, self.settings.batch_size, self.settings.threshold)?;
+        let report =
+            set.evaluate(&self.model, self.tokenizer.pad_id, self.settings.batch_size, self.settings.threshold)?;
         Ok(Evaluation {
             report,
             examples: set.len(),

@@ -184,9 +184,22 @@ impl Layer {
     fn parameters(&self) -> [&Tensor; 16] {
         let (a, i, o) = (&self.attention, &self.intermediate, &self.output);
         [
-            &a.query.weight, &a.query.bias, &a.key.weight, &a.key.bias, &a.value.weight, &a.value.bias,
-            &a.output.weight, &a.output.bias, &a.norm.weight, &a.norm.bias, &i.weight, &i.bias, &o.weight,
-            &o.bias, &self.norm.weight, &self.norm.bias,
+            &a.query.weight,
+            &a.query.bias,
+            &a.key.weight,
+            &a.key.bias,
+            &a.value.weight,
+            &a.value.bias,
+            &a.output.weight,
+            &a.output.bias,
+            &a.norm.weight,
+            &a.norm.bias,
+            &i.weight,
+            &i.bias,
+            &o.weight,
+            &o.bias,
+            &self.norm.weight,
+            &self.norm.bias,
         ]
     }
 
@@ -256,7 +269,6 @@ impl BertEncoder {
         Ok(hidden)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -340,7 +352,11 @@ mod tests {
             // Eval mode: no dropout on either path.
             let fused = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
             let composed = layer.forward_composed(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
-            assert!(max_diff(&fused, &composed) < 1e-4, "{activation}: values differ by {}", max_diff(&fused, &composed));
+            assert!(
+                max_diff(&fused, &composed) < 1e-4,
+                "{activation}: values differ by {}",
+                max_diff(&fused, &composed)
+            );
             let g_fused = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             let g_composed = (&composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             for (i, t) in std::iter::once(x.as_tensor()).chain(params.iter().map(|p| p.as_tensor())).enumerate() {
@@ -412,7 +428,8 @@ mod tests {
         let train = layer.forward(x.as_tensor(), &mask, &mut Mode::Train(&mut ChaCha8Rng::seed_from_u64(11))).unwrap();
         assert!(max_diff(&eval, &train) > 1e-3, "dropout changed nothing");
         let grad = l.backward().unwrap();
-        let analytic: f32 = (grad.get(x.as_tensor()).unwrap() * &direction).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let analytic: f32 =
+            (grad.get(x.as_tensor()).unwrap() * &direction).unwrap().sum_all().unwrap().to_scalar().unwrap();
         let eps = 1e-2;
         let plus = loss(&(x.as_tensor() + (&direction * eps).unwrap()).unwrap()).to_scalar::<f32>().unwrap();
         let minus = loss(&(x.as_tensor() - (&direction * eps).unwrap()).unwrap()).to_scalar::<f32>().unwrap();

@@ -136,7 +136,9 @@ impl BertConfig {
         let raw: RawConfig = serde_json::from_value(raw_value.clone()).map_err(|e| e.to_string())?;
         let model_type = raw.model_type.as_deref().unwrap_or("bert");
         if model_type != "bert" {
-            return Err(format!("unsupported model_type '{model_type}': only BERT-family ('bert') checkpoints are supported"));
+            return Err(format!(
+                "unsupported model_type '{model_type}': only BERT-family ('bert') checkpoints are supported"
+            ));
         }
         if let Some(arch) = raw.architectures.iter().flatten().find(|a| !a.starts_with("Bert")) {
             return Err(format!("unsupported architecture '{arch}': expected a Bert* architecture"));
@@ -221,7 +223,8 @@ impl BertConfig {
     pub fn to_head_json(&self, task: Task, labels: &[String], pooling: Pooling) -> serde_json::Value {
         let mut value = self.raw.clone();
         let object = value.as_object_mut().expect("config.json is an object");
-        let architecture = if task == Task::Ner { "BertForTokenClassification" } else { "BertForSequenceClassification" };
+        let architecture =
+            if task == Task::Ner { "BertForTokenClassification" } else { "BertForSequenceClassification" };
         object.insert("architectures".into(), serde_json::json!([architecture]));
         object.insert("model_type".into(), "bert".into());
         match task {
@@ -279,7 +282,10 @@ mod tests {
                 assert_eq!((back.task, back.pooling), (Some(task), pooling));
             }
         }
-        let implicit = MINI.replace("\"BertModel\"", "\"BertForSequenceClassification\"], \"id2label\": {\"0\": \"LABEL_0\"}, \"y\": [0");
+        let implicit = MINI.replace(
+            "\"BertModel\"",
+            "\"BertForSequenceClassification\"], \"id2label\": {\"0\": \"LABEL_0\"}, \"y\": [0",
+        );
         assert_eq!(BertConfig::from_json(&implicit).unwrap().task, Some(Task::Sequence(SequenceKind::Regression)));
     }
 

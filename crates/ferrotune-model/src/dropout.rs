@@ -37,9 +37,7 @@ impl Dropout {
         }
         let threshold = (self.p as f64 * u32::MAX as f64) as u32;
         let keep = 1.0 / (1.0 - self.p);
-        let mask: Vec<f32> = (0..x.elem_count())
-            .map(|_| if rng.next_u32() < threshold { 0.0 } else { keep })
-            .collect();
+        let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.next_u32() < threshold { 0.0 } else { keep }).collect();
         x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)
     }
 }

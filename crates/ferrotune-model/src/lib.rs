@@ -16,9 +16,9 @@ mod head;
 pub mod ops;
 mod params;
 mod row_matmul;
+mod sequence_classifier;
 #[cfg(feature = "test-support")]
 pub mod tiny;
-mod sequence_classifier;
 mod token_classifier;
 
 pub use batch::Batch;

@@ -104,7 +104,11 @@ impl ParamStore {
     /// there with the requested shape; the names asked for are recorded in
     /// `used`.
     pub fn var_builder<'a>(&'a self, used: &'a Mutex<BTreeSet<String>>) -> VarBuilder<'a> {
-        VarBuilder::from_backend(Box::new(Backend { store: self, used, detach: false }), DType::F32, self.device.clone())
+        VarBuilder::from_backend(
+            Box::new(Backend { store: self, used, detach: false }),
+            DType::F32,
+            self.device.clone(),
+        )
     }
 
     /// Like [`Self::var_builder`], but the tensors handed out are detached

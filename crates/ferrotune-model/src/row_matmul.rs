@@ -50,6 +50,7 @@ pub(crate) fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [
 struct OutPtr(*mut f32);
 // SAFETY: the tasks write disjoint columns.
 unsafe impl Send for OutPtr {}
+// SAFETY: as for Send: the tasks sharing it write disjoint columns.
 unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
@@ -207,7 +208,10 @@ mod tests {
                 for o in 0..out_dim {
                     let expected: f32 = b[o] + (0..in_dim).map(|i| x[r * in_dim + i] * w[o * in_dim + i]).sum::<f32>();
                     let got = out[r * width + col + o];
-                    assert!((got - expected).abs() < 1e-4 * (1.0 + expected.abs()), "{rows}x{in_dim}x{out_dim} [{r},{o}] {got} vs {expected}");
+                    assert!(
+                        (got - expected).abs() < 1e-4 * (1.0 + expected.abs()),
+                        "{rows}x{in_dim}x{out_dim} [{r},{o}] {got} vs {expected}"
+                    );
                 }
                 // Columns outside the range are not touched.
                 assert!(out[r * width].is_nan() && out[r * width + col + out_dim].is_nan());

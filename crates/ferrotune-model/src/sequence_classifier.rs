@@ -95,7 +95,8 @@ impl SequenceClassifier {
     /// A view of the model for inference that shares its weights but
     /// records no autograd graph (see `TokenClassifier::frozen`).
     pub fn frozen(&self) -> Result<Self, ModelError> {
-        let (config, labels, params, dir) = (self.config.clone(), self.labels.clone(), self.params.clone(), self.source_dir.clone());
+        let (config, labels, params, dir) =
+            (self.config.clone(), self.labels.clone(), self.params.clone(), self.source_dir.clone());
         Self::build(config, self.kind, labels, self.pooling, params, dir, true)
     }
 

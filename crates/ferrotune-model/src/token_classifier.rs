@@ -33,7 +33,12 @@ pub enum TokenHead<'a> {
     Saved,
     /// A head for these labels: the saved one if its labels are the same,
     /// otherwise a new one initialised from `seed` (normal, std 0.02).
-    For { labels: &'a [String], seed: u64 },
+    For {
+        /// Tag names in id order.
+        labels: &'a [String],
+        /// Seed of a new head.
+        seed: u64,
+    },
 }
 
 impl TokenClassifier {
@@ -72,7 +77,14 @@ impl TokenClassifier {
     /// used it (peak memory of one layer, not of all of them).
     pub fn frozen(&self) -> Result<Self, ModelError> {
         let weights = self.source_dir.join("model.safetensors");
-        Self::build(self.config.clone(), self.labels.clone(), self.params.clone(), self.source_dir.clone(), weights, true)
+        Self::build(
+            self.config.clone(),
+            self.labels.clone(),
+            self.params.clone(),
+            self.source_dir.clone(),
+            weights,
+            true,
+        )
     }
 
     fn build(
@@ -91,8 +103,7 @@ impl TokenClassifier {
                 Ok((encoder, classifier))
             })
         };
-        let (encoder, classifier) =
-            built.map_err(|e| ModelError::Weights { path: weights, message: e.to_string() })?;
+        let (encoder, classifier) = built.map_err(|e| ModelError::Weights { path: weights, message: e.to_string() })?;
         params.retain(&used.into_inner().expect("lock"));
         Ok(Self {
             dropout: Dropout::new(config.classifier_dropout),

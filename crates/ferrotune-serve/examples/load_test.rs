@@ -3,7 +3,7 @@
 //! for a fixed time (or until a request budget is spent), then print
 //! throughput, latency percentiles and the status counts as one JSON line.
 //!
-//! cargo run --release -p ferrotune-serve --example load_test -- \
+//! cargo run --release -p ferrotune-serve --features test-support --example load_test -- \
 //!     --addr 127.0.0.1:8080 --clients 64 --seconds 30 [--path /v1/ner] [--text "..."] [--max-requests N]
 
 use std::collections::BTreeMap;
@@ -75,7 +75,11 @@ async fn main() {
             let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
             let mut connection = None;
             while Instant::now() < deadline
-                && budget.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+                && budget
+                    .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |n| {
+                        n.checked_sub(1)
+                    })
+                    .is_ok()
             {
                 if connection.is_none() {
                     match Connection::open(addr).await {
@@ -121,7 +125,11 @@ async fn main() {
     let elapsed = started.elapsed().as_secs_f64();
     let pct = |v: &mut Vec<f64>, p: f64| {
         v.sort_by(f64::total_cmp);
-        if v.is_empty() { f64::NAN } else { v[((v.len() - 1) as f64 * p).round() as usize] * 1000.0 }
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            v[((v.len() - 1) as f64 * p).round() as usize] * 1000.0
+        }
     };
     let ok = all.latencies_ok.len();
     let server_errors: usize = all.statuses.iter().filter(|(s, _)| **s >= 500).map(|(_, n)| n).sum();

@@ -2,6 +2,9 @@
 //! metrics, and the hand-off to each model's batcher.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +12,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::backend::{Backend, Input};
 use crate::batcher::{BatchPolicy, Batcher, Refused};
+use crate::error::{error_chain, ErrorKind};
 use crate::metrics::Metrics;
 use crate::{ApiError, ServeError};
 
@@ -60,6 +64,39 @@ impl Default for ServeOptions {
     }
 }
 
+impl ServeOptions {
+    /// The longest `max_len` (the longest training accepts).
+    pub const MAX_LEN_LIMIT: usize = 4096;
+
+    /// Refuses out-of-range values, naming the field: `max_batch`,
+    /// `max_queue`, `max_body_bytes`, `max_texts` and `max_chars` must be at
+    /// least 1, `timeout` more than 0, `max_len` between 3 and
+    /// [`Self::MAX_LEN_LIMIT`] (`max_wait` may be 0).
+    pub fn validate(&self) -> Result<(), ServeError> {
+        let invalid = |field: &'static str, message: String| Err(ServeError::InvalidOption { field, message });
+        let at_least_one = [
+            ("max_batch", self.batch.max_batch),
+            ("max_queue", self.batch.max_queue),
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_texts", self.max_texts),
+            ("max_chars", self.max_chars),
+        ];
+        for (field, value) in at_least_one {
+            if value < 1 {
+                return invalid(field, "must be at least 1".into());
+            }
+        }
+        if self.timeout.is_zero() {
+            return invalid("timeout", "must be more than 0".into());
+        }
+        // Three tokens at least: [CLS], one word piece and [SEP].
+        if !(3..=Self::MAX_LEN_LIMIT).contains(&self.max_len) {
+            return invalid("max_len", format!("must be between 3 and {}", Self::MAX_LEN_LIMIT));
+        }
+        Ok(())
+    }
+}
+
 struct Model {
     backend: Arc<Backend>,
     batcher: Batcher,
@@ -68,6 +105,8 @@ struct Model {
 /// Everything the handlers share.
 pub struct AppState {
     models: BTreeMap<String, Model>,
+    /// The `(name, folder)` of each model, in the order given.
+    given: Vec<(String, PathBuf)>,
     default_model: String,
     metrics: Arc<Metrics>,
     options: ServeOptions,
@@ -75,27 +114,64 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Loads every `(name, folder)` and starts its batching thread; the
-    /// first model is the default.
-    pub fn load(models: &[(String, std::path::PathBuf)], options: ServeOptions) -> Result<Arc<Self>, ServeError> {
+    /// Checks the options, loads every `(name, folder)` and starts its
+    /// batching thread; the first model is the default.
+    pub fn load(models: &[(String, PathBuf)], options: ServeOptions) -> Result<Arc<Self>, ServeError> {
+        options.validate()?;
+        let default_model = models.first().map(|m| m.0.clone()).ok_or(ServeError::NoModel)?;
         let metrics = Arc::new(Metrics::default());
         let mut loaded = BTreeMap::new();
         for (name, dir) in models {
             if loaded.contains_key(name) {
-                return Err(ServeError::Config(format!("model name '{name}' given twice")));
+                return Err(ServeError::DuplicateModel { name: name.clone() });
             }
             let backend = Arc::new(Backend::load(dir, options.max_len, options.batch.max_batch, &options.device)?);
-            let batcher = Batcher::start(name.clone(), Arc::clone(&backend), options.batch, Arc::clone(&metrics));
+            let batcher = Batcher::start(name, Arc::clone(&backend), options.batch, Arc::clone(&metrics))?;
             loaded.insert(name.clone(), Model { backend, batcher });
         }
-        let default_model = models.first().map(|m| m.0.clone()).ok_or_else(|| ServeError::Config("no model given".into()))?;
-        Ok(Arc::new(Self { models: loaded, default_model, metrics, options, ready: AtomicBool::new(true) }))
+        let given = models.to_vec();
+        Ok(Arc::new(Self { models: loaded, given, default_model, metrics, options, ready: AtomicBool::new(true) }))
+    }
+
+    /// The startup summary: models, address, batching, whether a key is needed.
+    fn summary(&self, addr: SocketAddr) -> String {
+        let models: Vec<String> = self.given.iter().map(|(n, d)| format!("{n}={}", d.display())).collect();
+        let batch = &self.options.batch;
+        format!(
+            "serving {} on http://{addr} (max batch {}, max wait {} ms, queue {}{})",
+            models.join(", "),
+            batch.max_batch,
+            batch.max_wait.as_millis(),
+            batch.max_queue,
+            if self.options.api_key.is_some() { ", API key required" } else { "" }
+        )
     }
 
     /// Marks the server as draining: `/ready` answers 503 from now on.
     pub fn set_draining(&self) {
         self.ready.store(false, Ordering::SeqCst);
     }
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then stops
+/// taking connections, answers 503 on `/ready` and finishes the requests in
+/// flight. Logs the startup summary (`serving ... on http://ADDR (...)`)
+/// first, and the shutdown.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    tracing::info!("{}", state.summary(listener.local_addr()?));
+    let draining = Arc::clone(&state);
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            draining.set_draining();
+        })
+        .await?;
+    Ok(())
 }
 
 /// The router of every route, with limits, authentication and metrics.
@@ -108,9 +184,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(|| async { Json(crate::openapi::document()) }))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .fallback(|| async { ApiError::new(ErrorKind::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+            ApiError::new(ErrorKind::MethodNotAllowed, "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate))
@@ -118,18 +194,47 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// Counts every request, and logs each failed one with its cause.
 async fn record_metrics(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let matched = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string());
+    // What the log names for an unmatched route: the path asked for.
+    let unmatched_path = matched.is_none().then(|| request.uri().path().to_string());
+    let method = request.method().clone();
     let started = Instant::now();
-    let response = next.run(request).await;
-    state.metrics.observe_request(&route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    let mut response = next.run(request).await;
+    let route = matched.as_deref().unwrap_or("unmatched");
+    state.metrics.observe_request(route, response.status().as_u16(), started.elapsed().as_secs_f64());
+    if let Some(error) = response.extensions_mut().remove::<ApiError>() {
+        log_failure(&method, unmatched_path.as_deref().unwrap_or(route), &error);
+    }
     response
+}
+
+/// One log line for a failed request: method, route, status, code, message
+/// and, when there is one, the server-side cause in full.
+fn log_failure(method: &Method, route: &str, error: &ApiError) {
+    let (status, code) = error.kind.status_and_code();
+    let mut line = format!("{method} {}: {} {code}: {}", one_line(route), status.as_u16(), one_line(&error.message));
+    if let Some(cause) = &error.cause {
+        line = format!("{line}: {}", one_line(&error_chain(cause.as_ref())));
+    }
+    if status.is_server_error() && error.kind != ErrorKind::Timeout && error.kind != ErrorKind::Draining {
+        tracing::error!("{line}");
+    } else {
+        tracing::warn!("{line}");
+    }
+}
+
+/// `text` with control characters (line breaks included) escaped, so that
+/// what a client sent cannot forge log lines.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.options.api_key {
         if request.uri().path() != "/health" && !bearer_matches(request.headers(), key) {
-            return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "missing or wrong API key (Authorization: Bearer <key>)")
+            return ApiError::new(ErrorKind::Unauthorized, "missing or wrong API key (Authorization: Bearer <key>)")
                 .into_response();
         }
     }
@@ -149,9 +254,9 @@ fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
 fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
     let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "request body too large")
+            ApiError::new(ErrorKind::BodyTooLarge, "request body too large")
         } else {
-            ApiError::bad_request("bad_body", "could not read the request body")
+            ApiError::new(ErrorKind::BadBody, "could not read the request body")
         }
     })?;
     let json = headers
@@ -160,11 +265,11 @@ fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRej
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
     if !json {
-        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "Content-Type must be application/json"));
+        return Err(ApiError::new(ErrorKind::UnsupportedMediaType, "Content-Type must be application/json"));
     }
     serde_json::from_slice(&body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string()),
-        _ => ApiError::bad_request("malformed_json", format!("malformed JSON: {e}")),
+        serde_json::error::Category::Data => ApiError::new(ErrorKind::InvalidRequest, e.to_string()),
+        _ => ApiError::new(ErrorKind::MalformedJson, format!("malformed JSON: {e}")),
     })
 }
 
@@ -189,19 +294,16 @@ impl AppState {
         self.models
             .get_key_value(name)
             .map(|(n, m)| (n.as_str(), m))
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_model", format!("no model named '{name}'")))
+            .ok_or_else(|| ApiError::new(ErrorKind::UnknownModel, format!("no model named '{name}'")))
     }
 
     fn check_inputs(&self, inputs: &[Input]) -> Result<(), ApiError> {
         if inputs.is_empty() {
-            return Err(ApiError::bad_request("no_inputs", "give at least one text"));
+            return Err(ApiError::new(ErrorKind::NoInputs, "give at least one text"));
         }
         if inputs.len() > self.options.max_texts {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_texts",
-                format!("{} texts; at most {} per request", inputs.len(), self.options.max_texts),
-            ));
+            let message = format!("{} texts; at most {} per request", inputs.len(), self.options.max_texts);
+            return Err(ApiError::new(ErrorKind::TooManyTexts, message));
         }
         for (i, input) in inputs.iter().enumerate() {
             let chars = match input {
@@ -210,11 +312,8 @@ impl AppState {
                 Input::Pair(a, b) => a.chars().count().max(b.chars().count()),
             };
             if chars > self.options.max_chars {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "text_too_long",
-                    format!("text {i} has {chars} characters; at most {}", self.options.max_chars),
-                ));
+                let message = format!("text {i} has {chars} characters; at most {}", self.options.max_chars);
+                return Err(ApiError::new(ErrorKind::TextTooLong, message));
             }
         }
         Ok(())
@@ -223,47 +322,48 @@ impl AppState {
     /// Queues the inputs on a model and waits for the answer.
     async fn run(&self, name: &str, model: &Model, inputs: Vec<Input>) -> Result<Response, ApiError> {
         self.check_inputs(&inputs)?;
-        let answer = model.batcher.submit(inputs).map_err(|refused| {
-            let mut e = match refused {
-                Refused::Full => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "overloaded", "the queue is full; retry later"),
-                Refused::Closed => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the model is not running"),
-            };
-            e.retry_after = Some(1);
-            e
+        let answer = model.batcher.submit(inputs).map_err(|refused| match refused {
+            Refused::Full => ApiError::new(ErrorKind::Overloaded, "the queue is full; retry later"),
+            Refused::Closed => ApiError::new(ErrorKind::Unavailable, "the model is not running"),
         })?;
+        let failed = || ApiError::new(ErrorKind::InferenceFailed, "the model could not answer");
         match tokio::time::timeout(self.options.timeout, answer).await {
             Ok(Ok(Ok(results))) => Ok(Json(serde_json::json!({ "model": name, "results": results })).into_response()),
-            Ok(Ok(Err(_))) | Ok(Err(_)) => {
-                Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "inference_failed", "the model could not answer"))
-            }
-            Err(_) => {
-                let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "timeout", "no answer within the request timeout");
-                e.retry_after = Some(1);
-                Err(e)
-            }
+            Ok(Ok(Err(cause))) => Err(failed().caused_by(cause)),
+            Ok(Err(_)) => Err(failed().caused_by(Arc::new(ServeError::ModelStopped { model: name.to_string() }))),
+            Err(_) => Err(ApiError::new(ErrorKind::Timeout, "no answer within the request timeout")),
         }
     }
 }
 
-async fn ner(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn ner(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let request: NerRequest = decode(&headers, body)?;
     let (name, model) = state.model(request.model.as_deref())?;
     if model.backend.task() != Task::Ner {
-        return Err(ApiError::bad_request("wrong_task", format!("model '{name}' is a {} model: use /v1/classify", model.backend.task().name())));
+        let message = format!("model '{name}' is a {} model: use /v1/classify", model.backend.task().name());
+        return Err(ApiError::new(ErrorKind::WrongTask, message));
     }
     state.run(name, model, request.texts.into_iter().map(Input::Text).collect()).await
 }
 
-async fn classify(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn classify(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let request: ClassifyRequest = decode(&headers, body)?;
     let (name, model) = state.model(request.model.as_deref())?;
     if model.backend.task() == Task::Ner {
-        return Err(ApiError::bad_request("wrong_task", format!("model '{name}' is an NER model: use /v1/ner")));
+        return Err(ApiError::new(ErrorKind::WrongTask, format!("model '{name}' is an NER model: use /v1/ner")));
     }
     let inputs = match (request.texts, request.pairs) {
         (Some(texts), None) => texts.into_iter().map(Input::Text).collect(),
         (None, Some(pairs)) => pairs.into_iter().map(|(a, b)| Input::Pair(a, b)).collect(),
-        _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "give exactly one of \"texts\" and \"pairs\"")),
+        _ => return Err(ApiError::new(ErrorKind::InvalidRequest, "give exactly one of \"texts\" and \"pairs\"")),
     };
     state.run(name, model, inputs).await
 }
@@ -286,7 +386,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     if state.ready.load(Ordering::SeqCst) {
         Json(serde_json::json!({ "status": "ready", "models": state.models.len() })).into_response()
     } else {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "draining", "the server is shutting down").into_response()
+        ApiError::new(ErrorKind::Draining, "the server is shutting down").into_response()
     }
 }
 
@@ -341,9 +441,42 @@ mod tests {
             .into_iter()
             .flatten()
             {
-                assert!(result.status.is_client_error(), "{result:?}");
+                assert!(result.status().is_client_error(), "{result:?}");
             }
         }
+    }
+
+    #[test]
+    fn out_of_range_options_are_refused_naming_the_field() {
+        let field = |change: fn(&mut ServeOptions)| {
+            let mut o = ServeOptions::default();
+            change(&mut o);
+            match o.validate() {
+                Ok(()) => None,
+                Err(ServeError::InvalidOption { field, .. }) => Some(field),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(field(|_| {}), None);
+        assert_eq!(field(|o| o.batch.max_wait = Duration::ZERO), None);
+        assert_eq!(field(|o| o.max_len = 3), None);
+        assert_eq!(field(|o| o.max_len = 4096), None);
+        assert_eq!(field(|o| o.batch.max_batch = 0), Some("max_batch"));
+        assert_eq!(field(|o| o.batch.max_queue = 0), Some("max_queue"));
+        assert_eq!(field(|o| o.max_body_bytes = 0), Some("max_body_bytes"));
+        assert_eq!(field(|o| o.max_texts = 0), Some("max_texts"));
+        assert_eq!(field(|o| o.max_chars = 0), Some("max_chars"));
+        assert_eq!(field(|o| o.timeout = Duration::ZERO), Some("timeout"));
+        assert_eq!(field(|o| o.max_len = 2), Some("max_len"));
+        assert_eq!(field(|o| o.max_len = 4097), Some("max_len"));
+        let e = ServeOptions { max_len: 2, ..ServeOptions::default() }.validate().unwrap_err();
+        assert_eq!(e.to_string(), "max_len must be between 3 and 4096");
+    }
+
+    #[test]
+    fn log_lines_cannot_be_forged() {
+        assert_eq!(one_line("no model named 'x\nERROR y'"), "no model named 'x\\nERROR y'");
+        assert_eq!(one_line("a\r\tb ü"), "a\\r\\tb ü");
     }
 
     #[test]

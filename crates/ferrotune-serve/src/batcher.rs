@@ -13,9 +13,11 @@ use tokio::sync::oneshot;
 
 use crate::backend::{Backend, Input, Record};
 use crate::metrics::Metrics;
+use crate::ServeError;
 
-/// The answer to one job: one record per input, or an error message.
-pub type JobResult = Result<Vec<Record>, String>;
+/// The answer to one job: one record per input, or the error of the model
+/// call (shared by every job of that batch).
+pub type JobResult = Result<Vec<Record>, Arc<ServeError>>;
 
 struct Job {
     inputs: Vec<Input>,
@@ -49,16 +51,21 @@ pub enum Refused {
 }
 
 impl Batcher {
-    /// Starts the model thread for `backend`.
-    pub fn start(name: String, backend: Arc<Backend>, policy: BatchPolicy, metrics: Arc<Metrics>) -> Self {
-        let (sender, receiver) = sync_channel(policy.max_queue.max(1));
+    /// Starts the model thread for `backend`; `policy` must be valid (see
+    /// [`crate::ServeOptions::validate`]).
+    pub fn start(
+        name: &str,
+        backend: Arc<Backend>,
+        policy: BatchPolicy,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Self> {
+        let (sender, receiver) = sync_channel(policy.max_queue);
         let depth = Arc::new(AtomicUsize::new(0));
         let thread_depth = Arc::clone(&depth);
         std::thread::Builder::new()
             .name(format!("model-{name}"))
-            .spawn(move || run(&backend, &receiver, policy, &thread_depth, &metrics))
-            .expect("starting a model thread");
-        Self { sender, depth }
+            .spawn(move || run(&backend, &receiver, policy, &thread_depth, &metrics))?;
+        Ok(Self { sender, depth })
     }
 
     /// Queues `inputs`; the answer arrives on the returned channel.
@@ -107,17 +114,17 @@ fn run(backend: &Backend, receiver: &Receiver<Job>, policy: BatchPolicy, depth: 
         }
         let inputs: Vec<Input> = jobs.iter().flat_map(|j| j.inputs.iter().cloned()).collect();
         metrics.observe_batch(inputs.len());
-        let result = rayon::scope(|_| backend.run(&inputs)).map_err(|e| e.to_string());
-        match result {
+        match rayon::scope(|_| backend.run(&inputs)) {
             Ok(mut records) => {
                 for job in jobs.into_iter().rev() {
                     let mine = records.split_off(records.len() - job.inputs.len());
                     let _ = job.reply.send(Ok(mine));
                 }
             }
-            Err(message) => {
+            Err(error) => {
+                let error = Arc::new(error);
                 for job in jobs {
-                    let _ = job.reply.send(Err(message.clone()));
+                    let _ = job.reply.send(Err(Arc::clone(&error)));
                 }
             }
         }

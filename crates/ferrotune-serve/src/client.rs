@@ -45,7 +45,13 @@ impl Connection {
 
     /// Sends one request and reads its answer; `headers` are extra lines
     /// such as `("Authorization", "Bearer k")`.
-    pub async fn send(&mut self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Answer> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<Answer> {
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n", body.len());
         for (name, value) in headers {
             head += &format!("{name}: {value}\r\n");
@@ -75,14 +81,20 @@ impl Connection {
                 headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
             }
         }
-        let length: usize = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+        let length: usize =
+            headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; length];
         self.stream.read_exact(&mut body).await?;
         Ok(Answer { status, headers, body })
     }
 
     /// POSTs a JSON value.
-    pub async fn post_json(&mut self, path: &str, value: &serde_json::Value, headers: &[(&str, &str)]) -> std::io::Result<Answer> {
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        value: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> std::io::Result<Answer> {
         let mut all = vec![("Content-Type", "application/json")];
         all.extend_from_slice(headers);
         self.send("POST", path, &all, value.to_string().as_bytes()).await

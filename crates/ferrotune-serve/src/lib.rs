@@ -2,17 +2,23 @@
 //! HTTP side (routes, limits, auth, metrics; `app`) hands inputs to one
 //! batching thread per model (`batcher`), which runs the model (`backend`)
 //! on the compute pool and splits the answers back to their requests.
+//! Failed requests, the startup and the shutdown are logged with `tracing`
+//! (the caller installs a subscriber).
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 mod app;
 mod backend;
 mod batcher;
+#[cfg(feature = "test-support")]
 pub mod client;
 mod error;
 mod metrics;
 mod openapi;
 
-pub use app::{router, AppState, ServeOptions};
+pub use app::{router, serve, AppState, ServeOptions};
 pub use backend::{Backend, Input, Record};
 pub use batcher::BatchPolicy;
-pub use error::{ApiError, ServeError};
-pub use openapi::{document as openapi_document, ROUTES};
+pub use error::{ApiError, ErrorKind, ServeError};
+pub use openapi::{document as openapi_document, route_errors, ROUTES, ROUTE_ERRORS};

@@ -1,29 +1,89 @@
 //! The OpenAPI 3 document of the server's routes (`GET /openapi.json`).
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Value};
 
-/// Every route the server answers, as (method, path).
-pub const ROUTES: [(&str, &str); 7] = [
-    ("post", "/v1/ner"),
-    ("post", "/v1/classify"),
-    ("get", "/v1/models"),
-    ("get", "/health"),
-    ("get", "/ready"),
-    ("get", "/metrics"),
-    ("get", "/openapi.json"),
+use crate::error::ErrorKind;
+
+/// What `/v1/ner` and `/v1/classify` can answer besides 200.
+const PREDICT_ERRORS: &[ErrorKind] = &[
+    ErrorKind::Unauthorized,
+    ErrorKind::MethodNotAllowed,
+    ErrorKind::BodyTooLarge,
+    ErrorKind::BadBody,
+    ErrorKind::UnsupportedMediaType,
+    ErrorKind::MalformedJson,
+    ErrorKind::InvalidRequest,
+    ErrorKind::NoInputs,
+    ErrorKind::TooManyTexts,
+    ErrorKind::TextTooLong,
+    ErrorKind::UnknownModel,
+    ErrorKind::WrongTask,
+    ErrorKind::Overloaded,
+    ErrorKind::Unavailable,
+    ErrorKind::Timeout,
+    ErrorKind::InferenceFailed,
 ];
 
-fn error_responses() -> Value {
-    let error = json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
-    json!({
-        "400": error, "401": error, "404": error, "413": error, "415": error, "422": error,
-        "429": error, "503": error
-    })
+/// What a `GET` route behind the API key can answer besides 200.
+const KEYED_GET_ERRORS: &[ErrorKind] = &[ErrorKind::Unauthorized, ErrorKind::MethodNotAllowed];
+
+/// Every route the server answers: method, path and the error kinds it can
+/// answer (a route without [`ErrorKind::Unauthorized`] needs no key).
+pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 7] = [
+    ("post", "/v1/ner", PREDICT_ERRORS),
+    ("post", "/v1/classify", PREDICT_ERRORS),
+    ("get", "/v1/models", KEYED_GET_ERRORS),
+    ("get", "/health", &[ErrorKind::MethodNotAllowed]),
+    ("get", "/ready", &[ErrorKind::Unauthorized, ErrorKind::MethodNotAllowed, ErrorKind::Draining]),
+    ("get", "/metrics", KEYED_GET_ERRORS),
+    ("get", "/openapi.json", KEYED_GET_ERRORS),
+];
+
+/// Every route the server answers, as (method, path).
+pub const ROUTES: [(&str, &str); 7] = {
+    let mut routes = [("", ""); 7];
+    let mut i = 0;
+    while i < routes.len() {
+        routes[i] = (ROUTE_ERRORS[i].0, ROUTE_ERRORS[i].1);
+        i += 1;
+    }
+    routes
+};
+
+/// The error kinds a route can answer (none for an unknown route).
+pub fn route_errors(path: &str) -> &'static [ErrorKind] {
+    ROUTE_ERRORS.iter().find(|r| r.1 == path).map_or(&[], |r| r.2)
 }
 
-fn predict_route(summary: &str, request: &str, record: &str) -> Value {
-    let mut responses = error_responses();
-    responses["200"] = json!({
+/// The error responses of `kinds`, one per status, naming its codes.
+fn error_responses(kinds: &[ErrorKind]) -> serde_json::Map<String, Value> {
+    let mut by_status: BTreeMap<u16, Vec<ErrorKind>> = BTreeMap::new();
+    for kind in kinds {
+        by_status.entry(kind.status().as_u16()).or_default().push(*kind);
+    }
+    by_status
+        .into_iter()
+        .map(|(status, kinds)| {
+            let codes: Vec<&str> = kinds.iter().map(|k| k.code()).collect();
+            let mut response = json!({
+                "description": format!("error: {}", codes.join(", ")),
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } }
+            });
+            if kinds.iter().any(|k| k.retry_after().is_some()) {
+                response["headers"] = json!({ "Retry-After": {
+                    "description": "seconds to wait before retrying", "schema": { "type": "integer" }
+                } });
+            }
+            (status.to_string(), response)
+        })
+        .collect()
+}
+
+fn predict_route(path: &str, summary: &str, request: &str, record: &str) -> Value {
+    let mut responses = error_responses(route_errors(path));
+    let ok = json!({
         "description": "one record per input, in order (what `ferrotune predict` writes)",
         "content": { "application/json": { "schema": {
             "type": "object", "required": ["model", "results"],
@@ -33,6 +93,7 @@ fn predict_route(summary: &str, request: &str, record: &str) -> Value {
             }
         } } }
     });
+    responses.insert("200".into(), ok);
     json!({ "post": {
         "summary": summary,
         "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{request}") } } } },
@@ -40,14 +101,13 @@ fn predict_route(summary: &str, request: &str, record: &str) -> Value {
     } })
 }
 
-fn get_route(summary: &str, content_type: &str, public: bool) -> Value {
-    let mut op = json!({ "get": { "summary": summary, "responses": {
-        "200": { "description": "ok", "content": { content_type: {} } },
-        "401": { "description": "missing or wrong API key" }
-    } } });
-    if public {
+fn get_route(path: &str, summary: &str, content_type: &str) -> Value {
+    let errors = route_errors(path);
+    let mut responses = error_responses(errors);
+    responses.insert("200".into(), json!({ "description": "ok", "content": { content_type: {} } }));
+    let mut op = json!({ "get": { "summary": summary, "responses": responses } });
+    if !errors.contains(&ErrorKind::Unauthorized) {
         op["get"]["security"] = json!([]);
-        op["get"]["responses"].as_object_mut().expect("object").remove("401");
     }
     op
 }
@@ -59,13 +119,13 @@ pub fn document() -> Value {
         "info": { "title": "ferrotune serve", "version": env!("CARGO_PKG_VERSION") },
         "security": [{ "bearer": [] }],
         "paths": {
-            "/v1/ner": predict_route("Tag entities in texts", "NerRequest", "NerRecord"),
-            "/v1/classify": predict_route("Classify texts or text pairs", "ClassifyRequest", "ClassifyRecord"),
-            "/v1/models": get_route("Loaded models: name, task, labels", "application/json", false),
-            "/health": get_route("The process is alive", "application/json", true),
-            "/ready": get_route("Every model is loaded (503 while not)", "application/json", false),
-            "/metrics": get_route("Prometheus metrics", "text/plain", false),
-            "/openapi.json": get_route("This document", "application/json", false),
+            "/v1/ner": predict_route("/v1/ner", "Tag entities in texts", "NerRequest", "NerRecord"),
+            "/v1/classify": predict_route("/v1/classify", "Classify texts or text pairs", "ClassifyRequest", "ClassifyRecord"),
+            "/v1/models": get_route("/v1/models", "Loaded models: name, task, labels", "application/json"),
+            "/health": get_route("/health", "The process is alive", "application/json"),
+            "/ready": get_route("/ready", "Every model is loaded (503 while not)", "application/json"),
+            "/metrics": get_route("/metrics", "Prometheus metrics", "text/plain"),
+            "/openapi.json": get_route("/openapi.json", "This document", "application/json"),
         },
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
@@ -112,6 +172,38 @@ mod tests {
         assert_eq!(paths.len(), ROUTES.len());
         for (method, path) in ROUTES {
             assert!(paths[path].get(method).is_some(), "{method} {path}");
+        }
+    }
+
+    /// Each route documents exactly the statuses of its error kinds (405 on
+    /// every route, 500 where a model runs), each naming its codes, and 200.
+    #[test]
+    fn documented_statuses_are_those_of_the_route_kinds() {
+        let doc = document();
+        for (method, path, kinds) in ROUTE_ERRORS {
+            let responses = doc["paths"][path][method]["responses"].as_object().unwrap();
+            let mut documented: Vec<u16> = responses.keys().map(|s| s.parse().unwrap()).collect();
+            documented.sort_unstable();
+            let mut expected: Vec<u16> = kinds.iter().map(|k| k.status().as_u16()).chain([200]).collect();
+            expected.sort_unstable();
+            expected.dedup();
+            assert_eq!(documented, expected, "{method} {path}");
+            assert!(documented.contains(&405), "{method} {path}");
+            if path.starts_with("/v1/") && method == "post" {
+                assert!(documented.contains(&500), "{method} {path}");
+            }
+            for kind in kinds {
+                let description = responses[&kind.status().as_u16().to_string()]["description"].as_str().unwrap();
+                assert!(description.contains(kind.code()), "{method} {path}: {description}");
+            }
+            // The key is needed exactly where a 401 can be answered.
+            let public = doc["paths"][path][method]["security"] == json!([]);
+            assert_eq!(public, !documented.contains(&401), "{method} {path}");
+        }
+        // Every kind but the unknown route's is answered by some route.
+        for kind in ErrorKind::ALL {
+            let routes = ROUTE_ERRORS.iter().filter(|r| r.2.contains(&kind)).count();
+            assert_eq!(routes == 0, kind == ErrorKind::NotFound, "{kind:?}");
         }
     }
 }

@@ -1,4 +1,4 @@
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
@@ -11,12 +11,8 @@ use crate::{windows_for_sentence, TextError, Window};
 
 /// The tokenizer files a model folder may hold; saving a model copies those
 /// that exist.
-pub const TOKENIZER_FILES: [&str; 4] = [
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-];
+pub const TOKENIZER_FILES: [&str; 4] =
+    ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
 
 /// Token ids and segment ids of one text or text pair, special tokens
 /// included.
@@ -61,47 +57,32 @@ impl WordTokenizer {
         } else {
             return Err(TextError::NoTokenizer { dir: dir.to_path_buf() });
         };
-        tokenizer
-            .with_truncation(None)
-            .map_err(|e| load_error(&json, e))?;
+        tokenizer.with_truncation(None).map_err(|e| load_error(&json, e))?;
         tokenizer.with_padding(None);
-        let id = |token: &str| {
-            tokenizer
-                .token_to_id(token)
-                .ok_or_else(|| TextError::MissingSpecialToken(token.to_string()))
-        };
-        Ok(Self {
-            cls_id: id("[CLS]")?,
-            sep_id: id("[SEP]")?,
-            pad_id: id("[PAD]")?,
-            unk_id: id("[UNK]")?,
-            tokenizer,
-        })
+        let id =
+            |token: &str| tokenizer.token_to_id(token).ok_or_else(|| TextError::MissingSpecialToken(token.to_string()));
+        Ok(Self { cls_id: id("[CLS]")?, sep_id: id("[SEP]")?, pad_id: id("[PAD]")?, unk_id: id("[UNK]")?, tokenizer })
     }
 
-    fn from_vocab(dir: &Path, vocab: &PathBuf) -> Result<Tokenizer, TextError> {
+    fn from_vocab(dir: &Path, vocab: &Path) -> Result<Tokenizer, TextError> {
         let config_path = dir.join("tokenizer_config.json");
         let lowercase = if config_path.is_file() {
             let text = std::fs::read_to_string(&config_path).map_err(|e| load_error(&config_path, e))?;
-            let config: serde_json::Value =
-                serde_json::from_str(&text).map_err(|e| load_error(&config_path, e))?;
+            let config: serde_json::Value = serde_json::from_str(&text).map_err(|e| load_error(&config_path, e))?;
             config.get("do_lower_case").and_then(|v| v.as_bool()).unwrap_or(true)
         } else {
             true
         };
         let path = vocab.to_str().ok_or_else(|| load_error(vocab, "path is not UTF-8"))?;
-        let model = WordPiece::from_file(path)
-            .unk_token("[UNK]".to_string())
-            .build()
-            .map_err(|e| load_error(vocab, e))?;
+        let model =
+            WordPiece::from_file(path).unk_token("[UNK]".to_string()).build().map_err(|e| load_error(vocab, e))?;
         let mut tokenizer = Tokenizer::new(model);
         tokenizer
             .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
             .map_err(|e| load_error(vocab, e))?;
         tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-        let special = |token: &str| {
-            tokenizer.token_to_id(token).ok_or_else(|| TextError::MissingSpecialToken(token.to_string()))
-        };
+        let special =
+            |token: &str| tokenizer.token_to_id(token).ok_or_else(|| TextError::MissingSpecialToken(token.to_string()));
         let processor = BertProcessing::new(("[SEP]".into(), special("[SEP]")?), ("[CLS]".into(), special("[CLS]")?));
         tokenizer.with_post_processor(Some(processor));
         Ok(tokenizer)
@@ -110,10 +91,7 @@ impl WordTokenizer {
     /// The sub-token ids of each word. A word that yields no sub-token (e.g.
     /// only control characters) gets `[UNK]` so that it is never dropped.
     pub fn encode_words(&self, words: &[String]) -> Result<Vec<Vec<u32>>, TextError> {
-        let encoding = self
-            .tokenizer
-            .encode(words, false)
-            .map_err(|e| TextError::Encode(e.to_string()))?;
+        let encoding = self.tokenizer.encode(words, false).map_err(|e| TextError::Encode(e.to_string()))?;
         let mut pieces = vec![Vec::new(); words.len()];
         for (id, word) in encoding.get_ids().iter().zip(encoding.get_word_ids()) {
             if let Some(w) = word {
@@ -142,7 +120,8 @@ impl WordTokenizer {
             strategy: TruncationStrategy::LongestFirst,
             ..Default::default()
         };
-        let (first, second) = truncate_encodings(first, second, &params).map_err(|e| TextError::Encode(e.to_string()))?;
+        let (first, second) =
+            truncate_encodings(first, second, &params).map_err(|e| TextError::Encode(e.to_string()))?;
         let encoding =
             self.tokenizer.post_process(first, second, true).map_err(|e| TextError::Encode(e.to_string()))?;
         Ok(EncodedText { input_ids: encoding.get_ids().to_vec(), type_ids: encoding.get_type_ids().to_vec() })
@@ -175,11 +154,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let vocab = "[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\ncancer\n##ous\ncan\n,\n";
         std::fs::write(dir.path().join("vocab.txt"), vocab).unwrap();
-        std::fs::write(
-            dir.path().join("tokenizer_config.json"),
-            format!("{{\"do_lower_case\": {lower}}}"),
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("tokenizer_config.json"), format!("{{\"do_lower_case\": {lower}}}")).unwrap();
         dir
     }
 

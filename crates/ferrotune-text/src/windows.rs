@@ -131,10 +131,8 @@ mod tests {
         for max_len in [3, 4, 5, 8, 13] {
             let p = pieces(&[1, 2, 1, 3, 1, 1, 2, 1, 1, 1, 4, 1, 2, 1, 1, 1, 1]);
             let windows = windows_for_sentence(&p, max_len, CLS, SEP).unwrap();
-            let mut owned: Vec<usize> = windows
-                .iter()
-                .flat_map(|w| w.word_positions.iter().map(|&(_, word)| word))
-                .collect();
+            let mut owned: Vec<usize> =
+                windows.iter().flat_map(|w| w.word_positions.iter().map(|&(_, word)| word)).collect();
             owned.sort();
             assert_eq!(owned, (0..p.len()).collect::<Vec<_>>(), "max_len {max_len}");
             for w in &windows {

@@ -172,7 +172,8 @@ impl AdamW {
             let decay = if slot.decay { c.weight_decay } else { 0.0 };
             let host = via_host || !slot.var.device().is_cpu();
             // On the CPU the parameter's own storage; otherwise a host copy.
-            let target = if host { slot.var.as_tensor().to_device(&Device::Cpu)?.copy()? } else { slot.var.as_tensor().clone() };
+            let target =
+                if host { slot.var.as_tensor().to_device(&Device::Cpu)?.copy()? } else { slot.var.as_tensor().clone() };
             with_f32(g, |grad| {
                 let update = Update {
                     grad,
@@ -216,9 +217,10 @@ impl AdamW {
             .map_err(|e| TrainError::CheckpointFile { path: path.to_path_buf(), message: e.to_string() })?;
         for s in &mut self.slots {
             for (key, dst) in [(format!("m.{}", s.name), &mut s.m), (format!("v.{}", s.name), &mut s.v)] {
-                let t = tensors
-                    .get(&key)
-                    .ok_or_else(|| TrainError::CheckpointFile { path: path.to_path_buf(), message: format!("missing '{key}'") })?;
+                let t = tensors.get(&key).ok_or_else(|| TrainError::CheckpointFile {
+                    path: path.to_path_buf(),
+                    message: format!("missing '{key}'"),
+                })?;
                 let values: Vec<f32> = t.flatten_all()?.to_vec1()?;
                 if values.len() != dst.len() {
                     return Err(TrainError::CheckpointFile {
@@ -271,7 +273,8 @@ mod tests {
             let mut opt = AdamW::new(&store, AdamWConfig::default());
             for g in [[0.5f32, -1.0, 2.0], [0.25, 3.0, -0.5]] {
                 let x = Tensor::new(&g, &Device::Cpu).unwrap();
-                let loss = ((w.as_tensor() * &x).unwrap().sum_all().unwrap() * b.as_tensor().sum_all().unwrap()).unwrap();
+                let loss =
+                    ((w.as_tensor() * &x).unwrap().sum_all().unwrap() * b.as_tensor().sum_all().unwrap()).unwrap();
                 opt.apply(&loss.backward().unwrap(), 0.1, 0.5, via_host).unwrap();
             }
             (w.as_tensor().to_vec1::<f32>().unwrap(), b.as_tensor().to_vec1::<f32>().unwrap())

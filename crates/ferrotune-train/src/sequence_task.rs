@@ -29,11 +29,7 @@ pub struct SequenceTask {
 impl SequenceTask {
     /// Reads and encodes the data and loads the model with a head for the
     /// labels of the training file.
-    pub fn load(
-        request: &TrainRequest,
-        options: &TrainOptions,
-        kind: SequenceKind,
-    ) -> Result<Self, TrainError> {
+    pub fn load(request: &TrainRequest, options: &TrainOptions, kind: SequenceKind) -> Result<Self, TrainError> {
         let model_dir = request.model_dir;
         let examples = read_texts(request.train, true)?;
         let labels = text_labels(kind, &examples)?;

@@ -9,8 +9,9 @@ use ferrotune_infer::{FineTuned, Record, RunSettings};
 use ferrotune_model::{BertConfig, Pooling, SequenceClassifier, SequenceHead};
 use ferrotune_train::{train, Silent, TrainOptions, TrainRequest};
 
-const WORDS: [&str; 14] =
-    ["good", "great", "bad", "awful", "profit", "loss", "rose", "fell", "the", "shares", "sales", "card", "lost", "fee"];
+const WORDS: [&str; 14] = [
+    "good", "great", "bad", "awful", "profit", "loss", "rose", "fell", "the", "shares", "sales", "card", "lost", "fee",
+];
 
 /// Toy rows `(text_a, text_b, label)` per task.
 fn rows(kind: SequenceKind, pairs: bool) -> Vec<(String, Option<String>, String)> {
@@ -24,7 +25,11 @@ fn rows(kind: SequenceKind, pairs: bool) -> Vec<(String, Option<String>, String)
     for copy in 0..6 {
         for (text, second, class, value, multi) in base {
             // In pair mode the class is carried by the second text only.
-            let (a, b) = if pairs { ("the shares".to_string(), Some(format!("{second} {text}"))) } else { (text.to_string(), None) };
+            let (a, b) = if pairs {
+                ("the shares".to_string(), Some(format!("{second} {text}")))
+            } else {
+                (text.to_string(), None)
+            };
             let label = match kind {
                 SequenceKind::Classify => class.to_string(),
                 SequenceKind::Multilabel => multi.to_string(),
@@ -76,16 +81,19 @@ fn train_task(kind: SequenceKind, pairs: bool, pooling: Pooling) -> (tempfile::T
         patience: 0,
         ..Default::default()
     };
-    let summary = train(&TrainRequest {
-        model_dir: &base,
-        train: &data,
-        dev: Some(&data),
-        output: &output,
-        options,
-        resume: false,
-        device: candle_core::Device::Cpu,
-        stop_after: None,
-    }, &mut Silent)
+    let summary = train(
+        &TrainRequest {
+            model_dir: &base,
+            train: &data,
+            dev: Some(&data),
+            output: &output,
+            options,
+            resume: false,
+            device: candle_core::Device::Cpu,
+            stop_after: None,
+        },
+        &mut Silent,
+    )
     .unwrap();
     let losses = step_losses(&output);
     let first: f64 = losses[..6].iter().sum::<f64>() / 6.0;

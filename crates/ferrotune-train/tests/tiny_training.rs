@@ -58,16 +58,19 @@ fn loss_halves_and_resume_gives_the_same_model() {
 
     let full = tmp.path().join("full");
     let request = |output: &Path, resume: bool, stop_after: Option<usize>| {
-        train(&TrainRequest {
-            model_dir: &base,
-            train: &data,
-            dev: Some(&data),
-            output,
-            options: options(),
-            resume,
-            device: candle_core::Device::Cpu,
-            stop_after,
-        }, &mut Silent)
+        train(
+            &TrainRequest {
+                model_dir: &base,
+                train: &data,
+                dev: Some(&data),
+                output,
+                options: options(),
+                resume,
+                device: candle_core::Device::Cpu,
+                stop_after,
+            },
+            &mut Silent,
+        )
         .unwrap()
     };
     let summary = request(&full, false, None);
@@ -110,7 +113,19 @@ fn resume_with_other_options_is_refused() {
     write_corpus(&data, 1);
     let out = tmp.path().join("out");
     let run = |options: TrainOptions| {
-        train(&TrainRequest { model_dir: &base, train: &data, dev: None, output: &out, options, resume: true, device: candle_core::Device::Cpu, stop_after: Some(1) }, &mut Silent)
+        train(
+            &TrainRequest {
+                model_dir: &base,
+                train: &data,
+                dev: None,
+                output: &out,
+                options,
+                resume: true,
+                device: candle_core::Device::Cpu,
+                stop_after: Some(1),
+            },
+            &mut Silent,
+        )
     };
     run(options()).unwrap();
     let err = run(TrainOptions { lr: 2e-3, ..options() }).unwrap_err().to_string();

@@ -110,7 +110,9 @@ fn forward(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> 
             times.push(start.elapsed().as_secs_f64());
         }
     }
-    Ok(json!({ "workload": "forward", "batch": shape.batch, "len": shape.len, "load_s": setup.load_s, "times_s": times }))
+    Ok(
+        json!({ "workload": "forward", "batch": shape.batch, "len": shape.len, "load_s": setup.load_s, "times_s": times }),
+    )
 }
 
 fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> {

@@ -82,7 +82,6 @@ fn gelu_grad(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * FRAC_1_SQRT_2)) + x * FRAC_1_SQRT_2PI * exp(-0.5 * x * x)
 }
 
-
 #[inline(always)]
 fn tanh_inner(x: f32) -> f32 {
     SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
@@ -109,9 +108,9 @@ pub(super) fn activation_backward(d: &mut [f32], x: &[f32], activation: Activati
         Activation::GeluTanh => {
             chunks.for_each(|(d, x)| d.iter_mut().zip(x).for_each(|(d, &x)| *d *= gelu_tanh_grad(x)))
         }
-        Activation::Relu => chunks.for_each(|(d, x)| {
-            d.iter_mut().zip(x).for_each(|(d, &x)| *d = if x > 0.0 { *d } else { 0.0 })
-        }),
+        Activation::Relu => {
+            chunks.for_each(|(d, x)| d.iter_mut().zip(x).for_each(|(d, &x)| *d = if x > 0.0 { *d } else { 0.0 }))
+        }
     }
 }
 
@@ -159,9 +158,11 @@ pub(super) fn dropout_mask(n: usize, p: f32, seed: u64, stream: u64) -> Vec<u8> 
 pub(super) fn dropout_add(x: &mut [f32], mask: Option<&[u8]>, p: f32, residual: &[f32]) {
     let keep = 1.0 / (1.0 - p);
     match mask {
-        Some(mask) => x.par_chunks_mut(1 << 14).zip(mask.par_chunks(1 << 14)).zip(residual.par_chunks(1 << 14)).for_each(
-            |((x, m), r)| x.iter_mut().zip(m).zip(r).for_each(|((x, &m), r)| *x = *x * (m as f32 * keep) + r),
-        ),
+        Some(mask) => {
+            x.par_chunks_mut(1 << 14).zip(mask.par_chunks(1 << 14)).zip(residual.par_chunks(1 << 14)).for_each(
+                |((x, m), r)| x.iter_mut().zip(m).zip(r).for_each(|((x, &m), r)| *x = *x * (m as f32 * keep) + r),
+            )
+        }
         None => x.par_chunks_mut(1 << 14).zip(residual.par_chunks(1 << 14)).for_each(|(x, r)| {
             x.iter_mut().zip(r).for_each(|(x, r)| *x += r);
         }),

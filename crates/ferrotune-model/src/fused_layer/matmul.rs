@@ -16,6 +16,7 @@ pub(super) struct Mat {
 // SAFETY: operands are only read, from buffers that outlive the parallel
 // loops that share them.
 unsafe impl Send for Mat {}
+// SAFETY: as for Send: shared references only read.
 unsafe impl Sync for Mat {}
 
 impl Mat {
@@ -37,6 +38,7 @@ impl Mat {
 pub(super) struct Out(pub(super) *mut f32);
 // SAFETY: each thread writes its own rows/columns only.
 unsafe impl Send for Out {}
+// SAFETY: as for Send: threads sharing it write disjoint parts.
 unsafe impl Sync for Out {}
 
 impl Out {
@@ -53,13 +55,40 @@ impl Out {
 /// allocations behind `dst`, `a` and `b`, and no other thread may write the
 /// part of `dst` reached.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: usize, accumulate: bool, a: Mat, b: Mat, threads: usize) {
+pub(super) unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    a: Mat,
+    b: Mat,
+    threads: usize,
+) {
     let parallelism = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
     // SAFETY: forwarded to the caller.
     unsafe {
         gemm::gemm(
-            m, n, k, dst, 1, dst_rs as isize, accumulate, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs, 1.0, 1.0, false, false,
-            false, parallelism,
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            a.ptr,
+            a.cs,
+            a.rs,
+            b.ptr,
+            b.cs,
+            b.rs,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
         );
     }
 }
@@ -77,8 +106,15 @@ pub(super) fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [
     // SAFETY: shapes checked above; `out` is borrowed mutably.
     unsafe {
         matmul(
-            rows, out_dim, in_dim, out[col..].as_mut_ptr(), out_width, true,
-            Mat::rows(x, 0, in_dim), Mat::rows(w, 0, in_dim).t(), rayon::current_num_threads(),
+            rows,
+            out_dim,
+            in_dim,
+            out[col..].as_mut_ptr(),
+            out_width,
+            true,
+            Mat::rows(x, 0, in_dim),
+            Mat::rows(w, 0, in_dim).t(),
+            rayon::current_num_threads(),
         );
     }
 }

@@ -247,10 +247,10 @@ impl FusedLayer {
         let mut probs = Vec::new();
         if self.save {
             probs = vec![0f32; pairs * len * len];
-            probs.par_chunks_mut(len * len).enumerate().for_each_init(
-                || vec![0f32; len * len],
-                |dropped, (bh, p)| attend(bh, p, dropped),
-            );
+            probs
+                .par_chunks_mut(len * len)
+                .enumerate()
+                .for_each_init(|| vec![0f32; len * len], |dropped, (bh, p)| attend(bh, p, dropped));
         } else {
             (0..pairs).into_par_iter().for_each_init(
                 || (vec![0f32; len * len], vec![0f32; len * len]),
@@ -375,6 +375,8 @@ impl FusedLayer {
                     let dot: f32 = ds.iter().zip(p).map(|(a, b)| a * b).sum();
                     ds.iter_mut().zip(p).for_each(|(d, &p)| *d = scale * p * (*d - dot));
                 }
+                // SAFETY: as above: this head's dq and dk columns of its own
+                // rows, which no other task writes.
                 unsafe {
                     let out = d_qkv_out.get().add(base);
                     matmul(len, head_dim, len, out, 3 * h, false, Mat::rows(d_scores, 0, len), k, 1);
@@ -455,4 +457,3 @@ fn check_shapes(shape: &LayerShape, x: &[usize], mask: &[usize], op: &str) -> Re
     }
     Ok(x[0])
 }
-
