@@ -3,26 +3,11 @@
 //! --task), the report has accuracy and macro/weighted keys, the confusion
 //! matrix is drawn, and bad labels are named by file and line.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{ferrotune, json_lines, stderr};
 
 const WORDS: [&str; 8] = ["good", "great", "bad", "awful", "profit", "loss", "rose", "fell"];
-
-fn ferrotune(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 #[test]
 fn classify_train_eval_predict() {
@@ -84,8 +69,7 @@ fn classify_train_eval_predict() {
 
     let predict = ferrotune(&["predict", "--model", o], "profit rose\n{\"text\": \"bad loss\"}\n");
     assert!(predict.status.success(), "{}", stderr(&predict));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&predict.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = json_lines(&predict);
     assert_eq!(lines.len(), 2);
     assert_eq!((lines[0]["text"].as_str(), lines[0]["label"].as_str()), (Some("profit rose"), Some("positive")));
     assert_eq!(lines[1]["label"], "negative");

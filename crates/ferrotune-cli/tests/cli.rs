@@ -2,27 +2,13 @@
 //! a TOML config), eval with --json, predict on text and JSONL, and clear
 //! errors with a non-zero exit for bad input.
 
-use std::io::Write;
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+
+use common::{ferrotune, json_lines, stderr};
 
 const WORDS: [&str; 10] = ["the", "patient", "has", "fever", "and", "cough", "no", "signs", "of", "asthma"];
-
-fn ferrotune(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
@@ -51,7 +37,7 @@ fn train_eval_predict_and_errors() {
     // The flag --epochs 2 wins over the file's epochs = 1.
     let o = ferrotune(
         &["train", "--config", config.to_str().unwrap(), "--epochs", "2", "--dev", data.to_str().unwrap()],
-        None,
+        "",
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -60,7 +46,7 @@ fn train_eval_predict_and_errors() {
     let json = t.join("report.json");
     let o = ferrotune(
         &["eval", "--model", out.to_str().unwrap(), "--data", data.to_str().unwrap(), "--json", json.to_str().unwrap()],
-        None,
+        "",
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("micro avg"));
@@ -75,10 +61,9 @@ fn train_eval_predict_and_errors() {
     assert_eq!(report["tokens"], 80);
 
     let input = "the patient has fever\n{\"tokens\": [\"no\", \"signs\", \"of\", \"asthma\"]}\n\n{\"text\": \"cough , fever\"}\n";
-    let o = ferrotune(&["predict", "--model", out.to_str().unwrap()], Some(input));
+    let o = ferrotune(&["predict", "--model", out.to_str().unwrap()], input);
     assert!(o.status.success(), "{}", stderr(&o));
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines = json_lines(&o);
     assert_eq!(lines.len(), 4, "one output line per input line");
     assert_eq!(lines[1]["text"], "no signs of asthma");
     assert_eq!(lines[1]["tokens"].as_array().unwrap().len(), 4);
@@ -114,23 +99,22 @@ fn train_eval_predict_and_errors() {
                     "--output",
                     t.join("x").to_str().unwrap(),
                 ],
-                None,
+                "",
             ),
-            _ => ferrotune(&["eval", "--model", out.to_str().unwrap(), "--data", bad.to_str().unwrap()], None),
+            _ => ferrotune(&["eval", "--model", out.to_str().unwrap(), "--data", bad.to_str().unwrap()], ""),
         };
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{err}");
         assert!(err.contains(expected), "{err:?} should contain {expected:?}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    let o = ferrotune(&["predict", "--model", out.to_str().unwrap()], Some("fine\n{\"text\": 5}\n"));
+    let o = ferrotune(&["predict", "--model", out.to_str().unwrap()], "fine\n{\"text\": 5}\n");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("<stdin>:2: \"text\" must be a string"), "{}", stderr(&o));
-    let o = ferrotune(&["eval", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()], None);
+    let o = ferrotune(&["eval", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()], "");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a fine-tuned model"), "{}", stderr(&o));
-    let o =
-        ferrotune(&["eval", "--model", t.join("missing").to_str().unwrap(), "--data", data.to_str().unwrap()], None);
+    let o = ferrotune(&["eval", "--model", t.join("missing").to_str().unwrap(), "--data", data.to_str().unwrap()], "");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing/config.json"), "{}", stderr(&o));
 }

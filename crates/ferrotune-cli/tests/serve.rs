@@ -3,12 +3,15 @@
 //! the API key, each client error, answers equal to `ferrotune predict`,
 //! 429 when the queue is full, and a drain on SIGTERM.
 
-use std::io::{BufRead, BufReader, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use candle_core::Device;
+use common::{ferrotune, json_lines};
 use ferrotune_data::SequenceKind;
 use ferrotune_model::{Pooling, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
 use ferrotune_serve::client::Connection;
@@ -73,16 +76,7 @@ impl Drop for Server {
 }
 
 fn predict(model: &str, input: &str) -> Vec<Value> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrotune"))
-        .args(["predict", "--model", model, "--threads", "1"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    json_lines(&ferrotune(&["predict", "--model", model, "--threads", "1"], input))
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -2,8 +2,11 @@
 //! falls, saves a model that loads back with identical outputs, and keeps
 //! its task, labels and pooling in config.json.
 
+mod common;
+
 use std::path::Path;
 
+use common::step_losses;
 use ferrotune_data::{SequenceKind, Task, TextInput};
 use ferrotune_infer::{FineTuned, Record, RunSettings};
 use ferrotune_model::{BertConfig, Pooling, SequenceClassifier, SequenceHead};
@@ -51,16 +54,6 @@ fn write_tsv(path: &Path, rows: &[(String, Option<String>, String)]) {
         }
     }
     std::fs::write(path, text).unwrap();
-}
-
-fn step_losses(output: &Path) -> Vec<f64> {
-    std::fs::read_to_string(output.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "step")
-        .map(|v| v["loss"].as_f64().unwrap())
-        .collect()
 }
 
 fn train_task(kind: SequenceKind, pairs: bool, pooling: Pooling) -> (tempfile::TempDir, std::path::PathBuf, f64) {

@@ -1,7 +1,10 @@
 //! End-to-end training on a tiny random BERT and a toy corpus.
 
+mod common;
+
 use std::path::Path;
 
+use common::step_losses;
 use ferrotune_model::{Batch, Mode, TokenClassifier, TokenHead};
 use ferrotune_train::{train, Silent, TrainOptions, TrainRequest};
 
@@ -30,16 +33,6 @@ fn write_corpus(path: &Path, copies: usize) {
 
 fn options() -> TrainOptions {
     TrainOptions { epochs: 4, batch_size: 4, lr: 5e-3, max_len: 16, seed: 5, patience: 0, ..Default::default() }
-}
-
-fn step_losses(output: &Path) -> Vec<f64> {
-    std::fs::read_to_string(output.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|v| v["type"] == "step")
-        .map(|v| v["loss"].as_f64().unwrap())
-        .collect()
 }
 
 fn logits(dir: &Path) -> Vec<f32> {
