@@ -2,6 +2,33 @@
 //! groups, warmup and decay, clipping, length-bucketed batches, dev-set
 //! model selection, early stopping, and resumable end-of-epoch checkpoints.
 //! Progress goes to a [`TrainObserver`]; the library never prints.
+//!
+//! ```
+//! use ferrotune_train::{train, Silent, TrainOptions, TrainRequest};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let (base, data, output) = (dir.path().join("base"), dir.path().join("train.tsv"), dir.path().join("out"));
+//! ferrotune_model::tiny::write_tiny_bert(&base, &["fever", "cough", "the"], 1)?;
+//! std::fs::write(&data, "the\tO\nfever\tB-Disease\n\ncough\tB-Disease\nthe\tO\n\n".repeat(4))?;
+//! let summary = train(
+//!     &TrainRequest {
+//!         model_dir: &base,
+//!         train: &data,
+//!         dev: Some(&data),
+//!         output: &output,
+//!         options: TrainOptions { epochs: 2, batch_size: 4, max_len: 16, ..Default::default() },
+//!         resume: false,
+//!         device: candle_core::Device::Cpu,
+//!         stop_after: None,
+//!     },
+//!     &mut Silent,
+//! )?;
+//! assert_eq!(summary.epochs_done, 2);
+//! assert!(output.join("model.safetensors").is_file() && output.join("config.json").is_file());
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
