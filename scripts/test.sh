@@ -6,3 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/fetch-model.sh
 cargo test --release --workspace
+# The kernels' fallback paths, forced: every path this processor has runs
+# (the int8 test also runs each lower path itself).
+for kernels in avx2 portable; do
+  FERROTUNE_KERNELS=$kernels cargo test --release -p ferrotune-model --lib
+done

@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use ferrotune_data::{read_inputs, NumberedInput, TextInput};
 use ferrotune_infer::{FineTuned, InferError, RunSettings};
+use ferrotune_model::quant::Precision;
 
 use crate::UsageError;
 
@@ -31,13 +32,22 @@ pub struct InferenceArgs {
     /// Device: cpu, or cuda / cuda:N with the `cuda` feature.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Precision of the linear layers: fp32, bf16 (bf16 products, fp32
+    /// sums) or int8 (dynamic quantization).
+    #[arg(long, value_enum, default_value_t = RunSettings::default().precision)]
+    pub precision: Precision,
 }
 
 impl InferenceArgs {
     /// Checks the settings, sizes the thread pool, opens the device and
     /// loads a fine-tuned model folder of any task.
     pub fn load(&self, dir: &Path) -> anyhow::Result<FineTuned> {
-        let settings = RunSettings { max_len: self.max_len, batch_size: self.batch_size, threshold: self.threshold };
+        let settings = RunSettings {
+            max_len: self.max_len,
+            batch_size: self.batch_size,
+            threshold: self.threshold,
+            precision: self.precision,
+        };
         if let Err(InferError::InvalidSetting { field, expected }) = settings.validate() {
             return Err(UsageError::invalid_option(field, format!("{field} must be {expected}")).into());
         }

@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Tokens per model input; longer NER texts are split into windows.
     #[arg(long, default_value_t = defaults().max_len)]
     max_len: usize,
+    /// Precision of the linear layers: fp32, bf16 or int8.
+    #[arg(long, value_enum, default_value_t = defaults().precision)]
+    precision: ferrotune_model::quant::Precision,
     /// File holding the API key every route but /health requires.
     #[arg(long)]
     api_key_file: Option<PathBuf>,
@@ -114,6 +117,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_chars: args.max_chars,
         timeout: Duration::from_millis(args.timeout_ms),
         max_len: args.max_len,
+        precision: args.precision,
         api_key,
         device: ferrotune_model::device_from_name(&args.device)?,
     };

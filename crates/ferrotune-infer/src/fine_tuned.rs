@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle_core::Device;
 use ferrotune_data::{Task, TextInput};
 use ferrotune_eval::TaskReport;
+use ferrotune_model::quant::Precision;
 use ferrotune_model::{BertConfig, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
 use ferrotune_text::WordTokenizer;
 use serde::Serialize;
@@ -26,11 +27,13 @@ pub struct RunSettings {
     pub batch_size: usize,
     /// Multilabel models: the probability from which a class applies.
     pub threshold: f32,
+    /// Precision of the encoder's linear layers.
+    pub precision: Precision,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
-        Self { max_len: 128, batch_size: 64, threshold: 0.5 }
+        Self { max_len: 128, batch_size: 64, threshold: 0.5, precision: Precision::Fp32 }
     }
 }
 
@@ -122,10 +125,14 @@ impl FineTuned {
     pub fn load(dir: &Path, settings: RunSettings, device: &Device) -> Result<Self, InferError> {
         settings.validate()?;
         let model = match BertConfig::fine_tuned_task(dir)? {
-            Task::Ner => TaskModel::Token(TokenClassifier::load(dir, TokenHead::Saved, device)?.frozen()?),
-            Task::Sequence(_) => {
-                TaskModel::Sequence(SequenceClassifier::load(dir, SequenceHead::Saved, device)?.frozen()?)
-            }
+            Task::Ner => TaskModel::Token(
+                TokenClassifier::load(dir, TokenHead::Saved, device)?.frozen()?.with_precision(settings.precision)?,
+            ),
+            Task::Sequence(_) => TaskModel::Sequence(
+                SequenceClassifier::load(dir, SequenceHead::Saved, device)?
+                    .frozen()?
+                    .with_precision(settings.precision)?,
+            ),
         };
         Ok(Self { model, tokenizer: WordTokenizer::load(dir)?, settings })
     }
@@ -149,7 +156,7 @@ impl FineTuned {
     /// into words as BERT's basic tokenizer does) and pre-split words;
     /// sequence models take texts, pairs and words (joined by spaces).
     pub fn run(&self, inputs: &[TextInput]) -> Result<Outputs, InferError> {
-        let RunSettings { max_len, batch_size, threshold } = self.settings;
+        let RunSettings { max_len, batch_size, threshold, .. } = self.settings;
         let pad_id = self.tokenizer.pad_id;
         match &self.model {
             TaskModel::Token(model) => {

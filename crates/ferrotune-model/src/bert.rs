@@ -2,14 +2,17 @@
 //! are its tensor names): on the CPU each layer runs as one fused op
 //! (`fused_layer`), elsewhere from candle's differentiable ops.
 
+use std::sync::Arc;
+
 use candle_core::{DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use rand::RngCore;
 
 use crate::config::{Activation, BertConfig};
 use crate::dropout::{Dropout, Mode};
-use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape};
+use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, PackedLayer};
 use crate::ops;
+use crate::quant::{PackedLinear, Precision};
 
 /// A dense layer `x W^T + b` over the last dimension.
 pub struct Linear {
@@ -157,6 +160,8 @@ struct Layer {
     shape: LayerShape,
     hidden_dropout: f32,
     attention_dropout: f32,
+    /// The weight matrices in a lower precision, for inference.
+    packed: Option<Arc<PackedLayer>>,
 }
 
 impl Layer {
@@ -177,7 +182,32 @@ impl Layer {
             },
             hidden_dropout: c.hidden_dropout_prob,
             attention_dropout: c.attention_probs_dropout_prob,
+            packed: None,
         })
+    }
+
+    /// The six weight matrices in the packed order, with their shapes.
+    fn matrices(&self) -> [&Linear; 6] {
+        let a = &self.attention;
+        [&a.query, &a.key, &a.value, &a.output, &self.intermediate, &self.output]
+    }
+
+    /// Converts the weight matrices to `precision` for inference (fp32:
+    /// back to the fp32 weights).
+    fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        let packed: Option<Vec<PackedLinear>> = self
+            .matrices()
+            .iter()
+            .map(|l| {
+                let (out_dim, in_dim) = l.weight.dims2()?;
+                let w: Vec<f32> = l.weight.flatten_all()?.to_vec1()?;
+                Ok(PackedLinear::new(&w, out_dim, in_dim, precision))
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .collect();
+        self.packed = packed.map(|p| Arc::new(p.try_into().expect("six matrices")));
+        Ok(())
     }
 
     /// The parameters in the fused op's order.
@@ -215,7 +245,7 @@ impl Layer {
             }),
             Mode::Eval => None,
         };
-        FusedLayer::apply(self.shape, x, self.parameters(), mask_bias, dropout)
+        FusedLayer::apply(self.shape, x, self.parameters(), self.packed.as_ref(), mask_bias, dropout)
     }
 
     /// The layer from candle's differentiable ops (any device).
@@ -245,6 +275,15 @@ impl BertEncoder {
             .map(|i| Layer::new(vb.pp("encoder").pp("layer").pp(i), config))
             .collect::<Result<_>>()?;
         Ok(Self { embeddings: Embeddings::new(vb.pp("embeddings"), config)?, layers })
+    }
+
+    /// Runs the layers' weight matrices in `precision` from now on (for
+    /// inference on the CPU: training and other devices use fp32).
+    pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if precision != Precision::Fp32 && !self.embeddings.word.device().is_cpu() {
+            candle_core::bail!("{precision} inference runs on the CPU only; use fp32 on this device");
+        }
+        self.layers.iter_mut().try_for_each(|l| l.set_precision(precision))
     }
 
     /// Last hidden state `[batch, len, hidden]` of `input_ids` `[batch, len]`

@@ -15,8 +15,10 @@ mod fused_layer;
 mod head;
 pub mod ops;
 mod params;
+pub mod quant;
 mod row_matmul;
 mod sequence_classifier;
+pub mod simd;
 #[cfg(feature = "test-support")]
 pub mod tiny;
 mod token_classifier;

@@ -13,14 +13,7 @@ pub(crate) const MAX_ROWS: usize = 256;
 
 /// Whether the kernel runs on this processor (x86-64 with AVX-512F).
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::simd::level() == crate::simd::SimdLevel::Avx512
 }
 
 /// `out[r, col + o] = b[o] + Σᵢ x[r, i] · w[o, i]` for `x` `[rows, in]`, `w`

@@ -139,6 +139,13 @@ impl SequenceClassifier {
         })
     }
 
+    /// Runs the encoder's weight matrices in `precision` (for inference on
+    /// the CPU; see [`BertEncoder::set_precision`]).
+    pub fn with_precision(mut self, precision: crate::quant::Precision) -> Result<Self, ModelError> {
+        self.encoder.set_precision(precision)?;
+        Ok(self)
+    }
+
     /// The trainable parameters.
     pub fn params(&self) -> &ParamStore {
         &self.params

@@ -43,6 +43,8 @@ pub struct ServeOptions {
     pub timeout: Duration,
     /// Tokens per model input (NER: longer texts are split into windows).
     pub max_len: usize,
+    /// Precision of the models' linear layers.
+    pub precision: ferrotune_model::quant::Precision,
     /// The key every route but `/health` requires, if any.
     pub api_key: Option<String>,
     /// The device the models run on.
@@ -58,6 +60,7 @@ impl Default for ServeOptions {
             max_chars: 10_000,
             timeout: Duration::from_secs(30),
             max_len: 128,
+            precision: ferrotune_model::quant::Precision::Fp32,
             api_key: None,
             device: candle_core::Device::Cpu,
         }
@@ -125,7 +128,7 @@ impl AppState {
             if loaded.contains_key(name) {
                 return Err(ServeError::DuplicateModel { name: name.clone() });
             }
-            let backend = Arc::new(Backend::load(dir, options.max_len, options.batch.max_batch, &options.device)?);
+            let backend = Arc::new(Backend::load(dir, &options)?);
             let batcher = Batcher::start(name, Arc::clone(&backend), options.batch, Arc::clone(&metrics))?;
             loaded.insert(name.clone(), Model { backend, batcher });
         }

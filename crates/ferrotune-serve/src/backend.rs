@@ -5,11 +5,10 @@
 
 use std::path::Path;
 
-use candle_core::Device;
 use ferrotune_data::Task;
 use ferrotune_infer::{FineTuned, RunSettings};
 
-use crate::ServeError;
+use crate::{ServeError, ServeOptions};
 
 /// One input: a text, or a text pair (sequence models only).
 pub type Input = ferrotune_data::TextInput;
@@ -21,9 +20,14 @@ pub struct Backend {
 
 impl Backend {
     /// Loads a fine-tuned model folder of any task.
-    pub fn load(dir: &Path, max_len: usize, batch_size: usize, device: &Device) -> Result<Self, ServeError> {
-        let settings = RunSettings { max_len, batch_size, ..RunSettings::default() };
-        Ok(Self { model: FineTuned::load(dir, settings, device)? })
+    pub fn load(dir: &Path, options: &ServeOptions) -> Result<Self, ServeError> {
+        let settings = RunSettings {
+            max_len: options.max_len,
+            batch_size: options.batch.max_batch,
+            precision: options.precision,
+            ..RunSettings::default()
+        };
+        Ok(Self { model: FineTuned::load(dir, settings, &options.device)? })
     }
 
     /// The model's task.

@@ -10,6 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use clap::{Args, Subcommand};
+use ferrotune_model::quant::Precision;
 use ferrotune_model::{Batch, Mode, TokenClassifier, TokenHead};
 use ferrotune_train::{AdamW, AdamWConfig};
 use rand::{Rng, SeedableRng};
@@ -55,6 +56,9 @@ struct Shape {
     /// Timed runs.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// Precision of the linear layers (forward only).
+    #[arg(long, value_enum, default_value_t = Precision::Fp32)]
+    precision: Precision,
 }
 
 /// Runs `ferrotune bench`.
@@ -100,7 +104,7 @@ impl Setup {
 
 fn forward(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> {
     let mut setup = Setup::new(shape, device)?;
-    setup.model = setup.model.frozen()?;
+    setup.model = setup.model.frozen()?.with_precision(shape.precision)?;
     let mut times = Vec::new();
     for run in 0..shape.warmup + shape.runs {
         let start = Instant::now();
@@ -110,9 +114,8 @@ fn forward(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> 
             times.push(start.elapsed().as_secs_f64());
         }
     }
-    Ok(
-        json!({ "workload": "forward", "batch": shape.batch, "len": shape.len, "load_s": setup.load_s, "times_s": times }),
-    )
+    Ok(json!({ "workload": "forward", "precision": shape.precision, "batch": shape.batch, "len": shape.len,
+            "load_s": setup.load_s, "times_s": times }))
 }
 
 fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> {

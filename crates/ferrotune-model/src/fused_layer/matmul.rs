@@ -95,7 +95,7 @@ pub(super) unsafe fn matmul(
 
 /// `out[:, col..col + w_rows] = x · Wᵀ + b` for `x` `[rows, in]`, `W`
 /// `[w_rows, in]`, into `out` rows of `out_width` elements.
-pub(super) fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
+pub(crate) fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
     let (rows, out_dim) = (x.len() / in_dim, b.len());
     if rows <= row_matmul::MAX_ROWS && row_matmul::available() {
         return row_matmul::linear(x, in_dim, w, b, out, out_width, col);

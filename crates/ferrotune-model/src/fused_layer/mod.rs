@@ -17,7 +17,7 @@
 //! slice of the gradient. The tests (in `bert.rs`) compare values and
 //! gradients with the same layer built from candle's ops.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 mod elementwise;
 mod matmul;
@@ -27,7 +27,9 @@ use rayon::prelude::*;
 
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
+use crate::quant::PackedLinear;
 use elementwise::{activate, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, exp};
+pub(crate) use matmul::linear as fp32_linear;
 use matmul::{linear, linear_backward, matmul, Mat, Out};
 
 // The layer's parameters in order: query, key, value, attention output
@@ -123,10 +125,16 @@ struct Saved {
     stats2: Vec<(f32, f32)>,
 }
 
+/// A layer's six weight matrices (query, key, value, attention output,
+/// intermediate, output) in a lower precision, for inference.
+pub(crate) type PackedLayer = [PackedLinear; 6];
+
 /// One BERT layer as a candle op over (hidden `[batch, len, hidden]`, flat
 /// weights, mask bias `[batch, len]`).
 pub(crate) struct FusedLayer {
     shape: LayerShape,
+    /// Lower-precision weight matrices (inference only).
+    packed: Option<Arc<PackedLayer>>,
     dropout: Option<LayerDropout>,
     /// Whether to keep activations for a backward pass.
     save: bool,
@@ -137,17 +145,20 @@ impl FusedLayer {
     /// Applies the layer to `x` `[batch, len, hidden]` with its 16 parameters
     /// in order (see the indices above); `dropout` in training. When anything
     /// needs a gradient the parameters go in as one flat, differentiable
-    /// vector; otherwise they are read in place.
+    /// vector; otherwise they are read in place, and the weight matrices
+    /// come from `packed` when it is given.
     pub(crate) fn apply(
         shape: LayerShape,
         x: &Tensor,
         weights: [&Tensor; 16],
+        packed: Option<&Arc<PackedLayer>>,
         mask_bias: &Tensor,
         dropout: Option<LayerDropout>,
     ) -> Result<Tensor> {
         let dropout = dropout.filter(|d| d.hidden_p > 0.0 || d.attention_p > 0.0);
         let save = x.track_op() || weights.iter().any(|w| w.track_op());
-        let op = FusedLayer { shape, dropout, save, saved: Mutex::new(None) };
+        let packed = packed.filter(|_| !save).cloned();
+        let op = FusedLayer { shape, packed, dropout, save, saved: Mutex::new(None) };
         let (x, mask_bias) = (x.contiguous()?, mask_bias.contiguous()?);
         if save {
             let flat = Tensor::cat(&weights.iter().map(|w| w.flatten_all()).collect::<Result<Vec<_>>>()?, 0)?;
@@ -169,6 +180,31 @@ impl FusedLayer {
         let w: [&[f32]; 16] = slices.try_into().expect("16 parameters");
         let y = with_f32(&x, op.name(), |x| with_f32(&mask_bias, op.name(), |m| Ok(op.forward(x, &w, m, batch).0)))?;
         Tensor::from_vec(y, x.shape(), x.device())
+    }
+
+    /// `out[:, col..] = x · Wᵀ + b` for weight matrix `index` (0, 2, 4, 6,
+    /// 10, 12 in the parameter order), from the packed matrices if any.
+    #[allow(clippy::too_many_arguments)]
+    fn linear(
+        &self,
+        index: usize,
+        w: &[&[f32]; 16],
+        x: &[f32],
+        in_dim: usize,
+        out: &mut [f32],
+        width: usize,
+        col: usize,
+    ) {
+        let slot = match index {
+            0 | 2 | 4 => index / 2,
+            WO => 3,
+            WI => 4,
+            _ => 5,
+        };
+        match &self.packed {
+            Some(packed) => packed[slot].linear(x, w[index + 1], out, width, col),
+            None => linear(x, in_dim, w[index], w[index + 1], out, width, col),
+        }
     }
 
     fn mask(&self, n: usize, stream: u64) -> Option<Vec<u8>> {
@@ -193,7 +229,7 @@ impl FusedLayer {
 
         let mut qkv = vec![0f32; rows * 3 * h];
         for j in 0..3 {
-            linear(x, h, weight(2 * j), weight(2 * j + 1), &mut qkv, 3 * h, j * h);
+            self.linear(2 * j, w, x, h, &mut qkv, 3 * h, j * h);
         }
 
         // Attention, one (sequence, head) pair per task; heads are read from
@@ -259,16 +295,16 @@ impl FusedLayer {
         }
 
         let mut z1 = vec![0f32; rows * h];
-        linear(&context, h, weight(WO), weight(BO), &mut z1, h, 0);
+        self.linear(WO, w, &context, h, &mut z1, h, 0);
         let hidden_mask_1 = self.mask(rows * h, 1);
         dropout_add(&mut z1, hidden_mask_1.as_deref(), self.hidden_p(), x);
         let (attended, stats1) = layer_norm_rows(&z1, weight(LN1_W), weight(LN1_B), eps);
 
         let mut inner = vec![0f32; rows * inner_dim];
-        linear(&attended, h, weight(WI), weight(BI), &mut inner, inner_dim, 0);
+        self.linear(WI, w, &attended, h, &mut inner, inner_dim, 0);
         let activated = activate(&inner, activation);
         let mut z2 = vec![0f32; rows * h];
-        linear(&activated, inner_dim, weight(W2), weight(B2), &mut z2, h, 0);
+        self.linear(W2, w, &activated, inner_dim, &mut z2, h, 0);
         drop(activated);
         let hidden_mask_2 = self.mask(rows * h, 2);
         dropout_add(&mut z2, hidden_mask_2.as_deref(), self.hidden_p(), &attended);

@@ -1,0 +1,483 @@
+//! Dynamic int8 quantization of a linear layer, as ONNX Runtime's
+//! `quantize_dynamic` does it: weights int8, symmetric, one scale per output
+//! channel, packed once; activations quantized per row at run time; int32
+//! accumulation; scales and bias applied in fp32.
+//!
+//! Packed layout (what `vpdpbusd` wants): output channels in blocks of 16,
+//! inputs in groups of 4; block `b`, group `g`, channel `j`, input `t` is
+//! byte `(b * groups + g) * 64 + j * 4 + t`. A row's four quantized inputs
+//! of a group, broadcast as one 32-bit value, times one 64-byte load of the
+//! block give 16 channels' partial sums in one instruction.
+//!
+//! Activations are unsigned (`q + zero`): `Σ (q + zero) w = Σ q w + zero Σ w`,
+//! and the second term is subtracted with the channel's weight sum. AVX2 has
+//! no `vpdpbusd`; `vpmaddubsw` adds two u8·i8 products into a saturating
+//! i16, so there activations use 7 bits (`|q| <= 63`, zero 64) and no sum
+//! can saturate (127 · 127 · 2 < 2¹⁵).
+
+use rayon::prelude::*;
+
+use crate::simd::{self, SimdLevel};
+
+/// Output channels per packed block.
+const BLOCK: usize = 16;
+/// Inputs per group.
+const GROUP: usize = 4;
+/// Rows of `x` per parallel task.
+const ROWS_PER_TASK: usize = 64;
+/// Blocks per parallel task.
+const BLOCKS_PER_TASK: usize = 4;
+
+/// A weight matrix `[out, in]` quantized to int8 per output channel and
+/// packed for the kernels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Matrix {
+    out_dim: usize,
+    in_dim: usize,
+    /// Packed weights (see the module docs); padding is zero.
+    packed: Vec<i8>,
+    /// Scale of each output channel (`max |w| / 127`), padded with zeros.
+    scales: Vec<f32>,
+    /// Sum of each output channel's quantized weights.
+    sums: Vec<i32>,
+}
+
+/// How activations are quantized on a path.
+#[derive(Debug, Clone, Copy)]
+struct ActivationCode {
+    /// Largest magnitude of a quantized value.
+    max: f32,
+    /// Added to make it unsigned.
+    zero: i32,
+}
+
+fn activation_code(level: SimdLevel) -> ActivationCode {
+    if level == SimdLevel::Avx2 {
+        ActivationCode { max: 63.0, zero: 64 }
+    } else {
+        ActivationCode { max: 127.0, zero: 128 }
+    }
+}
+
+impl Int8Matrix {
+    /// Quantizes `w` (`[out_dim, in_dim]`, row-major).
+    pub fn quantize(w: &[f32], out_dim: usize, in_dim: usize) -> Self {
+        assert_eq!(w.len(), out_dim * in_dim, "weights of {out_dim} x {in_dim}");
+        let rows: Vec<(f32, Vec<i8>)> = w
+            .chunks(in_dim.max(1))
+            .map(|row| {
+                let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+                (scale, row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8).collect())
+            })
+            .collect();
+        let scales: Vec<f32> = rows.iter().map(|r| r.0).collect();
+        let values: Vec<i8> = rows.into_iter().flat_map(|r| r.1).collect();
+        Self::from_quantized(&values, &scales, out_dim, in_dim)
+    }
+
+    /// Packs quantized weights `values` (`[out_dim, in_dim]`) with their
+    /// per-channel `scales`.
+    pub fn from_quantized(values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize) -> Self {
+        assert_eq!(values.len(), out_dim * in_dim);
+        assert_eq!(scales.len(), out_dim);
+        let (blocks, groups) = (out_dim.div_ceil(BLOCK), in_dim.div_ceil(GROUP));
+        let mut packed = vec![0i8; blocks * groups * BLOCK * GROUP];
+        for (c, row) in values.chunks(in_dim.max(1)).enumerate().take(out_dim) {
+            let (b, j) = (c / BLOCK, c % BLOCK);
+            for (k, &v) in row.iter().enumerate() {
+                packed[(b * groups + k / GROUP) * BLOCK * GROUP + j * GROUP + k % GROUP] = v;
+            }
+        }
+        let mut padded_scales = scales.to_vec();
+        padded_scales.resize(blocks * BLOCK, 0.0);
+        let mut sums: Vec<i32> =
+            values.chunks(in_dim.max(1)).take(out_dim).map(|r| r.iter().map(|&v| v as i32).sum()).collect();
+        sums.resize(blocks * BLOCK, 0);
+        Self { out_dim, in_dim, packed, scales: padded_scales, sums }
+    }
+
+    /// Output channels.
+    pub fn out_dim(&self) -> usize {
+        self.out_dim
+    }
+
+    /// Inputs.
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
+    /// The quantized weights, `[out_dim, in_dim]` row-major, and the scales.
+    pub fn unpack(&self) -> (Vec<i8>, Vec<f32>) {
+        let groups = self.in_dim.div_ceil(GROUP);
+        let mut values = vec![0i8; self.out_dim * self.in_dim];
+        for c in 0..self.out_dim {
+            let (b, j) = (c / BLOCK, c % BLOCK);
+            for k in 0..self.in_dim {
+                values[c * self.in_dim + k] =
+                    self.packed[(b * groups + k / GROUP) * BLOCK * GROUP + j * GROUP + k % GROUP];
+            }
+        }
+        (values, self.scales[..self.out_dim].to_vec())
+    }
+
+    /// `out[r, col + c] = b[c] + Σₖ x[r, k] · w[c, k]` for `x` `[rows, in]`,
+    /// into rows of `out_width` values; the path is [`simd::level`]'s.
+    pub fn linear(&self, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
+        self.linear_on(simd::level(), x, b, out, out_width, col)
+    }
+
+    fn linear_on(&self, level: SimdLevel, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
+        let in_dim = self.in_dim;
+        let rows = x.len() / in_dim;
+        assert!(x.len() == rows * in_dim && b.len() == self.out_dim && out.len() == rows * out_width);
+        assert!(col + self.out_dim <= out_width);
+        let level = if level == SimdLevel::Avx512 && !simd::has_avx512_vnni() { SimdLevel::Avx2 } else { level };
+        let code = activation_code(level);
+        let (xq, x_scales) = quantize_rows(x, in_dim, code);
+        let padded_in = in_dim.div_ceil(GROUP) * GROUP;
+        let blocks = self.out_dim.div_ceil(BLOCK);
+        let out_ptr = OutPtr(out.as_mut_ptr());
+        let tasks_per_rows = blocks.div_ceil(BLOCKS_PER_TASK);
+        let tasks = rows.div_ceil(ROWS_PER_TASK) * tasks_per_rows;
+        (0..tasks).into_par_iter().for_each(|task| {
+            let (row_task, block_task) = (task / tasks_per_rows, task % tasks_per_rows);
+            let tile = Tile {
+                rows: row_task * ROWS_PER_TASK..((row_task + 1) * ROWS_PER_TASK).min(rows),
+                blocks: block_task * BLOCKS_PER_TASK..((block_task + 1) * BLOCKS_PER_TASK).min(blocks),
+            };
+            let args = KernelArgs {
+                matrix: self,
+                xq: &xq,
+                x_scales: &x_scales,
+                padded_in,
+                zero: code.zero,
+                bias: b,
+                out: out_ptr,
+                out_width,
+                col,
+            };
+            match level {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: VNNI is present (checked by `linear_on`); the tile
+                // is inside the matrices; this task writes its own rows and
+                // columns of `out` only.
+                SimdLevel::Avx512 => unsafe { x86::tile_vnni(&args, &tile) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: AVX2 is present (`simd::level` checked it); as above.
+                SimdLevel::Avx2 => unsafe { x86::tile_avx2(&args, &tile) },
+                _ => tile_portable(&args, &tile),
+            }
+        });
+    }
+}
+
+/// Quantizes each row of `x` symmetrically to `±code.max`, plus `code.zero`,
+/// padded to a multiple of [`GROUP`] with the zero point; returns the
+/// values and each row's scale.
+fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode) -> (Vec<u8>, Vec<f32>) {
+    let padded = in_dim.div_ceil(GROUP) * GROUP;
+    let rows = x.len() / in_dim;
+    let mut q = vec![code.zero as u8; rows * padded];
+    let mut scales = vec![0f32; rows];
+    q.par_chunks_mut(padded).zip(scales.par_iter_mut()).zip(x.par_chunks(in_dim)).with_min_len(16).for_each(
+        |((q, scale), x)| {
+            let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            *scale = if max > 0.0 { max / code.max } else { 1.0 };
+            let inv = 1.0 / *scale;
+            for (q, v) in q.iter_mut().zip(x) {
+                *q = ((v * inv).round().clamp(-code.max, code.max) as i32 + code.zero) as u8;
+            }
+        },
+    );
+    (q, scales)
+}
+
+/// The rows and blocks one task computes.
+struct Tile {
+    rows: std::ops::Range<usize>,
+    blocks: std::ops::Range<usize>,
+}
+
+/// Everything a tile kernel reads and where it writes.
+struct KernelArgs<'a> {
+    matrix: &'a Int8Matrix,
+    xq: &'a [u8],
+    x_scales: &'a [f32],
+    padded_in: usize,
+    zero: i32,
+    bias: &'a [f32],
+    out: OutPtr,
+    out_width: usize,
+    col: usize,
+}
+
+impl KernelArgs<'_> {
+    /// Writes channel `c` of row `r` from its integer sum.
+    ///
+    /// # Safety
+    /// `r` and `c` are inside the output; no other task writes them.
+    #[inline(always)]
+    unsafe fn store(&self, r: usize, c: usize, acc: i32) {
+        let m = self.matrix;
+        let value = (acc - self.zero * m.sums[c]) as f32 * (self.x_scales[r] * m.scales[c]) + self.bias[c];
+        // SAFETY: the caller's contract.
+        unsafe { *self.out.0.add(r * self.out_width + self.col + c) = value };
+    }
+}
+
+/// A destination pointer that tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: tasks write disjoint (row, column) cells.
+unsafe impl Send for OutPtr {}
+// SAFETY: as for Send.
+unsafe impl Sync for OutPtr {}
+
+/// The tile in plain Rust.
+fn tile_portable(a: &KernelArgs, tile: &Tile) {
+    let m = a.matrix;
+    let groups = a.padded_in / GROUP;
+    for r in tile.rows.clone() {
+        let x = &a.xq[r * a.padded_in..(r + 1) * a.padded_in];
+        for b in tile.blocks.clone() {
+            let mut acc = [0i32; BLOCK];
+            for g in 0..groups {
+                let w = &m.packed[(b * groups + g) * BLOCK * GROUP..][..BLOCK * GROUP];
+                let xg = &x[g * GROUP..(g + 1) * GROUP];
+                for (j, acc) in acc.iter_mut().enumerate() {
+                    *acc += (0..GROUP).map(|t| xg[t] as i32 * w[j * GROUP + t] as i32).sum::<i32>();
+                }
+            }
+            for (j, &acc) in acc.iter().enumerate().take(m.out_dim.saturating_sub(b * BLOCK)) {
+                // SAFETY: row `r` and channel `b * 16 + j < out_dim` belong
+                // to this tile.
+                unsafe { a.store(r, b * BLOCK + j, acc) };
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{KernelArgs, Tile, BLOCK, GROUP};
+
+    /// Rows of a register tile.
+    const R: usize = 4;
+
+    /// The tile with AVX-512 VNNI: 4 rows x up to 4 blocks of 16 channels
+    /// in registers, one `vpdpbusd` per (row, block) and input group.
+    ///
+    /// # Safety
+    /// AVX-512F/BW and VNNI are present; the tile is inside the matrices.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(super) unsafe fn tile_vnni(a: &KernelArgs, tile: &Tile) {
+        let mut r = tile.rows.start;
+        while r < tile.rows.end {
+            let n = (tile.rows.end - r).min(R);
+            let mut b = tile.blocks.start;
+            while b < tile.blocks.end {
+                let nb = (tile.blocks.end - b).min(4);
+                // SAFETY: the caller's contract; rows `r..r + n` and blocks
+                // `b..b + nb` are in the tile.
+                unsafe {
+                    match (n, nb) {
+                        (4, 4) => rows_vnni::<4, 4>(a, r, b),
+                        (4, 3) => rows_vnni::<4, 3>(a, r, b),
+                        (4, 2) => rows_vnni::<4, 2>(a, r, b),
+                        (4, _) => rows_vnni::<4, 1>(a, r, b),
+                        (3, 4) => rows_vnni::<3, 4>(a, r, b),
+                        (3, 3) => rows_vnni::<3, 3>(a, r, b),
+                        (3, 2) => rows_vnni::<3, 2>(a, r, b),
+                        (3, _) => rows_vnni::<3, 1>(a, r, b),
+                        (2, 4) => rows_vnni::<2, 4>(a, r, b),
+                        (2, 3) => rows_vnni::<2, 3>(a, r, b),
+                        (2, 2) => rows_vnni::<2, 2>(a, r, b),
+                        (2, _) => rows_vnni::<2, 1>(a, r, b),
+                        (_, 4) => rows_vnni::<1, 4>(a, r, b),
+                        (_, 3) => rows_vnni::<1, 3>(a, r, b),
+                        (_, 2) => rows_vnni::<1, 2>(a, r, b),
+                        (_, _) => rows_vnni::<1, 1>(a, r, b),
+                    }
+                }
+                b += nb;
+            }
+            r += n;
+        }
+    }
+
+    /// Rows `r0..r0 + N` by blocks `b..b + NB`, all in registers.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    #[inline]
+    unsafe fn rows_vnni<const N: usize, const NB: usize>(a: &KernelArgs, r0: usize, b: usize) {
+        let m = a.matrix;
+        let groups = a.padded_in / GROUP;
+        {
+            let mut acc = [[_mm512_setzero_si512(); NB]; N];
+            let x_rows: [*const u8; N] = std::array::from_fn(|i| a.xq[(r0 + i) * a.padded_in..].as_ptr());
+            let w_base = m.packed.as_ptr();
+            for g in 0..groups {
+                // SAFETY: blocks `b..b + NB` and group `g` are inside `packed`.
+                let w: [__m512i; NB] = std::array::from_fn(|k| unsafe {
+                    _mm512_loadu_si512(w_base.add(((b + k) * groups + g) * BLOCK * GROUP).cast())
+                });
+                for (i, x_row) in x_rows.iter().enumerate() {
+                    // SAFETY: group `g` of row `r0 + i` is inside `xq`.
+                    let xb = _mm512_set1_epi32(unsafe { x_row.add(g * GROUP).cast::<i32>().read_unaligned() });
+                    for k in 0..NB {
+                        acc[i][k] = _mm512_dpbusd_epi32(acc[i][k], xb, w[k]);
+                    }
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                for (k, acc) in acc.iter().enumerate() {
+                    let mut lanes = [0i32; BLOCK];
+                    // SAFETY: `lanes` holds 16 i32.
+                    unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *acc) };
+                    let c0 = (b + k) * BLOCK;
+                    for (j, &v) in lanes.iter().enumerate().take(m.out_dim.saturating_sub(c0)) {
+                        // SAFETY: row `r0 + i`, channel `c0 + j` are this tile's.
+                        unsafe { a.store(r0 + i, c0 + j, v) };
+                    }
+                }
+            }
+        }
+    }
+
+    /// The tile with AVX2: `vpmaddubsw` (u8 x i8 pairs into i16, 7-bit
+    /// activations so nothing saturates) then `vpmaddwd` by ones into i32.
+    ///
+    /// # Safety
+    /// AVX2 is present; the tile is inside the matrices.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(a: &KernelArgs, tile: &Tile) {
+        let mut r = tile.rows.start;
+        while r < tile.rows.end {
+            let n = (tile.rows.end - r).min(R);
+            // SAFETY: the caller's contract; rows `r..r + n` are in the tile.
+            unsafe {
+                match n {
+                    4 => rows_avx2::<4>(a, tile, r),
+                    3 => rows_avx2::<3>(a, tile, r),
+                    2 => rows_avx2::<2>(a, tile, r),
+                    _ => rows_avx2::<1>(a, tile, r),
+                }
+            }
+            r += n;
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn rows_avx2<const N: usize>(a: &KernelArgs, tile: &Tile, r0: usize) {
+        let m = a.matrix;
+        let groups = a.padded_in / GROUP;
+        let ones = _mm256_set1_epi16(1);
+        let x_rows: [*const u8; N] = std::array::from_fn(|i| a.xq[(r0 + i) * a.padded_in..].as_ptr());
+        for b in tile.blocks.clone() {
+            // Two halves of 8 channels per block.
+            let mut acc = [[_mm256_setzero_si256(); 2]; N];
+            let w_block = m.packed[b * groups * BLOCK * GROUP..].as_ptr();
+            for g in 0..groups {
+                // SAFETY: group `g` of block `b` is 64 bytes inside `packed`.
+                let (w0, w1) = unsafe {
+                    let w = w_block.add(g * BLOCK * GROUP);
+                    (_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast()))
+                };
+                for (i, x_row) in x_rows.iter().enumerate() {
+                    // SAFETY: group `g` of row `r0 + i` is inside `xq`.
+                    let xb = _mm256_set1_epi32(unsafe { x_row.add(g * GROUP).cast::<i32>().read_unaligned() });
+                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w0), ones);
+                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w1), ones);
+                    acc[i][0] = _mm256_add_epi32(acc[i][0], p0);
+                    acc[i][1] = _mm256_add_epi32(acc[i][1], p1);
+                }
+            }
+            let c0 = b * BLOCK;
+            for (i, acc) in acc.iter().enumerate() {
+                let mut lanes = [0i32; BLOCK];
+                // SAFETY: `lanes` holds 16 i32.
+                unsafe {
+                    _mm256_storeu_si256(lanes.as_mut_ptr().cast(), acc[0]);
+                    _mm256_storeu_si256(lanes.as_mut_ptr().add(8).cast(), acc[1]);
+                }
+                for (j, &v) in lanes.iter().enumerate().take(m.out_dim.saturating_sub(c0)) {
+                    // SAFETY: row `r0 + i`, channel `c0 + j` are this tile's.
+                    unsafe { a.store(r0 + i, c0 + j, v) };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+
+    fn random(n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
+        (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
+    }
+
+    /// Every path the machine has, on edge shapes, against the fp32 product
+    /// of the same inputs: within the error of 8-bit (7-bit on AVX2)
+    /// quantization, and exactly the integer product of the quantized values.
+    #[test]
+    fn every_path_matches_the_fp32_product() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut levels = vec![SimdLevel::Portable];
+        if simd::level() >= SimdLevel::Avx2 {
+            levels.push(SimdLevel::Avx2);
+        }
+        if simd::has_avx512_vnni() {
+            levels.push(SimdLevel::Avx512);
+        }
+        for (rows, out_dim, in_dim) in [(1, 1, 1), (3, 17, 5), (5, 33, 64), (70, 80, 384), (4, 16, 4), (9, 100, 67)] {
+            let (x, w, b) =
+                (random(rows * in_dim, &mut rng), random(out_dim * in_dim, &mut rng), random(out_dim, &mut rng));
+            let m = Int8Matrix::quantize(&w, out_dim, in_dim);
+            let (values, scales) = m.unpack();
+            let out_width = out_dim + 3;
+            let mut reference = vec![0f32; rows * out_width];
+            for r in 0..rows {
+                for c in 0..out_dim {
+                    let dot: f32 = (0..in_dim).map(|k| x[r * in_dim + k] * w[c * in_dim + k]).sum();
+                    reference[r * out_width + 2 + c] = dot + b[c];
+                }
+            }
+            let mut results = Vec::new();
+            for &level in &levels {
+                let mut out = vec![f32::NAN; rows * out_width];
+                m.linear_on(level, &x, &b, &mut out, out_width, 2);
+                for r in 0..rows {
+                    assert!(out[r * out_width].is_nan() && out[r * out_width + 1].is_nan(), "untouched columns");
+                    let scale = x[r * in_dim..(r + 1) * in_dim].iter().fold(0f32, |m, v| m.max(v.abs()));
+                    for c in 0..out_dim {
+                        let (got, want) = (out[r * out_width + 2 + c], reference[r * out_width + 2 + c]);
+                        // Error bound: half a step of each operand per product.
+                        let bits = if level == SimdLevel::Avx2 { 63.0 } else { 127.0 };
+                        let bound = in_dim as f32 * (scale / bits * 1.0 + scales[c] * 127.0 / 127.0) * 0.5 + 1e-4;
+                        assert!(
+                            (got - want).abs() <= bound,
+                            "{level:?} {rows}x{out_dim}x{in_dim} r{r} c{c}: {got} vs {want}"
+                        );
+                    }
+                }
+                results.push((level, out));
+            }
+            // The integer part is exact: VNNI and the portable path agree bit for bit.
+            let portable = &results[0].1;
+            for (level, out) in &results {
+                if *level == SimdLevel::Avx512 {
+                    assert_eq!(
+                        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                        portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    );
+                }
+            }
+            assert_eq!(values.len(), out_dim * in_dim);
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Lower-precision linear layers for inference: int8 (dynamic
+//! quantization) and bf16 (bf16 products, fp32 accumulation). Everything
+//! else (attention products, softmax, GELU, layer norm, residuals,
+//! embeddings, the task head) stays fp32.
+
+mod bf16;
+mod int8;
+
+pub use bf16::{from_bf16, to_bf16, Bf16Matrix};
+pub use int8::Int8Matrix;
+
+/// The numeric precision of a model's linear layers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// fp32 throughout.
+    #[default]
+    Fp32,
+    /// bf16 weights and products, fp32 accumulation.
+    Bf16,
+    /// int8 weights (per output channel) and activations (per row), int32
+    /// accumulation.
+    Int8,
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
+        })
+    }
+}
+
+/// A linear layer's weight matrix in a lower precision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PackedLinear {
+    /// int8, see [`Int8Matrix`].
+    Int8(Int8Matrix),
+    /// bf16, see [`Bf16Matrix`].
+    Bf16(Bf16Matrix),
+}
+
+impl PackedLinear {
+    /// Converts `w` (`[out_dim, in_dim]`) to `precision`; `None` for fp32.
+    pub fn new(w: &[f32], out_dim: usize, in_dim: usize, precision: Precision) -> Option<Self> {
+        match precision {
+            Precision::Fp32 => None,
+            Precision::Bf16 => Some(PackedLinear::Bf16(Bf16Matrix::convert(w, out_dim, in_dim))),
+            Precision::Int8 => Some(PackedLinear::Int8(Int8Matrix::quantize(w, out_dim, in_dim))),
+        }
+    }
+
+    /// The precision.
+    pub fn precision(&self) -> Precision {
+        match self {
+            PackedLinear::Int8(_) => Precision::Int8,
+            PackedLinear::Bf16(_) => Precision::Bf16,
+        }
+    }
+
+    /// `out[r, col + c] = b[c] + x[r] · w[c]` (see the matrices' `linear`).
+    pub fn linear(&self, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
+        match self {
+            PackedLinear::Int8(m) => m.linear(x, b, out, out_width, col),
+            PackedLinear::Bf16(m) => m.linear(x, b, out, out_width, col),
+        }
+    }
+}
