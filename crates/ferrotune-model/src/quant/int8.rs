@@ -134,7 +134,7 @@ impl Int8Matrix {
         assert!(col + self.out_dim <= out_width);
         let level = if level == SimdLevel::Avx512 && !simd::has_avx512_vnni() { SimdLevel::Avx2 } else { level };
         let code = activation_code(level);
-        let (xq, x_scales) = quantize_rows(x, in_dim, code);
+        let (xq, x_scales) = quantize_rows(x, in_dim, code, level);
         let padded_in = in_dim.div_ceil(GROUP) * GROUP;
         let blocks = self.out_dim.div_ceil(BLOCK);
         let out_ptr = OutPtr(out.as_mut_ptr());
@@ -175,7 +175,7 @@ impl Int8Matrix {
 /// Quantizes each row of `x` symmetrically to `±code.max`, plus `code.zero`,
 /// padded to a multiple of [`GROUP`] with the zero point; returns the
 /// values and each row's scale.
-fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode) -> (Vec<u8>, Vec<f32>) {
+fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode, level: SimdLevel) -> (Vec<u8>, Vec<f32>) {
     let padded = in_dim.div_ceil(GROUP) * GROUP;
     let rows = x.len() / in_dim;
     let mut q = vec![code.zero as u8; rows * padded];
@@ -185,12 +185,29 @@ fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode) -> (Vec<u8>, Ve
             let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
             *scale = if max > 0.0 { max / code.max } else { 1.0 };
             let inv = 1.0 / *scale;
+            #[cfg(target_arch = "x86_64")]
+            if level == SimdLevel::Avx512 {
+                // SAFETY: AVX-512F/BW are present at this level; `q` holds
+                // at least `x.len()` values.
+                unsafe { x86::quantize_row(x, inv, code.max, code.zero, q) };
+                return;
+            }
+            let _ = level;
             for (q, v) in q.iter_mut().zip(x) {
-                *q = ((v * inv).round().clamp(-code.max, code.max) as i32 + code.zero) as u8;
+                *q = (round_even((v * inv).clamp(-code.max, code.max)) + code.zero as f32) as u8;
             }
         },
     );
     (q, scales)
+}
+
+/// Rounds to the nearest integer, ties to even (what the vector convert
+/// instructions do), in plain arithmetic that vectorises: adding and
+/// subtracting 1.5 · 2²³ drops the fraction in the current (nearest-even)
+/// rounding mode. For `|v| < 2²²`.
+fn round_even(v: f32) -> f32 {
+    const MAGIC: f32 = 12_582_912.0;
+    (v + MAGIC) - MAGIC
 }
 
 /// The rows and blocks one task computes.
@@ -267,6 +284,25 @@ mod x86 {
     /// Rows of a register tile.
     const R: usize = 4;
 
+    /// Quantizes one row: `q = round_even(clamp(x · inv)) + zero`.
+    ///
+    /// # Safety
+    /// AVX-512F/BW are present; `q.len() >= x.len()`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub(super) unsafe fn quantize_row(x: &[f32], inv: f32, max: f32, zero: i32, q: &mut [u8]) {
+        let (inv, hi, lo, zero) = (_mm512_set1_ps(inv), _mm512_set1_ps(max), _mm512_set1_ps(-max), _mm512_set1_epi32(zero));
+        for (i, chunk) in x.chunks(16).enumerate() {
+            let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
+            // SAFETY: masked to the chunk's lanes; `q` has room (contract).
+            unsafe {
+                let v = _mm512_maskz_loadu_ps(mask, chunk.as_ptr());
+                let y = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(v, inv), lo), hi);
+                let n = _mm512_add_epi32(_mm512_cvtps_epi32(y), zero);
+                _mm512_mask_cvtepi32_storeu_epi8(q.as_mut_ptr().add(i * 16).cast(), mask, n);
+            }
+        }
+    }
+
     /// The tile with AVX-512 VNNI: 4 rows x up to 4 blocks of 16 channels
     /// in registers, one `vpdpbusd` per (row, block) and input group.
     ///
@@ -331,15 +367,23 @@ mod x86 {
                     }
                 }
             }
-            for (i, acc) in acc.iter().enumerate() {
-                for (k, acc) in acc.iter().enumerate() {
-                    let mut lanes = [0i32; BLOCK];
-                    // SAFETY: `lanes` holds 16 i32.
-                    unsafe { _mm512_storeu_si512(lanes.as_mut_ptr().cast(), *acc) };
-                    let c0 = (b + k) * BLOCK;
-                    for (j, &v) in lanes.iter().enumerate().take(m.out_dim.saturating_sub(c0)) {
-                        // SAFETY: row `r0 + i`, channel `c0 + j` are this tile's.
-                        unsafe { a.store(r0 + i, c0 + j, v) };
+            let zero = _mm512_set1_epi32(a.zero);
+            for k in 0..NB {
+                let c0 = (b + k) * BLOCK;
+                let valid = m.out_dim.saturating_sub(c0).min(BLOCK);
+                let mask: __mmask16 = if valid == BLOCK { !0 } else { (1u16 << valid) - 1 };
+                // SAFETY: `sums` and `scales` are padded to whole blocks; the
+                // bias is read (and the output written) in the valid lanes only.
+                unsafe {
+                    let offset = _mm512_mullo_epi32(zero, _mm512_loadu_si512(m.sums.as_ptr().add(c0).cast()));
+                    let channel_scales = _mm512_loadu_ps(m.scales.as_ptr().add(c0));
+                    let bias = _mm512_maskz_loadu_ps(mask, a.bias.as_ptr().add(c0));
+                    for (i, acc) in acc.iter().enumerate() {
+                        let r = r0 + i;
+                        let scale = _mm512_mul_ps(_mm512_set1_ps(a.x_scales[r]), channel_scales);
+                        let value = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[k], offset));
+                        let value = _mm512_add_ps(_mm512_mul_ps(value, scale), bias);
+                        _mm512_mask_storeu_ps(a.out.0.add(r * a.out_width + a.col + c0), mask, value);
                     }
                 }
             }
