@@ -5,6 +5,7 @@ mod brand;
 mod eval;
 mod predict;
 mod progress;
+mod quantize;
 mod runtime;
 mod serve;
 mod train;
@@ -37,6 +38,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Tag text with a fine-tuned model, one JSON line per input line.
     Predict(predict::PredictArgs),
+    /// Write a compact int8 or bf16 copy of a fine-tuned model.
+    Quantize(quantize::QuantizeArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
     Brand(brand::BrandArgs),
     /// Serve fine-tuned models over HTTP (JSON), with dynamic batching.
@@ -70,6 +73,7 @@ fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, matches.subcommand_matches("train").expect("train was parsed")),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Quantize(args) => quantize::run(args),
         Command::Brand(args) => brand::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),

@@ -34,14 +34,14 @@ pub struct InferenceArgs {
     pub device: String,
     /// Precision of the linear layers: fp32, bf16 (bf16 products, fp32
     /// sums) or int8 (dynamic quantization).
-    #[arg(long, value_enum, default_value_t = RunSettings::default().precision)]
-    pub precision: Precision,
+    /// [default: fp32, or the precision a quantized folder was saved in]
+    #[arg(long, value_enum)]
+    pub precision: Option<Precision>,
 }
 
 impl InferenceArgs {
-    /// Checks the settings, sizes the thread pool, opens the device and
-    /// loads a fine-tuned model folder of any task.
-    pub fn load(&self, dir: &Path) -> anyhow::Result<FineTuned> {
+    /// The settings, checked.
+    pub fn settings(&self) -> anyhow::Result<RunSettings> {
         let settings = RunSettings {
             max_len: self.max_len,
             batch_size: self.batch_size,
@@ -51,9 +51,20 @@ impl InferenceArgs {
         if let Err(InferError::InvalidSetting { field, expected }) = settings.validate() {
             return Err(UsageError::invalid_option(field, format!("{field} must be {expected}")).into());
         }
+        Ok(settings)
+    }
+
+    /// Sizes the thread pool (once per process) and opens the device.
+    pub fn init(&self) -> anyhow::Result<candle_core::Device> {
         crate::runtime::init(self.threads)?;
-        let device = ferrotune_model::device_from_name(&self.device)?;
-        Ok(FineTuned::load(dir, settings, &device)?)
+        Ok(ferrotune_model::device_from_name(&self.device)?)
+    }
+
+    /// Checks the settings, sizes the thread pool, opens the device and
+    /// loads a fine-tuned model folder of any task.
+    pub fn load(&self, dir: &Path) -> anyhow::Result<FineTuned> {
+        let settings = self.settings()?;
+        Ok(FineTuned::load(dir, settings, &self.init()?)?)
     }
 }
 

@@ -53,8 +53,9 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = defaults().max_len)]
     max_len: usize,
     /// Precision of the linear layers: fp32, bf16 or int8.
-    #[arg(long, value_enum, default_value_t = defaults().precision)]
-    precision: ferrotune_model::quant::Precision,
+    /// [default: fp32, or the precision a quantized folder was saved in]
+    #[arg(long, value_enum)]
+    precision: Option<ferrotune_model::quant::Precision>,
     /// File holding the API key every route but /health requires.
     #[arg(long)]
     api_key_file: Option<PathBuf>,

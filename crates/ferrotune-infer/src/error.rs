@@ -31,6 +31,16 @@ pub enum InferError {
         /// The model's task.
         model: Task,
     },
+    /// `--precision` differs from the precision the folder was quantized to.
+    #[error("{path}: the model is quantized to {saved}; run it in {saved} (asked: {asked})")]
+    PrecisionMismatch {
+        /// The folder's `config.json`.
+        path: std::path::PathBuf,
+        /// The folder's precision.
+        saved: ferrotune_model::quant::Precision,
+        /// The precision asked for.
+        asked: ferrotune_model::quant::Precision,
+    },
     /// A setting is out of range.
     #[error("{field} must be {expected}")]
     InvalidSetting {

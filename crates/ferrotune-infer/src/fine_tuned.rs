@@ -27,13 +27,14 @@ pub struct RunSettings {
     pub batch_size: usize,
     /// Multilabel models: the probability from which a class applies.
     pub threshold: f32,
-    /// Precision of the encoder's linear layers.
-    pub precision: Precision,
+    /// Precision of the encoder's linear layers; `None`: the folder's own
+    /// (fp32, or what `ferrotune quantize` wrote).
+    pub precision: Option<Precision>,
 }
 
 impl Default for RunSettings {
     fn default() -> Self {
-        Self { max_len: 128, batch_size: 64, threshold: 0.5, precision: Precision::Fp32 }
+        Self { max_len: 128, batch_size: 64, threshold: 0.5, precision: None }
     }
 }
 
@@ -124,14 +125,20 @@ impl FineTuned {
     /// `id2label`, `model.safetensors`, tokenizer files) onto `device`.
     pub fn load(dir: &Path, settings: RunSettings, device: &Device) -> Result<Self, InferError> {
         settings.validate()?;
+        let config_path = dir.join("config.json");
+        let saved = BertConfig::load(&config_path)?.quantization.map(|q| q.precision);
+        let precision = match (saved, settings.precision) {
+            (Some(saved), Some(asked)) if saved != asked => {
+                return Err(InferError::PrecisionMismatch { path: config_path, saved, asked })
+            }
+            (saved, asked) => asked.or(saved).unwrap_or_default(),
+        };
         let model = match BertConfig::fine_tuned_task(dir)? {
             Task::Ner => TaskModel::Token(
-                TokenClassifier::load(dir, TokenHead::Saved, device)?.frozen()?.with_precision(settings.precision)?,
+                TokenClassifier::load(dir, TokenHead::Saved, device)?.frozen()?.with_precision(precision)?,
             ),
             Task::Sequence(_) => TaskModel::Sequence(
-                SequenceClassifier::load(dir, SequenceHead::Saved, device)?
-                    .frozen()?
-                    .with_precision(settings.precision)?,
+                SequenceClassifier::load(dir, SequenceHead::Saved, device)?.frozen()?.with_precision(precision)?,
             ),
         };
         Ok(Self { model, tokenizer: WordTokenizer::load(dir)?, settings })

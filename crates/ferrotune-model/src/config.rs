@@ -78,6 +78,8 @@ pub struct BertConfig {
     pub pooling: Pooling,
     /// The whole file, kept so that saving preserves keys we do not use.
     pub raw: serde_json::Value,
+    /// What was quantized, for a folder written by `ferrotune quantize`.
+    pub quantization: Option<crate::quant::QuantizationConfig>,
 }
 
 #[derive(Deserialize)]
@@ -203,6 +205,10 @@ impl BertConfig {
             attention_probs_dropout_prob: raw.attention_probs_dropout_prob,
             classifier_dropout: raw.classifier_dropout.unwrap_or(raw.hidden_dropout_prob),
             labels,
+            quantization: match raw_value.get("quantization_config") {
+                None | Some(serde_json::Value::Null) => None,
+                Some(q) => Some(serde_json::from_value(q.clone()).map_err(|e| format!("quantization_config: {e}"))?),
+            },
             raw: raw_value,
         })
     }
@@ -227,6 +233,8 @@ impl BertConfig {
             if task == Task::Ner { "BertForTokenClassification" } else { "BertForSequenceClassification" };
         object.insert("architectures".into(), serde_json::json!([architecture]));
         object.insert("model_type".into(), "bert".into());
+        // A model saved from a quantized folder is saved in fp32.
+        object.remove("quantization_config");
         match task {
             Task::Sequence(kind) => object.insert("problem_type".into(), kind.problem_type().into()),
             Task::Ner => object.remove("problem_type"),

@@ -23,7 +23,7 @@ pub struct ParamStore {
 
 /// The canonical name of a checkpoint tensor: `bert.` prefix dropped and old
 /// TensorFlow-style `gamma`/`beta` renamed.
-fn canonical_name(name: &str) -> String {
+pub(crate) fn canonical_name(name: &str) -> String {
     let name = name.strip_prefix("bert.").unwrap_or(name);
     if let Some(stem) = name.strip_suffix(".gamma") {
         format!("{stem}.weight")
@@ -62,7 +62,8 @@ impl ParamStore {
         if !path.is_file() {
             return Err(weights_error("file not found".into()));
         }
-        let tensors = candle_core::safetensors::load(path, device).map_err(|e| weights_error(e.to_string()))?;
+        let mut tensors = candle_core::safetensors::load(path, device).map_err(|e| weights_error(e.to_string()))?;
+        crate::quant::dequantize(&mut tensors, path)?;
         let mut store = Self::new(path.to_path_buf(), device);
         for (name, tensor) in tensors {
             if !tensor.dtype().is_float() {

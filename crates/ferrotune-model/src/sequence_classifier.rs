@@ -58,6 +58,7 @@ impl SequenceClassifier {
         let config = BertConfig::load(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
         let mut params = ParamStore::load(&weights, device)?;
+        crate::quant::check_names(&config, &params, dir)?;
         let has = |params: &ParamStore, name: &str| {
             params.get(&format!("{name}.weight")).is_some() && params.get(&format!("{name}.bias")).is_some()
         };

@@ -48,6 +48,7 @@ impl TokenClassifier {
         let config = BertConfig::load(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
         let mut params = ParamStore::load(&weights, device)?;
+        crate::quant::check_names(&config, &params, dir)?;
         let saved_head = params.get("classifier.weight").is_some() && params.get("classifier.bias").is_some();
         let labels = match head {
             TokenHead::Saved => match (&config.labels, saved_head) {

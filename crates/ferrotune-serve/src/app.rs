@@ -43,8 +43,8 @@ pub struct ServeOptions {
     pub timeout: Duration,
     /// Tokens per model input (NER: longer texts are split into windows).
     pub max_len: usize,
-    /// Precision of the models' linear layers.
-    pub precision: ferrotune_model::quant::Precision,
+    /// Precision of the models' linear layers (`None`: each folder's own).
+    pub precision: Option<ferrotune_model::quant::Precision>,
     /// The key every route but `/health` requires, if any.
     pub api_key: Option<String>,
     /// The device the models run on.
@@ -60,7 +60,7 @@ impl Default for ServeOptions {
             max_chars: 10_000,
             timeout: Duration::from_secs(30),
             max_len: 128,
-            precision: ferrotune_model::quant::Precision::Fp32,
+            precision: None,
             api_key: None,
             device: candle_core::Device::Cpu,
         }

@@ -290,7 +290,8 @@ mod x86 {
     /// AVX-512F/BW are present; `q.len() >= x.len()`.
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) unsafe fn quantize_row(x: &[f32], inv: f32, max: f32, zero: i32, q: &mut [u8]) {
-        let (inv, hi, lo, zero) = (_mm512_set1_ps(inv), _mm512_set1_ps(max), _mm512_set1_ps(-max), _mm512_set1_epi32(zero));
+        let (inv, hi, lo, zero) =
+            (_mm512_set1_ps(inv), _mm512_set1_ps(max), _mm512_set1_ps(-max), _mm512_set1_epi32(zero));
         for (i, chunk) in x.chunks(16).enumerate() {
             let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
             // SAFETY: masked to the chunk's lanes; `q` has room (contract).

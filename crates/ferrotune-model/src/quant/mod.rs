@@ -4,9 +4,12 @@
 //! embeddings, the task head) stays fp32.
 
 mod bf16;
+mod folder;
 mod int8;
 
 pub use bf16::{from_bf16, to_bf16, Bf16Matrix};
+pub(crate) use folder::{check_names, dequantize};
+pub use folder::{save_quantized, QuantizationConfig, QuantizedFolder};
 pub use int8::Int8Matrix;
 
 /// The numeric precision of a model's linear layers.
