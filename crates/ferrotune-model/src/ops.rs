@@ -34,6 +34,7 @@ pub(crate) fn with_f32<R>(t: &Tensor, op: &str, f: impl FnOnce(&[f32]) -> Result
 // ------------------------------------------------------------- layer norm
 
 /// Mean and 1/std of a row.
+#[inline(always)]
 fn row_stats(x: &[f32], eps: f32) -> (f32, f32) {
     let n = x.len() as f32;
     let mean = lane_sum(x, |v| v) / n;
@@ -56,6 +57,17 @@ fn lane_sum(x: &[f32], f: impl Fn(f32) -> f32) -> f32 {
     lanes.iter().sum::<f32>() + tail
 }
 
+crate::simd::multiversion! {
+    /// One row of layer norm; returns its (mean, 1/std).
+    fn normalize_row(y: &mut [f32], z: &[f32], w: &[f32], b: &[f32], eps: f32) -> (f32, f32) {
+        let (mean, inv_std) = row_stats(z, eps);
+        for (((y, z), w), b) in y.iter_mut().zip(z).zip(w).zip(b) {
+            *y = (z - mean) * inv_std * w + b;
+        }
+        (mean, inv_std)
+    }
+}
+
 /// Layer norm of each row of `z` (rows of `w.len()` elements), with each
 /// row's (mean, 1/std) for the backward pass.
 pub(crate) fn layer_norm_rows(z: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<(f32, f32)>) {
@@ -65,13 +77,7 @@ pub(crate) fn layer_norm_rows(z: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec
         .par_chunks_mut(width)
         .zip(z.par_chunks(width))
         .with_min_len((PARALLEL_MIN / width.max(1)).max(1))
-        .map(|(y, z)| {
-            let (mean, inv_std) = row_stats(z, eps);
-            for i in 0..width {
-                y[i] = (z[i] - mean) * inv_std * w[i] + b[i];
-            }
-            (mean, inv_std)
-        })
+        .map(|(y, z)| normalize_row(y, z, w, b, eps))
         .collect();
     (out, stats)
 }

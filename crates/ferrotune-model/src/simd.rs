@@ -67,3 +67,38 @@ pub fn has_avx512_bf16() -> bool {
         false
     }
 }
+
+/// Defines a function whose body is compiled three times (AVX-512, AVX2 +
+/// FMA, portable) and picks the copy of [`level`] at each call: for loops
+/// of plain arithmetic that vectorise wider with the features enabled. The
+/// copies compute bit-identical results (Rust never fuses a multiply and an
+/// add on its own).
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
+                    generic($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    generic($($arg),*)
+                }
+                match $crate::simd::level() {
+                    // SAFETY: `level` checked that the processor has these features.
+                    $crate::simd::SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
+                    // SAFETY: as above.
+                    $crate::simd::SimdLevel::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::simd::SimdLevel::Portable => {}
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;

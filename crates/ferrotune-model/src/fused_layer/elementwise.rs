@@ -7,6 +7,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::config::Activation;
+use crate::simd::multiversion;
 
 /// GELU's tanh approximation (`gelu_new`).
 #[inline(always)]
@@ -93,11 +94,60 @@ pub(super) fn activate(x: &[f32], activation: Activation) -> Vec<f32> {
     let chunks = out.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14));
     // One loop per activation, so that each vectorises.
     match activation {
-        Activation::GeluErf => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu(x))),
-        Activation::GeluTanh => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu_tanh(x))),
+        Activation::GeluErf => chunks.for_each(|(y, x)| gelu_into(y, x)),
+        Activation::GeluTanh => chunks.for_each(|(y, x)| gelu_tanh_into(y, x)),
         Activation::Relu => chunks.for_each(|(y, x)| y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.max(0.0))),
     }
     out
+}
+
+multiversion! {
+    /// `y = gelu(x)`, element-wise.
+    fn gelu_into(y: &mut [f32], x: &[f32]) {
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu(x))
+    }
+}
+
+multiversion! {
+    /// `y = gelu_tanh(x)`, element-wise.
+    fn gelu_tanh_into(y: &mut [f32], x: &[f32]) {
+        y.iter_mut().zip(x).for_each(|(y, &x)| *y = gelu_tanh(x))
+    }
+}
+
+multiversion! {
+    /// One attention row: `s = softmax(s · scale + mask)`, in place.
+    pub(super) fn softmax_row(row: &mut [f32], mask: &[f32], scale: f32) {
+        row.iter_mut().zip(mask).for_each(|(s, m)| *s = *s * scale + m);
+        // Sixteen partial maxima and sums, so that both loops vectorise (one
+        // running value must be updated in order).
+        let mut lanes = [f32::NEG_INFINITY; 16];
+        let chunks = row.chunks_exact(16);
+        let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        for chunk in chunks {
+            lanes.iter_mut().zip(chunk).for_each(|(l, &s)| *l = l.max(s));
+        }
+        let max = lanes.iter().fold(tail, |m, &l| m.max(l));
+        row.iter_mut().for_each(|s| *s = exp(*s - max));
+        let mut lanes = [0f32; 16];
+        let chunks = row.chunks_exact(16);
+        let tail: f32 = chunks.remainder().iter().sum();
+        for chunk in chunks {
+            lanes.iter_mut().zip(chunk).for_each(|(l, &s)| *l += s);
+        }
+        let inv = 1.0 / (lanes.iter().sum::<f32>() + tail);
+        row.iter_mut().for_each(|s| *s *= inv);
+    }
+}
+
+multiversion! {
+    /// `x = x ⊙ mask · keep + residual` (no mask: `x += residual`).
+    fn dropout_add_into(x: &mut [f32], mask: Option<&[u8]>, keep: f32, residual: &[f32]) {
+        match mask {
+            Some(m) => x.iter_mut().zip(m).zip(residual).for_each(|((x, &m), r)| *x = *x * (m as f32 * keep) + r),
+            None => x.iter_mut().zip(residual).for_each(|(x, r)| *x += r),
+        }
+    }
 }
 
 /// `d *= activation'(x)`, element-wise.
@@ -158,13 +208,13 @@ pub(super) fn dropout_mask(n: usize, p: f32, seed: u64, stream: u64) -> Vec<u8> 
 pub(super) fn dropout_add(x: &mut [f32], mask: Option<&[u8]>, p: f32, residual: &[f32]) {
     let keep = 1.0 / (1.0 - p);
     match mask {
-        Some(mask) => {
-            x.par_chunks_mut(1 << 14).zip(mask.par_chunks(1 << 14)).zip(residual.par_chunks(1 << 14)).for_each(
-                |((x, m), r)| x.iter_mut().zip(m).zip(r).for_each(|((x, &m), r)| *x = *x * (m as f32 * keep) + r),
-            )
-        }
+        Some(mask) => x
+            .par_chunks_mut(1 << 14)
+            .zip(mask.par_chunks(1 << 14))
+            .zip(residual.par_chunks(1 << 14))
+            .for_each(|((x, m), r)| dropout_add_into(x, Some(m), keep, r)),
         None => x.par_chunks_mut(1 << 14).zip(residual.par_chunks(1 << 14)).for_each(|(x, r)| {
-            x.iter_mut().zip(r).for_each(|(x, r)| *x += r);
+            dropout_add_into(x, None, keep, r);
         }),
     }
 }

@@ -28,7 +28,9 @@ use rayon::prelude::*;
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
 use crate::quant::PackedLinear;
-use elementwise::{activate, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, exp};
+use elementwise::{
+    activate, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, softmax_row,
+};
 pub(crate) use matmul::linear as fp32_linear;
 use matmul::{linear, linear_backward, matmul, Mat, Out};
 
@@ -254,14 +256,7 @@ impl FusedLayer {
             unsafe { matmul(len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t(), 1) };
             let mask = &mask_bias[b * len..(b + 1) * len];
             for row in p.chunks_mut(len) {
-                let mut max = f32::NEG_INFINITY;
-                for (s, m) in row.iter_mut().zip(mask) {
-                    *s = *s * scale + m;
-                    max = max.max(*s);
-                }
-                row.iter_mut().for_each(|s| *s = exp(*s - max));
-                let inv = 1.0 / row.iter().sum::<f32>();
-                row.iter_mut().for_each(|s| *s *= inv);
+                softmax_row(row, mask, scale);
             }
             let used: &[f32] = match &attention_mask {
                 Some(m) => {
