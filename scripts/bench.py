@@ -122,7 +122,7 @@ def whole_process_rows(args, ft, py, env):
     for _ in range(args.rounds):
         out, err, wall, rss = run(ft + ["predict", "--model", model, "--input", texts, "--output",
                                         os.path.join(tmp, "ft.jsonl")] + threads)
-        m = re.search(r"tagged (\d+) texts in ([\d.]+) s", err)
+        m = re.search(r"ran (\d+) sentences in ([\d.]+) s", err)
         predict["ferrotune"].append((wall, float(m.group(2)), rss))
         out, err, wall, rss = run(py + ["predict", "--model", model, "--input", texts, "--output",
                                         os.path.join(tmp, "py.jsonl")] + threads, env)

@@ -1,0 +1,135 @@
+"""Side-by-side benchmark of the lower precisions: ferrotune fp32 / bf16 /
+int8 against PyTorch + transformers (fp32 eager, bf16 autocast) and ONNX
+Runtime (fp32, int8 dynamic per-channel quantization of the same model),
+same machine, shapes and threads; run through scripts/bench_precision.sh.
+
+Each workload runs in fresh processes, the runtimes alternating, for
+--rounds rounds. Forward rows give the median of the timed runs of every
+process; the tagging row times the whole process (start, load, tokenize,
+run, write) on the 940 NCBI-disease test sentences. Ratios are peer time /
+ferrotune time (above 1: ferrotune is faster).
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FORWARDS = [(1, 32, 3, 20), (32, 64, 2, 5)]
+
+
+def run(cmd, env=None):
+    """Runs a command; returns (stdout, wall seconds, peak RSS bytes)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
+        _, status, rusage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"command failed: {' '.join(cmd)}\n{err.read()[-3000:]}")
+        return out.read(), wall, rusage.ru_maxrss * 1024
+
+
+def last_json(text):
+    return json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--ferrotune", default=os.path.join(ROOT, "target/release/ferrotune"))
+    ap.add_argument("--model", default="models/all-MiniLM-L6-v2")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--json", help="also write the raw results here")
+    args = ap.parse_args()
+    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", "OMP_NUM_THREADS": str(args.threads),
+           "MKL_NUM_THREADS": str(args.threads)}
+    th = ["--threads", str(args.threads)]
+    ft, py = [args.ferrotune], [args.python]
+    work = os.path.join(ROOT, "runs", "bench-precision")
+    os.makedirs(work, exist_ok=True)
+
+    # One fine-tuned-shaped model for every runtime: a token-classification
+    # folder (random 3-tag head), its ONNX exports, its quantized folders.
+    model = os.path.join(work, "model")
+    if not os.path.exists(os.path.join(model, "config.json")):
+        run(py + ["scripts/bench_torch.py", "make-model", "--model", args.model, "--output", model], env)
+    onnx = os.path.join(work, "onnx")
+    run(py + ["scripts/onnx_export.py", "--model", model, "--output", onnx], env)
+    for p in ("int8", "bf16"):
+        run(ft + ["quantize", "--model", model, "--output", os.path.join(work, f"model-{p}"), "--precision", p] + th)
+    texts = os.path.join(work, "ncbi-test.txt")
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    from conll import read_conll
+    test = read_conll(os.path.join(ROOT, "data/ncbi-disease/test.tsv"))
+    with open(texts, "w") as f:
+        f.writelines(" ".join(words) + "\n" for words, _ in test)
+
+    runtimes = {
+        "PyTorch fp32": lambda shape: py + ["scripts/bench_torch.py", "forward"] + shape,
+        "PyTorch bf16 autocast": lambda shape: py + ["scripts/bench_torch_bf16.py", "forward"] + shape,
+        "ONNX Runtime fp32": lambda shape: py + ["scripts/bench_onnx.py", "forward", "--onnx",
+                                                 os.path.join(onnx, "model.onnx")] + shape[2:],
+        "ONNX Runtime int8": lambda shape: py + ["scripts/bench_onnx.py", "forward", "--onnx",
+                                                 os.path.join(onnx, "model-int8.onnx")] + shape[2:],
+    }
+    for p in ("fp32", "bf16", "int8"):
+        runtimes[f"ferrotune {p}"] = lambda shape, p=p: ft + ["bench", "forward", "--precision", p] + shape
+    rows = []
+    for batch, length, warmup, runs in FORWARDS:
+        shape = ["--model", model, "--batch", str(batch), "--len", str(length), "--warmup", str(warmup),
+                 "--runs", str(runs)] + th
+        times = {name: [] for name in runtimes}
+        for _ in range(args.rounds):
+            for name, cmd in runtimes.items():
+                times[name] += last_json(run(cmd(shape), env)[0])["times_s"]
+        rows.append({"workload": f"forward {batch} x {length}", "unit": "ms",
+                     **{name: statistics.median(t) * 1000 for name, t in times.items()}})
+        print(rows[-1], file=sys.stderr)
+
+    tag = {
+        "ONNX Runtime fp32": py + ["scripts/bench_onnx.py", "tag", "--onnx", os.path.join(onnx, "model.onnx"),
+                                   "--input", texts] + th,
+        "ONNX Runtime int8": py + ["scripts/bench_onnx.py", "tag", "--onnx", os.path.join(onnx, "model-int8.onnx"),
+                                   "--input", texts] + th,
+    }
+    for p, folder in (("fp32", model), ("bf16", model + "-bf16"), ("int8", model + "-int8")):
+        tag[f"ferrotune {p}"] = ft + ["predict", "--model", folder, "--input", texts, "--output",
+                                      os.path.join(work, f"tags-{p}.jsonl")] + th
+    walls, rss = {name: [] for name in tag}, {}
+    for _ in range(args.rounds):
+        for name, cmd in tag.items():
+            _, wall, peak = run(cmd, env)
+            walls[name].append(wall)
+            rss[name] = max(rss.get(name, 0), peak)
+    rows.append({"workload": f"tag the {len(test)} NCBI test sentences, whole process", "unit": "s",
+                 **{name: statistics.median(w) for name, w in walls.items()}})
+    rows.append({"workload": "  its peak RSS", "unit": "MB", **{name: v / 1e6 for name, v in rss.items()}})
+    print_table(rows, args.threads)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"threads": args.threads, "rows": rows}, f, indent=1)
+
+
+def print_table(rows, threads):
+    names = ["PyTorch fp32", "PyTorch bf16 autocast", "ONNX Runtime fp32", "ONNX Runtime int8",
+             "ferrotune fp32", "ferrotune bf16", "ferrotune int8"]
+    print(f"\nlower precisions, {threads} threads (medians; whole-process rows: wall time of the process)\n")
+    print("| workload | " + " | ".join(names) + " | int8 vs ORT int8 | int8 vs PyTorch fp32 | bf16 vs PyTorch bf16 |")
+    print("|---|" + "---|" * (len(names) + 3))
+    for r in rows:
+        cells = [f"{r[n]:.1f} {r['unit']}" if n in r else "-" for n in names]
+        ratio = lambda peer, ours: f"{r[peer] / r[ours]:.2f}x" if peer in r and ours in r and r["unit"] != "MB" else "-"
+        print(f"| {r['workload']} | " + " | ".join(cells) + f" | {ratio('ONNX Runtime int8', 'ferrotune int8')} | "
+              f"{ratio('PyTorch fp32', 'ferrotune int8')} | {ratio('PyTorch bf16 autocast', 'ferrotune bf16')} |")
+
+
+if __name__ == "__main__":
+    main()
