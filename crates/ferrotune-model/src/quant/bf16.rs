@@ -155,37 +155,53 @@ mod x86 {
         let mut r = rows.start;
         while r < rows.end {
             let n = (rows.end - r).min(4);
-            // SAFETY: the caller's contract.
-            unsafe {
-                match n {
-                    4 => rows_n::<4>(a, r, blocks.clone()),
-                    3 => rows_n::<3>(a, r, blocks.clone()),
-                    2 => rows_n::<2>(a, r, blocks.clone()),
-                    _ => rows_n::<1>(a, r, blocks.clone()),
+            let mut b = blocks.start;
+            while b < blocks.end {
+                let nb = (blocks.end - b).min(4);
+                // SAFETY: the caller's contract.
+                unsafe {
+                    match (n, nb) {
+                        (4, 4) => rows_n::<4, 4>(a, r, b),
+                        (4, 3) => rows_n::<4, 3>(a, r, b),
+                        (4, 2) => rows_n::<4, 2>(a, r, b),
+                        (4, _) => rows_n::<4, 1>(a, r, b),
+                        (3, 4) => rows_n::<3, 4>(a, r, b),
+                        (3, 3) => rows_n::<3, 3>(a, r, b),
+                        (3, 2) => rows_n::<3, 2>(a, r, b),
+                        (3, _) => rows_n::<3, 1>(a, r, b),
+                        (2, 4) => rows_n::<2, 4>(a, r, b),
+                        (2, 3) => rows_n::<2, 3>(a, r, b),
+                        (2, 2) => rows_n::<2, 2>(a, r, b),
+                        (2, _) => rows_n::<2, 1>(a, r, b),
+                        (_, 4) => rows_n::<1, 4>(a, r, b),
+                        (_, 3) => rows_n::<1, 3>(a, r, b),
+                        (_, 2) => rows_n::<1, 2>(a, r, b),
+                        (_, _) => rows_n::<1, 1>(a, r, b),
+                    }
                 }
+                b += nb;
             }
             r += n;
         }
     }
 
+    /// Rows `r0..r0 + N` by blocks `b..b + NB`, all in registers.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    unsafe fn rows_n<const N: usize>(a: &Args, r0: usize, blocks: Range<usize>) {
+    #[inline]
+    unsafe fn rows_n<const N: usize, const NB: usize>(a: &Args, r0: usize, b: usize) {
         let pairs = a.pairs;
         let x_rows: [*const u16; N] = std::array::from_fn(|i| a.xb[(r0 + i) * pairs * 2..].as_ptr());
-        let mut b = blocks.start;
-        while b < blocks.end {
-            let nb = (blocks.end - b).min(4);
-            let mut acc = [[_mm512_setzero_ps(); 4]; N];
+        {
+            let mut acc = [[_mm512_setzero_ps(); NB]; N];
             for p in 0..pairs {
-                let mut w = [_mm512_setzero_si512(); 4];
-                for (k, w) in w.iter_mut().enumerate().take(nb) {
-                    // SAFETY: block `b + k`, pair `p` are inside `packed`.
-                    *w = unsafe { _mm512_loadu_si512(a.packed.as_ptr().add(((b + k) * pairs + p) * BLOCK * 2).cast()) };
-                }
+                // SAFETY: blocks `b..b + NB`, pair `p` are inside `packed`.
+                let w: [__m512i; NB] = std::array::from_fn(|k| unsafe {
+                    _mm512_loadu_si512(a.packed.as_ptr().add(((b + k) * pairs + p) * BLOCK * 2).cast())
+                });
                 for (i, x_row) in x_rows.iter().enumerate() {
                     // SAFETY: pair `p` of row `r0 + i` is inside `xb`.
                     let xv = _mm512_set1_epi32(unsafe { x_row.add(p * 2).cast::<i32>().read_unaligned() });
-                    for k in 0..nb {
+                    for k in 0..NB {
                         // SAFETY: same-size bit casts of 512-bit vectors.
                         acc[i][k] = unsafe {
                             _mm512_dpbf16_ps(
@@ -197,19 +213,20 @@ mod x86 {
                     }
                 }
             }
-            for (i, acc) in acc.iter().enumerate() {
-                for (k, acc) in acc.iter().enumerate().take(nb) {
-                    let mut lanes = [0f32; BLOCK];
-                    // SAFETY: `lanes` holds 16 f32.
-                    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *acc) };
-                    let c0 = (b + k) * BLOCK;
-                    for (j, &v) in lanes.iter().enumerate().take(a.out_dim.saturating_sub(c0)) {
-                        // SAFETY: row `r0 + i`, channel `c0 + j` are this task's.
-                        unsafe { *a.out.0.add((r0 + i) * a.out_width + a.col + c0 + j) = v + a.bias[c0 + j] };
+            for k in 0..NB {
+                let c0 = (b + k) * BLOCK;
+                let valid = a.out_dim.saturating_sub(c0).min(BLOCK);
+                let mask: __mmask16 = if valid == BLOCK { !0 } else { (1u16 << valid) - 1 };
+                // SAFETY: the bias is read and the output written in the
+                // valid lanes only; these rows and columns are this task's.
+                unsafe {
+                    let bias = _mm512_maskz_loadu_ps(mask, a.bias.as_ptr().add(c0));
+                    for (i, acc) in acc.iter().enumerate() {
+                        let out = a.out.0.add((r0 + i) * a.out_width + a.col + c0);
+                        _mm512_mask_storeu_ps(out, mask, _mm512_add_ps(acc[k], bias));
                     }
                 }
             }
-            b += nb;
         }
     }
 }
