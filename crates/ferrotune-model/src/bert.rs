@@ -207,6 +207,13 @@ impl Layer {
             .into_iter()
             .collect();
         self.packed = packed.map(|p| Arc::new(p.try_into().expect("six matrices")));
+        if self.packed.is_some() {
+            // The packed copies replace the fp32 matrices: free those.
+            let a = &mut self.attention;
+            for l in [&mut a.query, &mut a.key, &mut a.value, &mut a.output, &mut self.intermediate, &mut self.output] {
+                l.weight = Tensor::zeros(0, DType::F32, l.weight.device())?;
+            }
+        }
         Ok(())
     }
 
@@ -278,7 +285,8 @@ impl BertEncoder {
     }
 
     /// Runs the layers' weight matrices in `precision` from now on (for
-    /// inference on the CPU: training and other devices use fp32).
+    /// inference on the CPU: training and other devices use fp32); int8 and
+    /// bf16 replace the fp32 matrices, so call it once, on a frozen model.
     pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
         if precision != Precision::Fp32 && !self.embeddings.word.device().is_cpu() {
             candle_core::bail!("{precision} inference runs on the CPU only; use fp32 on this device");

@@ -36,6 +36,11 @@ pub struct QuantizationConfig {
 /// Whether a tensor is quantized by default: the encoder's six weight
 /// matrices per layer and the word embeddings.
 fn quantizable(name: &str) -> bool {
+    is_layer_matrix(name) || name.ends_with("embeddings.word_embeddings.weight")
+}
+
+/// Whether a tensor is one of the six weight matrices of an encoder layer.
+pub(crate) fn is_layer_matrix(name: &str) -> bool {
     const MATRICES: [&str; 6] = [
         "attention.self.query.weight",
         "attention.self.key.weight",
@@ -44,8 +49,7 @@ fn quantizable(name: &str) -> bool {
         "intermediate.dense.weight",
         "output.dense.weight",
     ];
-    (name.contains("encoder.layer.") && MATRICES.iter().any(|m| name.ends_with(m)))
-        || name.ends_with("embeddings.word_embeddings.weight")
+    name.contains("encoder.layer.") && MATRICES.iter().any(|m| name.ends_with(m))
 }
 
 /// What [`save_quantized`] wrote.

@@ -8,7 +8,7 @@ mod folder;
 mod int8;
 
 pub use bf16::{from_bf16, to_bf16, Bf16Matrix};
-pub(crate) use folder::{check_names, dequantize};
+pub(crate) use folder::{check_names, dequantize, is_layer_matrix};
 pub use folder::{save_quantized, QuantizationConfig, QuantizedFolder};
 pub use int8::Int8Matrix;
 
