@@ -96,9 +96,9 @@ def main():
 
     tag = {
         "ONNX Runtime fp32": py + ["scripts/bench_onnx.py", "tag", "--onnx", os.path.join(onnx, "model.onnx"),
-                                   "--input", texts] + th,
+                                   "--input", texts, "--tokenizer", "tokenizers"] + th,
         "ONNX Runtime int8": py + ["scripts/bench_onnx.py", "tag", "--onnx", os.path.join(onnx, "model-int8.onnx"),
-                                   "--input", texts] + th,
+                                   "--input", texts, "--tokenizer", "tokenizers"] + th,
     }
     for p, folder in (("fp32", model), ("bf16", model + "-bf16"), ("int8", model + "-int8")):
         tag[f"ferrotune {p}"] = ft + ["predict", "--model", folder, "--input", texts, "--output",

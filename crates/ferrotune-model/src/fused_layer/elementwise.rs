@@ -35,13 +35,17 @@ pub(super) fn exp(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     let x_clamped = x.clamp(-87.0, 88.0);
-    let n = (x_clamped * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let shifted = x_clamped * std::f32::consts::LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x_clamped - n * LN2_HI - n * LN2_LO;
     let mut p = 1.0 / 5040.0;
     for c in [1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
         p = p * r + c;
     }
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // `n` as an integer, read from the low mantissa bits of `shifted`
+    // (integer arithmetic vectorises; a float-to-int `as` does not).
+    let n_int = shifted.to_bits() as i32 - ROUND.to_bits() as i32;
+    let scale = f32::from_bits(((n_int + 127) as u32) << 23);
     if x < -87.0 {
         0.0
     } else {

@@ -182,17 +182,20 @@ fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode, level: SimdLeve
     let mut scales = vec![0f32; rows];
     q.par_chunks_mut(padded).zip(scales.par_iter_mut()).zip(x.par_chunks(in_dim)).with_min_len(16).for_each(
         |((q, scale), x)| {
-            let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            *scale = if max > 0.0 { max / code.max } else { 1.0 };
-            let inv = 1.0 / *scale;
             #[cfg(target_arch = "x86_64")]
             if level == SimdLevel::Avx512 {
                 // SAFETY: AVX-512F/BW are present at this level; `q` holds
                 // at least `x.len()` values.
-                unsafe { x86::quantize_row(x, inv, code.max, code.zero, q) };
+                let max = unsafe { x86::max_abs(x) };
+                *scale = if max > 0.0 { max / code.max } else { 1.0 };
+                // SAFETY: as above.
+                unsafe { x86::quantize_row(x, 1.0 / *scale, code.max, code.zero, q) };
                 return;
             }
             let _ = level;
+            let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+            *scale = if max > 0.0 { max / code.max } else { 1.0 };
+            let inv = 1.0 / *scale;
             for (q, v) in q.iter_mut().zip(x) {
                 *q = (round_even((v * inv).clamp(-code.max, code.max)) + code.zero as f32) as u8;
             }
@@ -283,6 +286,22 @@ mod x86 {
 
     /// Rows of a register tile.
     const R: usize = 4;
+
+    /// The largest magnitude in `x` (0 for an empty row; NaN is ignored).
+    ///
+    /// # Safety
+    /// AVX-512F is present.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn max_abs(x: &[f32]) -> f32 {
+        let mut m = _mm512_setzero_ps();
+        for chunk in x.chunks(16) {
+            let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
+            // SAFETY: masked to the chunk's lanes.
+            let v = unsafe { _mm512_maskz_loadu_ps(mask, chunk.as_ptr()) };
+            m = _mm512_max_ps(m, _mm512_abs_ps(v));
+        }
+        _mm512_reduce_max_ps(m)
+    }
 
     /// Quantizes one row: `q = round_even(clamp(x · inv)) + zero`.
     ///
