@@ -298,7 +298,8 @@ mod x86 {
             let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
             // SAFETY: masked to the chunk's lanes.
             let v = unsafe { _mm512_maskz_loadu_ps(mask, chunk.as_ptr()) };
-            m = _mm512_max_ps(m, _mm512_abs_ps(v));
+            // `max_ps` returns its second operand when either is NaN.
+            m = _mm512_max_ps(_mm512_abs_ps(v), m);
         }
         _mm512_reduce_max_ps(m)
     }
