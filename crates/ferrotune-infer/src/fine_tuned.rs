@@ -127,7 +127,43 @@ impl FineTuned {
                 TaskModel::Sequence(SequenceClassifier::load(dir, SequenceHead::Saved, device)?.frozen()?)
             }
         };
+        let positions = match &model {
+            TaskModel::Token(m) => m.config.max_position_embeddings,
+            TaskModel::Sequence(m) => m.config.max_position_embeddings,
+        };
+        if settings.max_len > positions {
+            return Err(InferError::MaxLenOverPositions { max_len: settings.max_len, positions });
+        }
         Ok(Self { model, tokenizer: WordTokenizer::load(dir)?, settings })
+    }
+
+    /// The tokens each input costs a model call, special tokens included:
+    /// for NER every window of the text, for sequence models the encoded
+    /// (cut) text or pair.
+    pub fn token_counts(&self, inputs: &[TextInput]) -> Result<Vec<usize>, InferError> {
+        let max_len = self.settings.max_len;
+        inputs
+            .iter()
+            .map(|input| match (&self.model, input) {
+                (TaskModel::Token(_), TextInput::Text(text)) => {
+                    let words = PredictionInput::from_text(text).word_texts();
+                    Ok(self.tokenizer.windows(&words, max_len)?.iter().map(|w| w.input_ids.len()).sum())
+                }
+                (TaskModel::Token(_), TextInput::Words(words)) => {
+                    Ok(self.tokenizer.windows(words, max_len)?.iter().map(|w| w.input_ids.len()).sum())
+                }
+                (TaskModel::Token(_), TextInput::Pair(a, b)) => Ok(a.len() + b.len()),
+                (TaskModel::Sequence(_), TextInput::Text(text)) => {
+                    Ok(self.tokenizer.encode_text(text, None, max_len)?.input_ids.len())
+                }
+                (TaskModel::Sequence(_), TextInput::Words(words)) => {
+                    Ok(self.tokenizer.encode_text(&words.join(" "), None, max_len)?.input_ids.len())
+                }
+                (TaskModel::Sequence(_), TextInput::Pair(a, b)) => {
+                    Ok(self.tokenizer.encode_text(a, Some(b), max_len)?.input_ids.len())
+                }
+            })
+            .collect()
     }
 
     /// The task the model was trained for.
