@@ -97,6 +97,7 @@ fn is_usage_error(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.is::<UsageError>()
             || cause.downcast_ref::<InferError>().is_some_and(max_len)
+            || matches!(cause.downcast_ref(), Some(ferrotune_train::TrainError::MaxLenOverPositions { .. }))
             || match cause.downcast_ref::<ServeError>() {
                 Some(ServeError::InvalidOption { .. }) => true,
                 Some(ServeError::Infer(e)) => max_len(e),

@@ -101,6 +101,10 @@ fn predict(model: &str, input: &str) -> Vec<Value> {
     json_lines(&ferrotune(&["predict", "--model", model, "--threads", "1"], input))
 }
 
+fn predict_jsonl(model: &str, input: &str) -> Vec<Value> {
+    json_lines(&ferrotune(&["predict", "--model", model, "--threads", "1", "--format", "jsonl"], input))
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
@@ -164,7 +168,7 @@ fn routes_auth_errors_and_predict_equality() {
             .post_json("/v1/classify", &json!({ "model": "sentiment", "pairs": [["good", "profit rose"]] }), &auth)
             .await
             .unwrap();
-        let expected = predict(&cls, "{\"text_a\": \"good\", \"text_b\": \"profit rose\"}");
+        let expected = predict_jsonl(&cls, "{\"text_a\": \"good\", \"text_b\": \"profit rose\"}");
         assert_eq!(a.json()["results"], Value::Array(expected));
 
         // Client errors: JSON bodies with a code, 4xx statuses.
@@ -431,7 +435,7 @@ fn slow_clients_time_out_and_cannot_block_shutdown() {
     use std::io::Write;
     let tmp = tempfile::tempdir().unwrap();
     let (ner, _) = make_models(tmp.path());
-    let args = ["--model", &ner, "--read-timeout-ms", "300", "--shutdown-grace-ms", "700", "--max-connections", "3"];
+    let args = ["--model", &ner, "--read-timeout-ms", "300", "--shutdown-grace-ms", "700"];
     let mut server = Server::start(&args);
     let connect = || std::net::TcpStream::connect(server.addr).unwrap();
 
@@ -451,12 +455,14 @@ fn slow_clients_time_out_and_cannot_block_shutdown() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("request_timeout"), "{answer}");
 
-    // Three open connections (the limit): a fourth is closed at once.
-    let held: Vec<_> = (0..3).map(|_| connect()).collect();
-    std::thread::sleep(Duration::from_millis(100));
-    let mut extra = connect();
+    // Three open connections (the limit): a fourth is closed at once (on a
+    // server whose read timeout does not close the three meanwhile).
+    let limited = Server::start(&["--model", &ner, "--max-connections", "3", "--read-timeout-ms", "60000"]);
+    let held: Vec<_> = (0..3).map(|_| std::net::TcpStream::connect(limited.addr).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = std::net::TcpStream::connect(limited.addr).unwrap();
     let _ = extra.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
-    let answer = read_until_closed(&mut extra, Duration::from_secs(2)).expect("closed at once");
+    let answer = read_until_closed(&mut extra, Duration::from_secs(5)).expect("closed at once");
     assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
     drop(held);
 
@@ -531,9 +537,19 @@ fn max_len_beyond_the_model_is_refused_at_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("max_len 1000") && stderr.contains("max_position_embeddings 128"), "{stderr}");
-    for command in ["predict"] {
-        let o = common::ferrotune(&[command, "--model", &ner, "--max-len", "129"], "fever\n");
-        assert_eq!(o.status.code(), Some(2), "{}", common::stderr(&o));
-        assert!(common::stderr(&o).contains("max_len 129"), "{}", common::stderr(&o));
+    let data = tmp.path().join("d.tsv");
+    std::fs::write(&data, "fever\tB-Disease\n").unwrap();
+    let data = data.to_str().unwrap();
+    let out = tmp.path().join("out");
+    let out = out.to_str().unwrap();
+    for args in [
+        vec!["predict", "--model", &ner],
+        vec!["eval", "--model", &ner, "--data", data],
+        vec!["train", "--model", &ner, "--train", data, "--output", out],
+    ] {
+        let o = common::ferrotune(&[&args[..], &["--max-len", "129", "--threads", "1"]].concat(), "fever\n");
+        let stderr = common::stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("max_len 129") && stderr.contains("max_position_embeddings 128"), "{stderr}");
     }
 }

@@ -127,14 +127,17 @@ impl FineTuned {
                 TaskModel::Sequence(SequenceClassifier::load(dir, SequenceHead::Saved, device)?.frozen()?)
             }
         };
-        let positions = match &model {
-            TaskModel::Token(m) => m.config.max_position_embeddings,
-            TaskModel::Sequence(m) => m.config.max_position_embeddings,
+        let config = match &model {
+            TaskModel::Token(m) => &m.config,
+            TaskModel::Sequence(m) => &m.config,
         };
+        let positions = config.max_position_embeddings;
+        let tokenizer = WordTokenizer::load(dir)?;
+        config.check_tokenizer_vocab(&dir.join("config.json"), tokenizer.vocab_size())?;
         if settings.max_len > positions {
             return Err(InferError::MaxLenOverPositions { max_len: settings.max_len, positions });
         }
-        Ok(Self { model, tokenizer: WordTokenizer::load(dir)?, settings })
+        Ok(Self { model, tokenizer, settings })
     }
 
     /// The tokens each input costs a model call, special tokens included:

@@ -58,6 +58,16 @@ pub enum TrainError {
         /// The allowed range.
         expected: &'static str,
     },
+    /// `max_len` is more than the model has positions.
+    #[error("max_len {max_len} is more than the model's max_position_embeddings {positions} ({path})")]
+    MaxLenOverPositions {
+        /// The asked tokens per window.
+        max_len: usize,
+        /// The model's `max_position_embeddings`.
+        positions: usize,
+        /// The model's `config.json`.
+        path: PathBuf,
+    },
     /// The loss became NaN or infinite.
     #[error("the loss diverged (NaN or infinite) at step {step}; try a lower learning rate")]
     Diverged {

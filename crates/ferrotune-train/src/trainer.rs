@@ -66,6 +66,13 @@ pub struct TrainSummary {
 pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result<TrainSummary, TrainError> {
     let options = &request.options;
     options.validate()?;
+    let config_path = request.model_dir.join("config.json");
+    let config = ferrotune_model::BertConfig::load(&config_path)?;
+    config.check_tokenizer_vocab(&config_path, ferrotune_text::WordTokenizer::load(request.model_dir)?.vocab_size())?;
+    let positions = config.max_position_embeddings;
+    if options.max_len > positions {
+        return Err(TrainError::MaxLenOverPositions { max_len: options.max_len, positions, path: config_path });
+    }
     let output = request.output;
     std::fs::create_dir_all(output).map_err(|e| TrainError::io(output, e))?;
     let task: Box<dyn TrainTask> = match options.task {
