@@ -1,7 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use crate::TrainOptions;
-
 /// Errors while training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -36,13 +34,16 @@ pub enum TrainError {
         /// What is wrong with it.
         message: String,
     },
-    /// The checkpoint was made with other options.
-    #[error("cannot resume: {dir} was made with other options ({saved:?}); rerun with the same options")]
+    /// The checkpoint was made with other options (only `epochs` may grow).
+    #[error(
+        "cannot resume: {dir} was made with other options: {}; rerun with the same options (only epochs may grow)",
+        changes.iter().map(|(k, saved, now)| format!("{k} {saved} (now {now})")).collect::<Vec<_>>().join(", ")
+    )]
     CheckpointOptions {
         /// The checkpoint folder.
         dir: PathBuf,
-        /// The options it was made with.
-        saved: Box<TrainOptions>,
+        /// Each changed option: its field, the checkpoint's value, the new value.
+        changes: Vec<(String, String, String)>,
     },
     /// The checkpoint was made for other labels.
     #[error("cannot resume: {dir} has other labels")]
