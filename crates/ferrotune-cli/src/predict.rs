@@ -41,7 +41,7 @@ impl InferenceArgs {
         if let Err(InferError::InvalidSetting { field, expected }) = settings.validate() {
             return Err(UsageError::invalid_option(field, format!("{field} must be {expected}")).into());
         }
-        crate::runtime::init(self.threads)?;
+        crate::runtime::init(self.threads, crate::runtime::FreedMemory::Keep)?;
         let device = ferrotune_model::device_from_name(&self.device)?;
         Ok(FineTuned::load(dir, settings, &device)?)
     }

@@ -111,7 +111,7 @@ fn init_logging() {
 /// options end it with a [`ferrotune_serve::ServeError::InvalidOption`].
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    crate::runtime::init(args.threads)?;
+    crate::runtime::init(args.threads, crate::runtime::FreedMemory::Return)?;
     let api_key = match &args.api_key_file {
         Some(path) => {
             let key = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;

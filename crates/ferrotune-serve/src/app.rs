@@ -368,16 +368,19 @@ fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
     given.as_bytes().ct_eq(key.as_bytes()).into()
 }
 
+/// 413 for a body over the limit, 400 for one that could not be read.
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorKind::BodyTooLarge, "request body too large")
+    } else {
+        ApiError::new(ErrorKind::BadBody, "could not read the request body")
+    }
+}
+
 /// Decodes a JSON body: 413 when too large, 415 without a JSON content
 /// type, 400 for malformed JSON, 422 for a missing or mistyped field.
 fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorKind::BodyTooLarge, "request body too large")
-        } else {
-            ApiError::new(ErrorKind::BadBody, "could not read the request body")
-        }
-    })?;
+    let body = body.map_err(body_rejection)?;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -475,6 +478,41 @@ impl AppState {
     }
 }
 
+/// A decoded prediction request: the model asked for (if any) and its inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedRequest {
+    /// The `model` field.
+    pub model: Option<String>,
+    /// The texts (or pairs), in order.
+    pub inputs: Vec<Input>,
+}
+
+/// Decodes the body of a prediction route (`/v1/ner` or `/v1/classify`)
+/// with its `Content-Type`: 415 without a JSON type, 400 for malformed
+/// JSON, 422 for a missing, unknown or mistyped field (classify: exactly one
+/// of `texts` and `pairs`). Limits are checked later, against the model.
+pub fn decode_request(route: &str, content_type: Option<&str>, body: &[u8]) -> Result<DecodedRequest, ApiError> {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = content_type.and_then(|v| header::HeaderValue::from_str(v).ok()) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    let body = Ok(Bytes::copy_from_slice(body));
+    if route == "/v1/ner" {
+        let request: NerRequest = decode(&headers, body)?;
+        return Ok(DecodedRequest {
+            model: request.model,
+            inputs: request.texts.into_iter().map(Input::Text).collect(),
+        });
+    }
+    let request: ClassifyRequest = decode(&headers, body)?;
+    let inputs = match (request.texts, request.pairs) {
+        (Some(texts), None) => texts.into_iter().map(Input::Text).collect(),
+        (None, Some(pairs)) => pairs.into_iter().map(|(a, b)| Input::Pair(a, b)).collect(),
+        _ => return Err(ApiError::new(ErrorKind::InvalidRequest, "give exactly one of \"texts\" and \"pairs\"")),
+    };
+    Ok(DecodedRequest { model: request.model, inputs })
+}
+
 async fn ner(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -494,17 +532,14 @@ async fn classify(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: ClassifyRequest = decode(&headers, body)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let body = body.map_err(body_rejection)?;
+    let request = decode_request("/v1/classify", content_type, &body)?;
     let (name, model) = state.model(request.model.as_deref())?;
     if model.backend.task() == Task::Ner {
         return Err(ApiError::new(ErrorKind::WrongTask, format!("model '{name}' is an NER model: use /v1/ner")));
     }
-    let inputs = match (request.texts, request.pairs) {
-        (Some(texts), None) => texts.into_iter().map(Input::Text).collect(),
-        (None, Some(pairs)) => pairs.into_iter().map(|(a, b)| Input::Pair(a, b)).collect(),
-        _ => return Err(ApiError::new(ErrorKind::InvalidRequest, "give exactly one of \"texts\" and \"pairs\"")),
-    };
-    state.run(name, model, inputs).await
+    state.run(name, model, request.inputs).await
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
