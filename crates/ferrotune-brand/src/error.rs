@@ -5,6 +5,14 @@ use crate::ahp::{AhpError, Inconsistency, MAX_CONSISTENCY_RATIO};
 /// Everything that can be wrong with a scorecard or a brand command.
 #[derive(Debug, thiserror::Error)]
 pub enum BrandError {
+    /// An analysis option is out of range.
+    #[error("{field} {message}")]
+    InvalidOption {
+        /// The option, e.g. `concentration`.
+        field: &'static str,
+        /// What it must be.
+        message: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

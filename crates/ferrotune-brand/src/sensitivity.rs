@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::score::{ranks, total, Normalized, Weights};
 use crate::scorecard::{Scorecard, TERMS};
+use crate::BrandError;
 
 /// Settings of the analysis.
 #[derive(Debug, Clone, Copy)]
@@ -243,6 +244,39 @@ pub fn analyse(card: &Scorecard, options: SensitivityOptions) -> SensitivityRepo
     }
 }
 
+/// Checks the options against the scorecard: `delta` in (0, 1), and
+/// `concentration` a positive finite number large enough that every
+/// Dirichlet shape (concentration × weight share, for each positive weight
+/// of each group) is a positive finite number with a finite inverse.
+pub fn validate(card: &Scorecard, options: &SensitivityOptions) -> Result<(), BrandError> {
+    let invalid = |field, message: String| Err(BrandError::InvalidOption { field, message });
+    if !(options.delta > 0.0 && options.delta < 1.0) {
+        return invalid("delta", format!("must be between 0 and 1 (exclusive), found {}", options.delta));
+    }
+    let c = options.concentration;
+    if !(c.is_finite() && c > 0.0) {
+        return invalid("concentration", format!("must be a positive finite number, found {c}"));
+    }
+    let (base, term_of) = (Weights::of(card), card.term_of());
+    let mut groups: Vec<Vec<f64>> = vec![base.multipliers.to_vec()];
+    for t in 0..TERMS.len() {
+        let indicators = &base.indicators;
+        groups.push((0..indicators.len()).filter(|&i| term_of[i] == t).map(|i| indicators[i]).collect());
+    }
+    for group in groups {
+        let scale: f64 = group.iter().sum();
+        for &w in group.iter().filter(|&&w| w > 0.0) {
+            let shape = c * w / scale;
+            // Gamma's small-shape sampler divides by the shape.
+            if !(shape.is_finite() && shape > 0.0 && (1.0 / shape).is_finite()) || Gamma::new(shape, 1.0).is_err() {
+                let message = format!("{c} is too small or too large for the weights (a Dirichlet shape of {shape})");
+                return invalid("concentration", message);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Draws from a Dirichlet centred on `weights` (which sum to `scale`), with
 /// the given concentration; zero weights stay zero.
 fn dirichlet_around(weights: &[f64], concentration: f64, rng: &mut ChaCha8Rng) -> Vec<f64> {
@@ -253,10 +287,10 @@ fn dirichlet_around(weights: &[f64], concentration: f64, rng: &mut ChaCha8Rng) -
     let draws: Vec<f64> = weights
         .iter()
         .map(|&w| {
-            if w > 0.0 {
-                Gamma::new(concentration * w / scale, 1.0).expect("positive shape").sample(rng)
-            } else {
-                0.0
+            // A shape Gamma refuses ([`validate`] reports it) draws nothing.
+            match Gamma::new(concentration * w / scale, 1.0) {
+                Ok(gamma) if w > 0.0 => gamma.sample(rng),
+                _ => 0.0,
             }
         })
         .collect();

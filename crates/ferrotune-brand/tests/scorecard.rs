@@ -239,3 +239,20 @@ fn allocation_beats_brute_force_grid_search() {
         assert!(gain >= best - 1e-9, "case {case}: allocation gain {gain} < grid search {best}");
     }
 }
+
+/// Issue 13, item 8: a concentration that is not a positive finite number
+/// large enough for the Dirichlet draw is a clear error, and the analysis
+/// itself never panics on it.
+#[test]
+fn bad_concentrations_are_refused_not_panicked_on() {
+    use ferrotune_brand::sensitivity::validate;
+    let card = Scorecard::from_file(&example(), false).unwrap();
+    let with = |concentration| SensitivityOptions { concentration, draws: 20, ..Default::default() };
+    assert!(validate(&card, &with(100.0)).is_ok());
+    for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e-320] {
+        let e = validate(&card, &with(bad)).unwrap_err().to_string();
+        assert!(e.starts_with("concentration "), "{bad}: {e}");
+        // Even unchecked, the analysis answers instead of panicking.
+        let _ = analyse(&card, with(bad));
+    }
+}

@@ -121,9 +121,13 @@ pub fn run(args: BrandArgs) -> anyhow::Result<()> {
         }
         BrandCommand::Sensitivity { common, delta, draws, seed, concentration } => {
             anyhow::ensure!(delta > 0.0 && delta < 1.0, "--delta must be between 0 and 1");
-            anyhow::ensure!(concentration > 0.0, "--concentration must be positive");
             let card = load(&common)?;
             let options = SensitivityOptions { delta, draws, seed, concentration };
+            if let Err(e @ ferrotune_brand::BrandError::InvalidOption { field, .. }) =
+                sensitivity::validate(&card, &options)
+            {
+                return Err(crate::UsageError::invalid_option(field, e).into());
+            }
             let result = sensitivity::analyse(&card, options);
             if common.json {
                 println!("{}", serde_json::to_string_pretty(&result)?);

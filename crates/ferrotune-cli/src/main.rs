@@ -91,6 +91,25 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
+/// Whether the error is a mistake in how the command was called: a
+/// [`UsageError`], a serve option out of range, or a `--max-len` beyond the
+/// model's positions.
+fn is_usage_error(error: &anyhow::Error) -> bool {
+    use ferrotune_infer::InferError;
+    use ferrotune_serve::ServeError;
+    let max_len = |e: &InferError| matches!(e, InferError::MaxLenOverPositions { .. });
+    error.chain().any(|cause| {
+        cause.is::<UsageError>()
+            || cause.downcast_ref::<InferError>().is_some_and(max_len)
+            || matches!(cause.downcast_ref(), Some(ferrotune_train::TrainError::MaxLenOverPositions { .. }))
+            || match cause.downcast_ref::<ServeError>() {
+                Some(ServeError::InvalidOption { .. }) => true,
+                Some(ServeError::Infer(e)) => max_len(e),
+                _ => false,
+            }
+    })
+}
+
 /// 0 on success (and when the reader of standard output has gone), 1 on a
 /// failure, 2 on a usage error; the error is printed once, here.
 fn main() -> ExitCode {
@@ -101,9 +120,7 @@ fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            let invalid_serve_option =
-                matches!(error.downcast_ref(), Some(ferrotune_serve::ServeError::InvalidOption { .. }));
-            if error.downcast_ref::<UsageError>().is_some() || invalid_serve_option {
+            if is_usage_error(&error) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE

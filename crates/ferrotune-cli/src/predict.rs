@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use ferrotune_data::{read_inputs, NumberedInput, TextInput};
+use ferrotune_data::{read_inputs, DataFormat, NumberedInput, TextInput};
 use ferrotune_infer::{FineTuned, InferError, RunSettings};
 use ferrotune_model::quant::Precision;
 
@@ -56,7 +56,7 @@ impl InferenceArgs {
 
     /// Sizes the thread pool (once per process) and opens the device.
     pub fn init(&self) -> anyhow::Result<candle_core::Device> {
-        crate::runtime::init(self.threads)?;
+        crate::runtime::init(self.threads, crate::runtime::FreedMemory::Keep)?;
         Ok(ferrotune_model::device_from_name(&self.device)?)
     }
 
@@ -73,16 +73,24 @@ pub struct PredictArgs {
     /// Fine-tuned model folder.
     #[arg(long)]
     model: PathBuf,
-    /// Input: one text per line, or JSONL {"text": ...} / {"tokens": [...]}
-    /// / {"text_a", "text_b"} (pairs: sequence models), or a .tsv/.csv file
-    /// with a header [default: stdin].
+    /// Input: one text per line (.txt), JSONL {"text": ...} / {"tokens": [...]}
+    /// / {"text_a", "text_b"} (.jsonl; pairs: sequence models), or a .tsv/.csv
+    /// file with a header [default: stdin].
     #[arg(long)]
     input: Option<PathBuf>,
+    /// Input format: text, jsonl, tsv or csv [default: from the extension; text for stdin].
+    #[arg(long, value_parser = parse_format)]
+    format: Option<DataFormat>,
     /// Output JSONL [default: stdout].
     #[arg(long)]
     output: Option<PathBuf>,
     #[command(flatten)]
     inference: InferenceArgs,
+}
+
+/// A `--format` name.
+pub fn parse_format(name: &str) -> Result<DataFormat, String> {
+    DataFormat::from_name(name).ok_or_else(|| format!("expected one of {}", DataFormat::NAMES.join(", ")))
 }
 
 /// Inputs run per round: bounds memory on large inputs.
@@ -95,7 +103,12 @@ pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let model = args.inference.load(&args.model)?;
     let load_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let mut reader = read_inputs(args.input.as_deref())?;
+    let mut reader = read_inputs(args.input.as_deref(), args.format).map_err(|e| match e {
+        e @ ferrotune_data::DataError::UnsupportedFormat { .. } if args.format.is_some() => {
+            anyhow::Error::from(UsageError(format!("--format: {e}")))
+        }
+        e => e.into(),
+    })?;
     let source = reader.name().display().to_string();
     let mut writer: Box<dyn Write> = match &args.output {
         Some(path) => {

@@ -8,17 +8,28 @@ use anyhow::Context;
 /// `libmimalloc-sys` crate has no constant for it; a test checks it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Sizes the global pool to `threads` (default: all cores) and tells the
-/// allocator to keep freed memory (unless `MIMALLOC_PURGE_DELAY` is set): training frees and reallocates tensors of
-/// the same sizes every step, and returning those pages to the system makes
-/// the kernel zero them again on the next step (a tenth of a step's time).
-pub fn init(threads: Option<usize>) -> anyhow::Result<()> {
+/// What the allocator does with freed memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreedMemory {
+    /// Keep it for the next allocation (training and batch commands: they
+    /// free and reallocate tensors of the same sizes every step, and
+    /// returning those pages makes the kernel zero them again each time).
+    Keep,
+    /// Return it to the system after mimalloc's purge delay (the server: a
+    /// burst of large requests must not pin its peak memory forever).
+    Return,
+}
+
+/// Sizes the global pool to `threads` (default: all cores) and sets what
+/// the allocator does with freed memory (unless `MIMALLOC_PURGE_DELAY` is
+/// set, which wins).
+pub fn init(threads: Option<usize>, freed: FreedMemory) -> anyhow::Result<()> {
     let n = match threads {
         Some(0) => return Err(crate::UsageError::invalid_option("threads", "threads must be at least 1").into()),
         Some(n) => n,
         None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    if freed == FreedMemory::Keep && std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
     }

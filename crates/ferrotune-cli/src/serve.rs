@@ -34,9 +34,18 @@ pub struct ServeArgs {
     /// Longest a request waits for others to share its model call, in ms.
     #[arg(long, default_value_t = millis(defaults().batch.max_wait))]
     max_wait_ms: u64,
+    /// Most tokens in one model call; a longer request is computed in slices.
+    #[arg(long, default_value_t = defaults().batch.max_batch_tokens)]
+    max_batch_tokens: usize,
     /// Most requests waiting per model; more are answered 429.
     #[arg(long, default_value_t = defaults().batch.max_queue)]
     max_queue: usize,
+    /// Most tokens waiting per model; more are answered 429.
+    #[arg(long, default_value_t = defaults().batch.max_queue_tokens)]
+    max_queue_tokens: usize,
+    /// Most tokens one request may cost (every window, special tokens included); more is answered 413.
+    #[arg(long, default_value_t = defaults().max_tokens_per_request)]
+    max_tokens_per_request: usize,
     /// Largest request body, in bytes.
     #[arg(long, default_value_t = defaults().max_body_bytes)]
     max_body_bytes: usize,
@@ -49,6 +58,18 @@ pub struct ServeArgs {
     /// Longest a request may wait for its answer, in ms (then 503).
     #[arg(long, default_value_t = millis(defaults().timeout))]
     timeout_ms: u64,
+    /// Longest wait for a request's headers, then for its body, in ms (then the connection closes, or 408).
+    #[arg(long, default_value_t = millis(defaults().read_timeout))]
+    read_timeout_ms: u64,
+    /// Most connections open at once; more are closed at once.
+    #[arg(long, default_value_t = defaults().max_connections)]
+    max_connections: usize,
+    /// After SIGTERM, how long /ready answers 503 while requests are still taken, in ms.
+    #[arg(long, default_value_t = millis(defaults().drain_delay))]
+    drain_delay_ms: u64,
+    /// Then how long connections may take to finish before they are dropped, in ms.
+    #[arg(long, default_value_t = millis(defaults().shutdown_grace))]
+    shutdown_grace_ms: u64,
     /// Tokens per model input; longer NER texts are split into windows.
     #[arg(long, default_value_t = defaults().max_len)]
     max_len: usize,
@@ -94,7 +115,7 @@ fn init_logging() {
 /// options end it with a [`ferrotune_serve::ServeError::InvalidOption`].
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     init_logging();
-    crate::runtime::init(args.threads)?;
+    crate::runtime::init(args.threads, crate::runtime::FreedMemory::Return)?;
     let api_key = match &args.api_key_file {
         Some(path) => {
             let key = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -110,8 +131,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let options = ServeOptions {
         batch: BatchPolicy {
             max_batch: args.max_batch,
+            max_batch_tokens: args.max_batch_tokens,
             max_wait: Duration::from_millis(args.max_wait_ms),
             max_queue: args.max_queue,
+            max_queue_tokens: args.max_queue_tokens,
         },
         max_body_bytes: args.max_body_bytes,
         max_texts: args.max_texts,
@@ -121,6 +144,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         precision: args.precision,
         api_key,
         device: ferrotune_model::device_from_name(&args.device)?,
+        read_timeout: Duration::from_millis(args.read_timeout_ms),
+        max_connections: args.max_connections,
+        drain_delay: Duration::from_millis(args.drain_delay_ms),
+        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        max_tokens_per_request: args.max_tokens_per_request,
     };
     // Before the models load: a bad option is refused at once.
     options.validate()?;
@@ -178,5 +206,13 @@ mod tests {
         assert_eq!(Duration::from_millis(args.timeout_ms), d.timeout);
         assert_eq!((args.max_body_bytes, args.max_texts, args.max_chars), (d.max_body_bytes, d.max_texts, d.max_chars));
         assert_eq!(args.max_len, d.max_len);
+        assert_eq!(
+            (args.max_batch_tokens, args.max_queue_tokens),
+            (d.batch.max_batch_tokens, d.batch.max_queue_tokens)
+        );
+        assert_eq!((args.max_tokens_per_request, args.max_connections), (d.max_tokens_per_request, d.max_connections));
+        assert_eq!(Duration::from_millis(args.read_timeout_ms), d.read_timeout);
+        assert_eq!(Duration::from_millis(args.drain_delay_ms), d.drain_delay);
+        assert_eq!(Duration::from_millis(args.shutdown_grace_ms), d.shutdown_grace);
     }
 }

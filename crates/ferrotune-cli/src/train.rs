@@ -111,7 +111,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     }
     let (model, train, output) =
         (required(&run.model, "model")?, required(&run.train, "train")?, required(&run.output, "output")?);
-    crate::runtime::init(run.threads)?;
+    crate::runtime::init(run.threads, crate::runtime::FreedMemory::Keep)?;
     let device = ferrotune_model::device_from_name(run.device.as_deref().unwrap_or("cpu"))?;
     let summary = ferrotune_train::train(
         &TrainRequest {

@@ -67,7 +67,8 @@ fn classify_train_eval_predict() {
     assert!(report["macro"]["f1"].as_f64().is_some() && report["weighted"]["f1"].as_f64().is_some());
     assert!(std::fs::read_to_string(&svg).unwrap().starts_with("<svg"));
 
-    let predict = ferrotune(&["predict", "--model", o], "profit rose\n{\"text\": \"bad loss\"}\n");
+    let input = "{\"text\": \"profit rose\"}\n{\"text\": \"bad loss\"}\n";
+    let predict = ferrotune(&["predict", "--model", o, "--format", "jsonl"], input);
     assert!(predict.status.success(), "{}", stderr(&predict));
     let lines = json_lines(&predict);
     assert_eq!(lines.len(), 2);

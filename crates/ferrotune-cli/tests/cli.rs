@@ -60,8 +60,9 @@ fn train_eval_predict_and_errors() {
     assert_eq!(report["sentences"], 16);
     assert_eq!(report["tokens"], 80);
 
-    let input = "the patient has fever\n{\"tokens\": [\"no\", \"signs\", \"of\", \"asthma\"]}\n\n{\"text\": \"cough , fever\"}\n";
-    let o = ferrotune(&["predict", "--model", out.to_str().unwrap()], input);
+    // JSONL by name (issue 13: never guessed from a line's first character).
+    let input = "{\"text\": \"the patient has fever\"}\n{\"tokens\": [\"no\", \"signs\", \"of\", \"asthma\"]}\n\n{\"text\": \"cough , fever\"}\n";
+    let o = ferrotune(&["predict", "--model", out.to_str().unwrap(), "--format", "jsonl"], input);
     assert!(o.status.success(), "{}", stderr(&o));
     let lines = json_lines(&o);
     assert_eq!(lines.len(), 4, "one output line per input line");
@@ -108,7 +109,10 @@ fn train_eval_predict_and_errors() {
         assert!(err.contains(expected), "{err:?} should contain {expected:?}");
         assert!(!err.contains("panicked"), "{err}");
     }
-    let o = ferrotune(&["predict", "--model", out.to_str().unwrap()], "fine\n{\"text\": 5}\n");
+    let o = ferrotune(
+        &["predict", "--model", out.to_str().unwrap(), "--format", "jsonl"],
+        "{\"text\": \"fine\"}\n{\"text\": 5}\n",
+    );
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("<stdin>:2: \"text\" must be a string"), "{}", stderr(&o));
     let o = ferrotune(&["eval", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()], "");
@@ -117,4 +121,31 @@ fn train_eval_predict_and_errors() {
     let o = ferrotune(&["eval", "--model", t.join("missing").to_str().unwrap(), "--data", data.to_str().unwrap()], "");
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("missing/config.json"), "{}", stderr(&o));
+}
+
+/// Issue 13, item 6: standard input is text unless `--format` says
+/// otherwise, so a line starting with `{` is a text, not a failed JSON parse.
+#[test]
+fn predict_reads_formats_by_name() {
+    let t = tempfile::tempdir().unwrap();
+    let base = t.path().join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 2).unwrap();
+    let ner = t.path().join("ner");
+    let labels: Vec<String> = ["O", "B-Disease", "I-Disease"].map(String::from).to_vec();
+    let head = ferrotune_model::TokenHead::For { labels: &labels, seed: 1 };
+    ferrotune_model::TokenClassifier::load(&base, head, &candle_core::Device::Cpu)
+        .unwrap()
+        .save_pretrained(&ner)
+        .unwrap();
+    ferrotune_text::copy_tokenizer_files(&base, &ner).unwrap();
+    let model = ner.to_str().unwrap();
+    let o = ferrotune(&["predict", "--model", model, "--threads", "1"], "{BRCA1} mutations cause cancer\nfever\n");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = json_lines(&o);
+    assert_eq!(lines[0]["text"], "{BRCA1} mutations cause cancer");
+    assert_eq!(lines.len(), 2);
+    let o = ferrotune(&["predict", "--model", model, "--format", "conll"], "fever\n");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = ferrotune(&["predict", "--model", model, "--format", "xml"], "fever\n");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

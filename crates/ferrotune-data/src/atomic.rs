@@ -1,6 +1,7 @@
-//! Atomic file writes: write beside the target, flush, then rename over it,
-//! so that a reader (or a resumed run after a kill) sees either the old file
-//! or the whole new one.
+//! Atomic file writes: write beside the target, flush, rename over it, then
+//! flush the folder (so that a power loss cannot lose the rename), so that a
+//! reader (or a resumed run after a kill) sees either the old file or the
+//! whole new one.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,12 +12,39 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Calls `write` on a temporary path next to `path`, then renames it into place.
+/// Flushes a folder's entries (a rename or a new file in it) to disk. On
+/// systems where a folder cannot be opened for that (Windows) it does nothing.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        std::fs::File::open(dir)?.sync_all()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// Renames `from` to `to` and flushes the folders of both.
+pub fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::rename(from, to)?;
+    let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
+    sync_dir(&parent(to))?;
+    if parent(from) != parent(to) {
+        sync_dir(&parent(from))?;
+    }
+    Ok(())
+}
+
+/// Calls `write` on a temporary path next to `path`, flushes it, renames it
+/// into place and flushes the folder.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
     let tmp = temp_path(path);
     let result = write(&tmp).and_then(|()| {
         std::fs::File::open(&tmp)?.sync_all()?;
-        std::fs::rename(&tmp, path)
+        rename_durably(&tmp, path)
     });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -27,6 +27,16 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// A format that does not apply to this kind of file.
+    #[error("{path}: the {format} format does not apply here; expected {expected}")]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// The format asked for.
+        format: &'static str,
+        /// The formats that apply.
+        expected: &'static str,
+    },
     /// The label set is not a valid IOB2 tag set.
     #[error("invalid label '{label}': expected 'O' or 'B-<TYPE>' / 'I-<TYPE>'")]
     InvalidLabel {

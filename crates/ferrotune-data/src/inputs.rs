@@ -1,18 +1,24 @@
 //! Unlabelled inputs of a fine-tuned model (what `predict` reads): one
 //! reader per format, each yielding [`TextInput`]s with their line numbers.
 //!
-//! - `.tsv` / `.csv`: a table with a header (`text`, or `text_a` and
+//! The format is given (`--format`) or comes from the extension (see
+//! [`crate::FileRole::Inputs`]), never from a line's first character:
+//!
+//! - `tsv` / `csv`: a table with a header (`text`, or `text_a` and
 //!   `text_b`; other columns such as `label` are ignored), read by the same
 //!   reader as labelled text files.
-//! - anything else, and standard input: one input per line; a line that
-//!   starts with `{` is a JSON object (`{"text"}`, `{"tokens": [...]}` or
-//!   `{"text_a", "text_b"}`), any other line is plain text (an empty line is
-//!   an empty text, so outputs stay one per line).
+//! - `jsonl`: one JSON object per line (`{"text"}`, `{"tokens": [...]}` or
+//!   `{"text_a", "text_b"}`).
+//! - `text` (`.txt`, any other extension, and standard input by default):
+//!   one text per line, whatever its characters.
+//!
+//! In both line formats an empty line is an empty text, so outputs stay
+//! one per line.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use crate::{read_texts, DataError};
+use crate::{read_texts_as, DataError, DataFormat, FileRole};
 
 /// One input of a fine-tuned model.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,16 +42,15 @@ pub struct NumberedInput {
 
 /// Reads inputs from `path`, or from standard input when `None`, one at a
 /// time (lines are read as they are needed, so a large file or an endless
-/// stream is never held in memory). Errors name the file (or `<stdin>`)
-/// and the line.
-pub fn read_inputs(path: Option<&Path>) -> Result<InputReader, DataError> {
-    let is_table = path
-        .and_then(|p| p.extension())
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "tsv" | "csv"));
+/// stream is never held in memory), in `format` or the extension's (text
+/// for standard input). Errors name the file (or `<stdin>`) and the line.
+pub fn read_inputs(path: Option<&Path>, format: Option<DataFormat>) -> Result<InputReader, DataError> {
+    let format = DataFormat::resolve(format, path, FileRole::Inputs)?;
+    let is_table = matches!(format, DataFormat::Tsv | DataFormat::Csv);
+    let json = format == DataFormat::Jsonl;
     let source = match path {
         Some(path) if is_table => {
-            let rows = read_texts(path, false)?.into_iter().map(|row| NumberedInput {
+            let rows = read_texts_as(path, false, Some(format))?.into_iter().map(|row| NumberedInput {
                 line: row.line,
                 input: match row.text_b {
                     Some(b) => TextInput::Pair(row.text_a, b),
@@ -59,10 +64,14 @@ pub fn read_inputs(path: Option<&Path>) -> Result<InputReader, DataError> {
                 std::fs::File::open(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
             Source::Lines(Box::new(BufReader::new(file)))
         }
+        None if is_table => {
+            let name = "<stdin>".into();
+            return Err(DataError::UnsupportedFormat { path: name, format: format.name(), expected: "text or jsonl" });
+        }
         None => Source::Lines(Box::new(std::io::stdin().lock())),
     };
     let name = path.map_or_else(|| PathBuf::from("<stdin>"), Path::to_path_buf);
-    Ok(InputReader { source, lines: LineState { name, line: 0, buffer: Vec::new() } })
+    Ok(InputReader { source, lines: LineState { name, line: 0, buffer: Vec::new(), json } })
 }
 
 enum Source {
@@ -81,6 +90,8 @@ struct LineState {
     name: PathBuf,
     line: usize,
     buffer: Vec<u8>,
+    /// JSONL (else plain text).
+    json: bool,
 }
 
 impl InputReader {
@@ -103,7 +114,8 @@ impl LineState {
         let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
         let error = |message: String| DataError::Parse { path: self.name.clone(), line: self.line, message };
         let parsed = match std::str::from_utf8(bytes) {
-            Ok(text) => parse_line(text).map_err(error),
+            Ok(text) if !self.json => Ok(TextInput::Text(text.to_string())),
+            Ok(text) => parse_json_line(text).map_err(error),
             Err(e) => Err(error(format!("invalid UTF-8 at byte {} of the line", e.valid_up_to()))),
         };
         Some(parsed.map(|input| NumberedInput { line: self.line, input }))
@@ -121,11 +133,10 @@ impl Iterator for InputReader {
     }
 }
 
-/// One input line: a JSON object when it starts with `{`, plain text
-/// otherwise.
-fn parse_line(line: &str) -> Result<TextInput, String> {
-    if !line.trim_start().starts_with('{') {
-        return Ok(TextInput::Text(line.to_string()));
+/// One JSONL input line: a JSON object, or an empty line (an empty text).
+pub fn parse_json_line(line: &str) -> Result<TextInput, String> {
+    if line.trim().is_empty() {
+        return Ok(TextInput::Text(String::new()));
     }
     let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("invalid JSON: {e}"))?;
     let string = |key: &str| match value.get(key) {
@@ -158,14 +169,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap();
-        read_inputs(Some(&path))?.collect()
+        read_inputs(Some(&path), None)?.collect()
     }
 
     #[test]
     fn lines_are_text_or_json_objects() {
         let inputs = read(
             "in.jsonl",
-            b"plain text\r\n{\"tokens\": [\"BRCA1\", \"cancer\"]}\n\n{\"text\": \"a, b\"}\n{\"text_a\": \"x\", \"text_b\": \"y\"}",
+            b"{\"text\": \"plain text\"}\r\n{\"tokens\": [\"BRCA1\", \"cancer\"]}\n\n{\"text\": \"a, b\"}\n{\"text_a\": \"x\", \"text_b\": \"y\"}",
         )
         .unwrap();
         let expected = [
@@ -195,10 +206,26 @@ mod tests {
             br#"{"tokens": ["a b"]}"#,
             b"\xffx",
         ] {
-            let mut content = b"fine\n".to_vec();
+            let mut content = b"{\"text\": \"fine\"}\n".to_vec();
             content.extend_from_slice(bad);
             let err = read("in.jsonl", &content).unwrap_err().to_string();
             assert!(err.contains("in.jsonl:2: "), "{err}");
         }
+    }
+
+    /// Issue 13, item 6: in a text file every line is a text, braces and all.
+    #[test]
+    fn text_lines_starting_with_a_brace_are_text() {
+        for name in ["in.txt", "in"] {
+            let inputs = read(name, b"{BRCA1} mutations cause cancer\n{\"text\": 1}\n").unwrap();
+            assert_eq!(inputs[0].input, TextInput::Text("{BRCA1} mutations cause cancer".into()), "{name}");
+            assert_eq!(inputs[1].input, TextInput::Text("{\"text\": 1}".into()), "{name}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        std::fs::write(&path, "{\"text\": \"a\"}\n").unwrap();
+        let read = read_inputs(Some(&path), Some(DataFormat::Jsonl)).unwrap().next().unwrap().unwrap();
+        assert_eq!(read.input, TextInput::Text("a".into()));
+        assert!(read_inputs(Some(&path), Some(DataFormat::Conll)).is_err());
     }
 }

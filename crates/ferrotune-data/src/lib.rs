@@ -8,6 +8,7 @@
 
 pub mod atomic;
 mod error;
+mod format;
 mod inputs;
 mod labels;
 mod reader;
@@ -15,8 +16,9 @@ mod task;
 mod texts;
 
 pub use error::DataError;
+pub use format::{DataFormat, FileRole};
 pub use inputs::{read_inputs, InputReader, NumberedInput, TextInput};
 pub use labels::{entity_type, LabelSet};
-pub use reader::{read_tagged, TaggedSentence};
+pub use reader::{read_tagged, read_tagged_as, TaggedSentence};
 pub use task::{encode_target, text_labels, SequenceKind, Target, Task, REGRESSION_LABEL};
-pub use texts::{read_texts, TextExample};
+pub use texts::{read_texts, read_texts_as, TextExample};

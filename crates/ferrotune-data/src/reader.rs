@@ -1,6 +1,6 @@
 use std::path::{Path, PathBuf};
 
-use crate::DataError;
+use crate::{DataError, DataFormat, FileRole};
 
 /// One sentence of a labelled file: words, their tags, and where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,11 +17,19 @@ pub struct TaggedSentence {
     pub token_lines: Vec<usize>,
 }
 
-/// Reads a labelled file: JSONL (`{"tokens": [...], "tags": [...]}` per line)
-/// when its first non-blank line starts with `{`, CoNLL otherwise (token and
-/// tag separated by a tab or spaces, tag in the last column, a blank line
-/// between sentences, `-DOCSTART-` lines skipped).
+/// Reads a labelled file in the format of its extension (see
+/// [`crate::FileRole::Tagged`]): JSONL (`{"tokens": [...], "tags": [...]}`
+/// per line) for `.jsonl`, CoNLL otherwise (token and tag separated by a tab
+/// or spaces, tag in the last column, a blank line between sentences,
+/// `-DOCSTART-` lines skipped). The content never decides the format.
 pub fn read_tagged(path: &Path) -> Result<Vec<TaggedSentence>, DataError> {
+    read_tagged_as(path, None)
+}
+
+/// [`read_tagged`] in the format `format` (`conll`, `tsv` or `jsonl`), or
+/// the extension's when `None`.
+pub fn read_tagged_as(path: &Path, format: Option<DataFormat>) -> Result<Vec<TaggedSentence>, DataError> {
+    let format = DataFormat::resolve(format, Some(path), FileRole::Tagged)?;
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
     let mut lines = Vec::new();
     for (i, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -33,9 +41,8 @@ pub fn read_tagged(path: &Path) -> Result<Vec<TaggedSentence>, DataError> {
         })?;
         lines.push(text);
     }
-    let first = lines.iter().find(|l| !l.trim().is_empty());
-    let sentences = match first {
-        Some(l) if l.trim_start().starts_with('{') => parse_jsonl(path, &lines)?,
+    let sentences = match format {
+        DataFormat::Jsonl => parse_jsonl(path, &lines)?,
         _ => parse_conll(path, &lines)?,
     };
     if sentences.is_empty() {
@@ -125,7 +132,9 @@ mod tests {
     use std::io::Write;
 
     fn file(content: &[u8]) -> tempfile::NamedTempFile {
-        let mut f = tempfile::NamedTempFile::new().unwrap();
+        // The format comes from the extension: JSON content goes in `.jsonl`.
+        let suffix = if content.starts_with(b"{") { ".jsonl" } else { ".conll" };
+        let mut f = tempfile::Builder::new().suffix(suffix).tempfile().unwrap();
         f.write_all(content).unwrap();
         f
     }
@@ -168,5 +177,24 @@ mod tests {
             assert!(err.contains(expected), "{err} should contain {expected}");
             assert!(err.starts_with(&f.path().display().to_string()), "{err}");
         }
+    }
+
+    /// Issue 13, item 6: a CoNLL file whose first token is `{` is CoNLL
+    /// (its extension says so), not a JSONL file that fails at line 1.
+    #[test]
+    fn a_conll_file_starting_with_a_brace_is_conll() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.tsv", "a.conll", "a.iob"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "{\tO\nBRCA1\tB-Gene\n}\tO\n").unwrap();
+            let s = read_tagged(&path).unwrap();
+            assert_eq!(s[0].tokens, ["{", "BRCA1", "}"], "{name}");
+        }
+        let path = dir.path().join("a.jsonl");
+        std::fs::write(&path, "{\"tokens\": [\"a\"], \"tags\": [\"O\"]}\n").unwrap();
+        assert_eq!(read_tagged(&path).unwrap()[0].tokens, ["a"]);
+        // Told CoNLL, the same line is CoNLL: a token and its tag, no guess.
+        let as_conll = read_tagged_as(&path, Some(DataFormat::Conll)).unwrap();
+        assert_eq!(as_conll[0].tokens, ["{\"tokens\":"]);
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::DataError;
+use crate::{DataError, DataFormat, FileRole};
 
 /// One example: a text or a text pair, its label field as written (absent in
 /// unlabelled input), and where it came from.
@@ -33,10 +33,15 @@ impl TextExample {
 /// no quoting). Columns/keys: `text` or `text_a` and `text_b`, and `label`;
 /// `label` is required when `need_label`. Empty texts are errors.
 pub fn read_texts(path: &Path, need_label: bool) -> Result<Vec<TextExample>, DataError> {
-    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let examples = match extension.as_str() {
-        "jsonl" | "json" => read_jsonl(path)?,
-        "csv" => read_delimited(path, b',', true)?,
+    read_texts_as(path, need_label, None)
+}
+
+/// [`read_texts`] in the format `format` (`tsv`, `csv` or `jsonl`), or the
+/// extension's when `None`.
+pub fn read_texts_as(path: &Path, need_label: bool, format: Option<DataFormat>) -> Result<Vec<TextExample>, DataError> {
+    let examples = match DataFormat::resolve(format, Some(path), FileRole::Texts)? {
+        DataFormat::Jsonl => read_jsonl(path)?,
+        DataFormat::Csv => read_delimited(path, b',', true)?,
         _ => read_delimited(path, b'\t', false)?,
     };
     if examples.is_empty() {

@@ -49,4 +49,12 @@ pub enum InferError {
         /// The allowed range.
         expected: &'static str,
     },
+    /// `max_len` is more than the model has positions.
+    #[error("max_len {max_len} is more than the model's max_position_embeddings {positions} (config.json)")]
+    MaxLenOverPositions {
+        /// The asked tokens per input.
+        max_len: usize,
+        /// The model's `max_position_embeddings`.
+        positions: usize,
+    },
 }

@@ -141,7 +141,46 @@ impl FineTuned {
                 SequenceClassifier::load(dir, SequenceHead::Saved, device)?.frozen()?.with_precision(precision)?,
             ),
         };
-        Ok(Self { model, tokenizer: WordTokenizer::load(dir)?, settings })
+        let config = match &model {
+            TaskModel::Token(m) => &m.config,
+            TaskModel::Sequence(m) => &m.config,
+        };
+        let positions = config.max_position_embeddings;
+        let tokenizer = WordTokenizer::load(dir)?;
+        config.check_tokenizer_vocab(&dir.join("config.json"), tokenizer.vocab_size())?;
+        if settings.max_len > positions {
+            return Err(InferError::MaxLenOverPositions { max_len: settings.max_len, positions });
+        }
+        Ok(Self { model, tokenizer, settings })
+    }
+
+    /// The tokens each input costs a model call, special tokens included:
+    /// for NER every window of the text, for sequence models the encoded
+    /// (cut) text or pair.
+    pub fn token_counts(&self, inputs: &[TextInput]) -> Result<Vec<usize>, InferError> {
+        let max_len = self.settings.max_len;
+        inputs
+            .iter()
+            .map(|input| match (&self.model, input) {
+                (TaskModel::Token(_), TextInput::Text(text)) => {
+                    let words = PredictionInput::from_text(text).word_texts();
+                    Ok(self.tokenizer.windows(&words, max_len)?.iter().map(|w| w.input_ids.len()).sum())
+                }
+                (TaskModel::Token(_), TextInput::Words(words)) => {
+                    Ok(self.tokenizer.windows(words, max_len)?.iter().map(|w| w.input_ids.len()).sum())
+                }
+                (TaskModel::Token(_), TextInput::Pair(a, b)) => Ok(a.len() + b.len()),
+                (TaskModel::Sequence(_), TextInput::Text(text)) => {
+                    Ok(self.tokenizer.encode_text(text, None, max_len)?.input_ids.len())
+                }
+                (TaskModel::Sequence(_), TextInput::Words(words)) => {
+                    Ok(self.tokenizer.encode_text(&words.join(" "), None, max_len)?.input_ids.len())
+                }
+                (TaskModel::Sequence(_), TextInput::Pair(a, b)) => {
+                    Ok(self.tokenizer.encode_text(a, Some(b), max_len)?.input_ids.len())
+                }
+            })
+            .collect()
     }
 
     /// The task the model was trained for.

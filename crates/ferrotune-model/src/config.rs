@@ -110,6 +110,17 @@ struct RawConfig {
     ferrotune_pooling: Option<String>,
 }
 
+/// The keys that must be positive integers.
+const SIZE_KEYS: [&str; 7] = [
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "max_position_embeddings",
+    "type_vocab_size",
+];
+
 fn default_positions() -> usize {
     512
 }
@@ -135,6 +146,14 @@ impl BertConfig {
 
     pub(crate) fn from_json(text: &str) -> Result<Self, String> {
         let raw_value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        // Sizes first, by key: serde's own message would not name it.
+        for key in SIZE_KEYS {
+            match raw_value.get(key) {
+                None => {}
+                Some(v) if v.as_u64().is_some_and(|n| n > 0) => {}
+                Some(v) => return Err(format!("{key} must be a positive integer, found {v}")),
+            }
+        }
         let raw: RawConfig = serde_json::from_value(raw_value.clone()).map_err(|e| e.to_string())?;
         let model_type = raw.model_type.as_deref().unwrap_or("bert");
         if model_type != "bert" {
@@ -159,6 +178,19 @@ impl BertConfig {
                 "hidden_size {} is not a multiple of num_attention_heads {}",
                 raw.hidden_size, raw.num_attention_heads
             ));
+        }
+        let dropouts = [
+            ("hidden_dropout_prob", Some(raw.hidden_dropout_prob)),
+            ("attention_probs_dropout_prob", Some(raw.attention_probs_dropout_prob)),
+            ("classifier_dropout", raw.classifier_dropout),
+        ];
+        for (key, p) in dropouts {
+            if let Some(p) = p.filter(|p| !(0.0..1.0).contains(p)) {
+                return Err(format!("{key} must be in [0, 1), found {p}"));
+            }
+        }
+        if !(raw.layer_norm_eps.is_finite() && raw.layer_norm_eps > 0.0) {
+            return Err(format!("layer_norm_eps must be a positive number, found {}", raw.layer_norm_eps));
         }
         let labels = match raw.id2label {
             None => None,
@@ -211,6 +243,19 @@ impl BertConfig {
             },
             raw: raw_value,
         })
+    }
+
+    /// Refuses a tokenizer that can produce ids past `vocab_size`, naming
+    /// the `config.json` at `path`.
+    pub fn check_tokenizer_vocab(&self, path: &Path, tokenizer_vocab: usize) -> Result<(), ModelError> {
+        if tokenizer_vocab > self.vocab_size {
+            let message = format!(
+                "vocab_size {} is smaller than the tokenizer's vocabulary ({tokenizer_vocab} tokens)",
+                self.vocab_size
+            );
+            return Err(ModelError::Config { path: path.to_path_buf(), message });
+        }
+        Ok(())
     }
 
     /// The task of the fine-tuned model folder `dir` (from its
@@ -305,5 +350,34 @@ mod tests {
         assert!(BertConfig::from_json(&gpt).unwrap_err().contains("GPT2Model"));
         let act = MINI.replace("\"extra_key\"", "\"hidden_act\": \"swish\", \"x\"");
         assert!(BertConfig::from_json(&act).unwrap_err().contains("swish"));
+    }
+
+    /// Issue 13, item 8: values out of range are refused naming the key.
+    #[test]
+    fn out_of_range_values_name_their_key() {
+        let with = |key: &str, value: &str| {
+            let mut v: serde_json::Value = serde_json::from_str(MINI).unwrap();
+            v[key] = serde_json::from_str(value).unwrap();
+            BertConfig::from_json(&v.to_string())
+        };
+        for (key, value, expected) in [
+            ("hidden_dropout_prob", "1.0", "hidden_dropout_prob must be in [0, 1), found 1"),
+            ("attention_probs_dropout_prob", "-0.1", "attention_probs_dropout_prob must be in [0, 1)"),
+            ("classifier_dropout", "1.5", "classifier_dropout must be in [0, 1)"),
+            ("hidden_size", "0", "hidden_size must be a positive integer, found 0"),
+            ("vocab_size", "-5", "vocab_size must be a positive integer, found -5"),
+            ("max_position_embeddings", "\"512\"", "max_position_embeddings must be a positive integer"),
+            ("num_attention_heads", "3", "hidden_size 8 is not a multiple of num_attention_heads 3"),
+            ("layer_norm_eps", "0.0", "layer_norm_eps must be a positive number"),
+        ] {
+            let e = with(key, value).unwrap_err();
+            assert!(e.starts_with(expected), "{key}: {e}");
+        }
+        assert!(with("classifier_dropout", "null").is_ok());
+        assert!(with("hidden_dropout_prob", "0.0").is_ok());
+        let c = BertConfig::from_json(MINI).unwrap();
+        let e = c.check_tokenizer_vocab(Path::new("m/config.json"), 11).unwrap_err().to_string();
+        assert_eq!(e, "m/config.json: vocab_size 10 is smaller than the tokenizer's vocabulary (11 tokens)");
+        assert!(c.check_tokenizer_vocab(Path::new("m/config.json"), 10).is_ok());
     }
 }

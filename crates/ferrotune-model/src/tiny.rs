@@ -26,7 +26,10 @@ pub fn write_tiny_bert(dir: &Path, words: &[&str], seed: u64) -> Result<(), Mode
         vocab.push(c.to_string());
         vocab.push(format!("##{c}"));
     }
-    let (hidden, layers, inner, positions) = (32, 2, 64, 64);
+    // 128 positions (the default `max_len`); the first 64 rows are drawn
+    // where they always were and the rest last, so that the weights of
+    // earlier versions (with 64 positions) are unchanged.
+    let (hidden, layers, inner, positions, first_positions) = (32, 2, 64, 128, 64);
     let config = serde_json::json!({
         "architectures": ["BertModel"], "model_type": "bert", "vocab_size": vocab.len(),
         "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": 4,
@@ -54,7 +57,7 @@ pub fn write_tiny_bert(dir: &Path, words: &[&str], seed: u64) -> Result<(), Mode
         Ok(())
     };
     add("embeddings.word_embeddings.weight", &[vocab.len(), hidden], None)?;
-    add("embeddings.position_embeddings.weight", &[positions, hidden], None)?;
+    add("embeddings.position_embeddings.weight", &[first_positions, hidden], None)?;
     add("embeddings.token_type_embeddings.weight", &[2, hidden], None)?;
     add("embeddings.LayerNorm.weight", &[hidden], Some(1.0))?;
     add("embeddings.LayerNorm.bias", &[hidden], Some(0.0))?;
@@ -78,6 +81,11 @@ pub fn write_tiny_bert(dir: &Path, words: &[&str], seed: u64) -> Result<(), Mode
     }
     add("pooler.dense.weight", &[hidden, hidden], None)?;
     add("pooler.dense.bias", &[hidden], None)?;
+    add("more_positions", &[positions - first_positions, hidden], None)?;
+    let name = "bert.embeddings.position_embeddings.weight";
+    let more = tensors.remove("bert.more_positions").expect("just added");
+    let all = Tensor::cat(&[&tensors[name], &more], 0)?;
+    tensors.insert(name.to_string(), all);
     let path = dir.join("model.safetensors");
     candle_core::safetensors::save(&tensors, &path)?;
     Ok(())

@@ -49,12 +49,32 @@ pub struct ServeOptions {
     pub api_key: Option<String>,
     /// The device the models run on.
     pub device: candle_core::Device,
+    /// Longest the server waits for a request's headers, and then for its
+    /// body (a slow header read closes the connection; a slow body gets 408).
+    pub read_timeout: Duration,
+    /// Most connections open at once; more are closed as soon as accepted.
+    pub max_connections: usize,
+    /// After a shutdown signal, how long `/ready` answers 503 while the
+    /// server still takes new connections (a load balancer's probe period).
+    pub drain_delay: Duration,
+    /// After the drain delay, how long connections may take to finish; then
+    /// they are dropped and `serve` returns.
+    pub shutdown_grace: Duration,
+    /// Most tokens (every window, special tokens included) one request may
+    /// cost; more is answered 413.
+    pub max_tokens_per_request: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
-            batch: BatchPolicy { max_batch: 32, max_wait: Duration::from_millis(5), max_queue: 256 },
+            batch: BatchPolicy {
+                max_batch: 32,
+                max_batch_tokens: 4096,
+                max_wait: Duration::from_millis(5),
+                max_queue: 256,
+                max_queue_tokens: 65_536,
+            },
             max_body_bytes: 1 << 20,
             max_texts: 64,
             max_chars: 10_000,
@@ -63,6 +83,11 @@ impl Default for ServeOptions {
             precision: None,
             api_key: None,
             device: candle_core::Device::Cpu,
+            read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            drain_delay: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(30),
+            max_tokens_per_request: 16_384,
         }
     }
 }
@@ -72,9 +97,13 @@ impl ServeOptions {
     pub const MAX_LEN_LIMIT: usize = 4096;
 
     /// Refuses out-of-range values, naming the field: `max_batch`,
-    /// `max_queue`, `max_body_bytes`, `max_texts` and `max_chars` must be at
-    /// least 1, `timeout` more than 0, `max_len` between 3 and
-    /// [`Self::MAX_LEN_LIMIT`] (`max_wait` may be 0).
+    /// `max_batch_tokens`, `max_queue`, `max_queue_tokens`,
+    /// `max_body_bytes`, `max_texts`, `max_chars`, `max_connections` and
+    /// `max_tokens_per_request` must be at least 1, `timeout` and
+    /// `read_timeout` more than 0, `max_len` between 3 and
+    /// [`Self::MAX_LEN_LIMIT`], `max_tokens_per_request` at most
+    /// `max_queue_tokens` (`max_wait`, `drain_delay` and `shutdown_grace`
+    /// may be 0). The model's own limit on `max_len` is checked when it loads.
     pub fn validate(&self) -> Result<(), ServeError> {
         let invalid = |field: &'static str, message: String| Err(ServeError::InvalidOption { field, message });
         let at_least_one = [
@@ -83,6 +112,10 @@ impl ServeOptions {
             ("max_body_bytes", self.max_body_bytes),
             ("max_texts", self.max_texts),
             ("max_chars", self.max_chars),
+            ("max_batch_tokens", self.batch.max_batch_tokens),
+            ("max_queue_tokens", self.batch.max_queue_tokens),
+            ("max_connections", self.max_connections),
+            ("max_tokens_per_request", self.max_tokens_per_request),
         ];
         for (field, value) in at_least_one {
             if value < 1 {
@@ -91,6 +124,13 @@ impl ServeOptions {
         }
         if self.timeout.is_zero() {
             return invalid("timeout", "must be more than 0".into());
+        }
+        if self.read_timeout.is_zero() {
+            return invalid("read_timeout", "must be more than 0".into());
+        }
+        if self.max_tokens_per_request > self.batch.max_queue_tokens {
+            let message = format!("must be at most max_queue_tokens ({})", self.batch.max_queue_tokens);
+            return invalid("max_tokens_per_request", message);
         }
         // Three tokens at least: [CLS], one word piece and [SEP].
         if !(3..=Self::MAX_LEN_LIMIT).contains(&self.max_len) {
@@ -129,7 +169,7 @@ impl AppState {
                 return Err(ServeError::DuplicateModel { name: name.clone() });
             }
             let backend = Arc::new(Backend::load(dir, &options)?);
-            let batcher = Batcher::start(name, Arc::clone(&backend), options.batch, Arc::clone(&metrics))?;
+            let batcher = Batcher::start(name, backend.clone(), options.batch, Arc::clone(&metrics))?;
             loaded.insert(name.clone(), Model { backend, batcher });
         }
         let given = models.to_vec();
@@ -156,24 +196,75 @@ impl AppState {
     }
 }
 
-/// Serves `state` on `listener` until `shutdown` completes, then stops
-/// taking connections, answers 503 on `/ready` and finishes the requests in
-/// flight. Logs the startup summary (`serving ... on http://ADDR (...)`)
-/// first, and the shutdown.
+/// Serves `state` on `listener` until `shutdown` completes. Then `/ready`
+/// answers 503 at once while connections are still taken for
+/// `drain_delay`; then the listener closes, idle connections close and the
+/// requests in flight are answered, for at most `shutdown_grace`, after
+/// which the remaining connections are dropped. Each connection has a
+/// header-read timeout (`read_timeout`) and there are at most
+/// `max_connections` at once. Logs the startup summary (`serving ... on
+/// http://ADDR (...)`) first, and the shutdown.
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+
     tracing::info!("{}", state.summary(listener.local_addr()?));
+    let options = state.options.clone();
+    let app = router(Arc::clone(&state));
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(tokio::sync::Semaphore::new(options.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(options.read_timeout);
     let draining = Arc::clone(&state);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing requests in flight");
-            draining.set_draining();
-        })
-        .await?;
+    let stop_accepting = async move {
+        shutdown.await;
+        draining.set_draining();
+        if !options.drain_delay.is_zero() {
+            tracing::info!("shutting down: /ready answers 503; serving {} ms more", options.drain_delay.as_millis());
+            tokio::time::sleep(options.drain_delay).await;
+        }
+    };
+    tokio::pin!(stop_accepting);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut stop_accepting => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: wait, then go on.
+                    tracing::warn!("accepting a connection failed: {error}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+            tracing::warn!("refused a connection from {peer}: {} connections open", options.max_connections);
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            // Errors here are the client's (a reset, a slow header read).
+            if let Err(error) = connection.await {
+                tracing::debug!("connection from {peer}: {error}");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing requests in flight");
+    if tokio::time::timeout(options.shutdown_grace, graceful.shutdown()).await.is_err() {
+        let open = options.max_connections - permits.available_permits();
+        tracing::warn!("shutdown grace period over: dropping {open} open connections");
+    }
     Ok(())
 }
 
@@ -192,6 +283,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             ApiError::new(ErrorKind::MethodNotAllowed, "method not allowed on this route")
         })
         .layer(DefaultBodyLimit::max(state.options.max_body_bytes))
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), read_body_in_time))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), authenticate))
         .layer(middleware::from_fn_with_state(Arc::clone(&state), record_metrics))
         .with_state(state)
@@ -234,6 +326,33 @@ fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
+/// Reads the whole body within `read_timeout` (408 and a closed connection
+/// otherwise; 413 above `max_body_bytes`), so that a client that sends half
+/// a body holds nothing for long.
+async fn read_body_in_time(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = state.options.max_body_bytes;
+    match tokio::time::timeout(state.options.read_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(error)) => {
+            let too_large = std::iter::successors(Some(&error as &(dyn std::error::Error + 'static)), |e| e.source())
+                .any(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(ErrorKind::BodyTooLarge, "request body too large").into_response()
+            } else {
+                ApiError::new(ErrorKind::BadBody, "could not read the request body").into_response()
+            }
+        }
+        Err(_) => {
+            let message =
+                format!("the request body did not arrive within {} ms", state.options.read_timeout.as_millis());
+            let mut response = ApiError::new(ErrorKind::RequestTimeout, message).into_response();
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 async fn authenticate(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     if let Some(key) = &state.options.api_key {
         if request.uri().path() != "/health" && !bearer_matches(request.headers(), key) {
@@ -252,16 +371,19 @@ fn bearer_matches(headers: &HeaderMap, key: &str) -> bool {
     given.as_bytes().ct_eq(key.as_bytes()).into()
 }
 
+/// 413 for a body over the limit, 400 for one that could not be read.
+fn body_rejection(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(ErrorKind::BodyTooLarge, "request body too large")
+    } else {
+        ApiError::new(ErrorKind::BadBody, "could not read the request body")
+    }
+}
+
 /// Decodes a JSON body: 413 when too large, 415 without a JSON content
 /// type, 400 for malformed JSON, 422 for a missing or mistyped field.
 fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(ErrorKind::BodyTooLarge, "request body too large")
-        } else {
-            ApiError::new(ErrorKind::BadBody, "could not read the request body")
-        }
-    })?;
+    let body = body.map_err(body_rejection)?;
     let json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -322,21 +444,76 @@ impl AppState {
         Ok(())
     }
 
-    /// Queues the inputs on a model and waits for the answer.
+    /// Counts the inputs' tokens (off the async threads), refuses a request
+    /// over `max_tokens_per_request`, queues the inputs on a model and waits
+    /// for the answer until the request's deadline.
     async fn run(&self, name: &str, model: &Model, inputs: Vec<Input>) -> Result<Response, ApiError> {
+        let deadline = Instant::now() + self.options.timeout;
         self.check_inputs(&inputs)?;
-        let answer = model.batcher.submit(inputs).map_err(|refused| match refused {
+        let failed = || ApiError::new(ErrorKind::InferenceFailed, "the model could not answer");
+        let backend = Arc::clone(&model.backend);
+        let counted = tokio::task::spawn_blocking(move || backend.costs(&inputs).map(|costs| (inputs, costs))).await;
+        let (inputs, costs) = match counted {
+            Ok(Ok(counted)) => counted,
+            Ok(Err(cause)) => return Err(failed().caused_by(Arc::new(cause))),
+            Err(join) => {
+                let cause = ServeError::Panicked { model: name.to_string(), message: join.to_string() };
+                return Err(failed().caused_by(Arc::new(cause)));
+            }
+        };
+        let tokens: usize = costs.iter().sum();
+        if tokens > self.options.max_tokens_per_request {
+            let message = format!("{tokens} tokens; at most {} per request", self.options.max_tokens_per_request);
+            return Err(ApiError::new(ErrorKind::TooManyTokens, message));
+        }
+        let answer = model.batcher.submit(inputs, costs, deadline).map_err(|refused| match refused {
             Refused::Full => ApiError::new(ErrorKind::Overloaded, "the queue is full; retry later"),
             Refused::Closed => ApiError::new(ErrorKind::Unavailable, "the model is not running"),
         })?;
-        let failed = || ApiError::new(ErrorKind::InferenceFailed, "the model could not answer");
-        match tokio::time::timeout(self.options.timeout, answer).await {
+        let timeout = || ApiError::new(ErrorKind::Timeout, "no answer within the request timeout");
+        match tokio::time::timeout_at(deadline.into(), answer).await {
             Ok(Ok(Ok(results))) => Ok(Json(serde_json::json!({ "model": name, "results": results })).into_response()),
+            Ok(Ok(Err(cause))) if matches!(cause.as_ref(), ServeError::Expired { .. }) => Err(timeout()),
             Ok(Ok(Err(cause))) => Err(failed().caused_by(cause)),
             Ok(Err(_)) => Err(failed().caused_by(Arc::new(ServeError::ModelStopped { model: name.to_string() }))),
-            Err(_) => Err(ApiError::new(ErrorKind::Timeout, "no answer within the request timeout")),
+            Err(_) => Err(timeout()),
         }
     }
+}
+
+/// A decoded prediction request: the model asked for (if any) and its inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedRequest {
+    /// The `model` field.
+    pub model: Option<String>,
+    /// The texts (or pairs), in order.
+    pub inputs: Vec<Input>,
+}
+
+/// Decodes the body of a prediction route (`/v1/ner` or `/v1/classify`)
+/// with its `Content-Type`: 415 without a JSON type, 400 for malformed
+/// JSON, 422 for a missing, unknown or mistyped field (classify: exactly one
+/// of `texts` and `pairs`). Limits are checked later, against the model.
+pub fn decode_request(route: &str, content_type: Option<&str>, body: &[u8]) -> Result<DecodedRequest, ApiError> {
+    let mut headers = HeaderMap::new();
+    if let Some(value) = content_type.and_then(|v| header::HeaderValue::from_str(v).ok()) {
+        headers.insert(header::CONTENT_TYPE, value);
+    }
+    let body = Ok(Bytes::copy_from_slice(body));
+    if route == "/v1/ner" {
+        let request: NerRequest = decode(&headers, body)?;
+        return Ok(DecodedRequest {
+            model: request.model,
+            inputs: request.texts.into_iter().map(Input::Text).collect(),
+        });
+    }
+    let request: ClassifyRequest = decode(&headers, body)?;
+    let inputs = match (request.texts, request.pairs) {
+        (Some(texts), None) => texts.into_iter().map(Input::Text).collect(),
+        (None, Some(pairs)) => pairs.into_iter().map(|(a, b)| Input::Pair(a, b)).collect(),
+        _ => return Err(ApiError::new(ErrorKind::InvalidRequest, "give exactly one of \"texts\" and \"pairs\"")),
+    };
+    Ok(DecodedRequest { model: request.model, inputs })
 }
 
 async fn ner(
@@ -358,17 +535,14 @@ async fn classify(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let request: ClassifyRequest = decode(&headers, body)?;
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let body = body.map_err(body_rejection)?;
+    let request = decode_request("/v1/classify", content_type, &body)?;
     let (name, model) = state.model(request.model.as_deref())?;
     if model.backend.task() == Task::Ner {
         return Err(ApiError::new(ErrorKind::WrongTask, format!("model '{name}' is an NER model: use /v1/ner")));
     }
-    let inputs = match (request.texts, request.pairs) {
-        (Some(texts), None) => texts.into_iter().map(Input::Text).collect(),
-        (None, Some(pairs)) => pairs.into_iter().map(|(a, b)| Input::Pair(a, b)).collect(),
-        _ => return Err(ApiError::new(ErrorKind::InvalidRequest, "give exactly one of \"texts\" and \"pairs\"")),
-    };
-    state.run(name, model, inputs).await
+    state.run(name, model, request.inputs).await
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
@@ -385,17 +559,26 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "models": list }))
 }
 
+/// 200 while every model's thread runs and the server is not draining.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    if state.ready.load(Ordering::SeqCst) {
-        Json(serde_json::json!({ "status": "ready", "models": state.models.len() })).into_response()
-    } else {
-        ApiError::new(ErrorKind::Draining, "the server is shutting down").into_response()
+    if !state.ready.load(Ordering::SeqCst) {
+        return ApiError::new(ErrorKind::Draining, "the server is shutting down").into_response();
     }
+    if let Some((name, _)) = state.models.iter().find(|(_, m)| !m.batcher.is_alive()) {
+        return ApiError::new(ErrorKind::Unavailable, format!("the thread of model '{name}' has stopped"))
+            .into_response();
+    }
+    Json(serde_json::json!({ "status": "ready", "models": state.models.len() })).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let queues: Vec<(String, usize)> = state.models.iter().map(|(n, m)| (n.clone(), m.batcher.depth())).collect();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render(&queues)).into_response()
+    let mut text = state.metrics.render(&queues);
+    text += "# HELP ferrotune_queue_tokens Tokens waiting for a model.\n# TYPE ferrotune_queue_tokens gauge\n";
+    for (name, m) in &state.models {
+        text += &format!("ferrotune_queue_tokens{{model=\"{name}\"}} {}\n", m.batcher.queued_tokens());
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 #[cfg(test)]

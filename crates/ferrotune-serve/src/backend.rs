@@ -8,6 +8,7 @@ use std::path::Path;
 use ferrotune_data::Task;
 use ferrotune_infer::{FineTuned, RunSettings};
 
+use crate::batcher::Runner;
 use crate::{ServeError, ServeOptions};
 
 /// One input: a text, or a text pair (sequence models only).
@@ -16,10 +17,15 @@ pub type Input = ferrotune_data::TextInput;
 /// A loaded model.
 pub struct Backend {
     model: FineTuned,
+    /// With the `test-support` feature: a text that makes a model call panic
+    /// (from `FERROTUNE_TEST_PANIC_ON`), for the tests of panic recovery.
+    #[cfg(feature = "test-support")]
+    panic_on: Option<String>,
 }
 
 impl Backend {
-    /// Loads a fine-tuned model folder of any task.
+    /// Loads a fine-tuned model folder of any task; `max_len` must fit the
+    /// model's positions.
     pub fn load(dir: &Path, options: &ServeOptions) -> Result<Self, ServeError> {
         let settings = RunSettings {
             max_len: options.max_len,
@@ -27,7 +33,11 @@ impl Backend {
             precision: options.precision,
             ..RunSettings::default()
         };
-        Ok(Self { model: FineTuned::load(dir, settings, &options.device)? })
+        Ok(Self {
+            model: FineTuned::load(dir, settings, &options.device)?,
+            #[cfg(feature = "test-support")]
+            panic_on: std::env::var("FERROTUNE_TEST_PANIC_ON").ok(),
+        })
     }
 
     /// The model's task.
@@ -40,9 +50,26 @@ impl Backend {
         self.model.labels()
     }
 
+    /// The tokens each input costs the model (NER: all its windows).
+    pub fn costs(&self, inputs: &[Input]) -> Result<Vec<usize>, ServeError> {
+        Ok(self.model.token_counts(inputs)?)
+    }
+
     /// The `predict` record of every input, in order.
     pub fn run(&self, inputs: &[Input]) -> Result<Vec<Record>, ServeError> {
+        #[cfg(feature = "test-support")]
+        if let Some(text) = &self.panic_on {
+            if inputs.iter().any(|i| matches!(i, Input::Text(t) if t == text)) {
+                panic!("test-support: asked to panic on {text:?}");
+            }
+        }
         Ok(self.model.run(inputs)?.records.iter().map(to_json).collect())
+    }
+}
+
+impl Runner for Backend {
+    fn run(&self, inputs: &[Input]) -> Result<Vec<Record>, ServeError> {
+        Backend::run(self, inputs)
     }
 }
 

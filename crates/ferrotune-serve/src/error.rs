@@ -37,6 +37,30 @@ pub enum ServeError {
         /// What it must be, e.g. `must be at least 1`.
         message: String,
     },
+    /// A request was still waiting when its deadline passed; it was dropped
+    /// from the queue without being computed.
+    #[error("the request to model '{model}' passed its deadline before it was computed")]
+    Expired {
+        /// The model's name.
+        model: String,
+    },
+    /// A model call panicked; the requests of that call fail, the model's
+    /// thread keeps serving.
+    #[error("model '{model}' panicked: {message}")]
+    Panicked {
+        /// The model's name.
+        model: String,
+        /// The panic's message.
+        message: String,
+    },
+    /// A model call answered another number of records than it was given inputs.
+    #[error("the model answered {got} records for {expected} inputs")]
+    WrongRecordCount {
+        /// Inputs given.
+        expected: usize,
+        /// Records answered.
+        got: usize,
+    },
     /// A model's batching thread stopped without answering a request.
     #[error("the thread of model '{model}' stopped without answering")]
     ModelStopped {
@@ -63,6 +87,10 @@ pub enum ErrorKind {
     NoInputs,
     /// More texts than `max_texts`.
     TooManyTexts,
+    /// More tokens than `max_tokens_per_request`.
+    TooManyTokens,
+    /// The request (its body) did not arrive within the read timeout.
+    RequestTimeout,
     /// A text longer than `max_chars`.
     TextTooLong,
     /// No model of that name is loaded.
@@ -89,7 +117,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 20] = [
         ErrorKind::BodyTooLarge,
         ErrorKind::BadBody,
         ErrorKind::UnsupportedMediaType,
@@ -108,6 +136,8 @@ impl ErrorKind {
         ErrorKind::Timeout,
         ErrorKind::Draining,
         ErrorKind::InferenceFailed,
+        ErrorKind::TooManyTokens,
+        ErrorKind::RequestTimeout,
     ];
 
     /// The HTTP status and the stable machine-readable code.
@@ -121,6 +151,8 @@ impl ErrorKind {
             ErrorKind::NoInputs => (StatusCode::BAD_REQUEST, "no_inputs"),
             ErrorKind::TooManyTexts => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_texts"),
             ErrorKind::TextTooLong => (StatusCode::PAYLOAD_TOO_LARGE, "text_too_long"),
+            ErrorKind::TooManyTokens => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_tokens"),
+            ErrorKind::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ErrorKind::UnknownModel => (StatusCode::NOT_FOUND, "unknown_model"),
             ErrorKind::WrongTask => (StatusCode::BAD_REQUEST, "wrong_task"),
             ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -242,6 +274,8 @@ mod tests {
             (503, "timeout"),
             (503, "draining"),
             (500, "inference_failed"),
+            (413, "too_many_tokens"),
+            (408, "request_timeout"),
         ];
         let got: Vec<(u16, &str)> = ErrorKind::ALL.iter().map(|k| (k.status().as_u16(), k.code())).collect();
         assert_eq!(got, expected);

@@ -17,7 +17,7 @@ mod error;
 mod metrics;
 mod openapi;
 
-pub use app::{router, serve, AppState, ServeOptions};
+pub use app::{decode_request, router, serve, AppState, DecodedRequest, ServeOptions};
 pub use backend::{Backend, Input, Record};
 pub use batcher::BatchPolicy;
 pub use error::{ApiError, ErrorKind, ServeError};

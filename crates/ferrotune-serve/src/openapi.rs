@@ -18,6 +18,8 @@ const PREDICT_ERRORS: &[ErrorKind] = &[
     ErrorKind::NoInputs,
     ErrorKind::TooManyTexts,
     ErrorKind::TextTooLong,
+    ErrorKind::TooManyTokens,
+    ErrorKind::RequestTimeout,
     ErrorKind::UnknownModel,
     ErrorKind::WrongTask,
     ErrorKind::Overloaded,
@@ -36,7 +38,11 @@ pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 7] = [
     ("post", "/v1/classify", PREDICT_ERRORS),
     ("get", "/v1/models", KEYED_GET_ERRORS),
     ("get", "/health", &[ErrorKind::MethodNotAllowed]),
-    ("get", "/ready", &[ErrorKind::Unauthorized, ErrorKind::MethodNotAllowed, ErrorKind::Draining]),
+    (
+        "get",
+        "/ready",
+        &[ErrorKind::Unauthorized, ErrorKind::MethodNotAllowed, ErrorKind::Unavailable, ErrorKind::Draining],
+    ),
     ("get", "/metrics", KEYED_GET_ERRORS),
     ("get", "/openapi.json", KEYED_GET_ERRORS),
 ];

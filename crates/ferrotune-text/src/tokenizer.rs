@@ -132,6 +132,11 @@ impl WordTokenizer {
     pub fn windows(&self, words: &[String], max_len: usize) -> Result<Vec<Window>, TextError> {
         windows_for_sentence(&self.encode_words(words)?, max_len, self.cls_id, self.sep_id)
     }
+
+    /// The number of token ids the tokenizer can produce (added tokens included).
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
 }
 
 /// Copies the tokenizer files that exist in `from` into `to`, each atomically.

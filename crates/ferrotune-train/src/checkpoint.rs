@@ -52,13 +52,16 @@ pub fn save(output: &Path, params: &ParamStore, optimizer: &AdamW, state: &RunSt
     optimizer.save(&new.join(OPTIMIZER))?;
     let json = serde_json::to_string_pretty(state).expect("state serialises");
     ferrotune_data::atomic::write_bytes_atomic(&new.join(STATE), json.as_bytes()).map_err(|e| io(&new, e))?;
+    // The new folder's entries are on disk before it takes the place of the
+    // old one, and each rename is flushed.
+    ferrotune_data::atomic::sync_dir(&new).map_err(|e| io(&new, e))?;
     if current.exists() {
         if old.exists() {
             std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
         }
-        std::fs::rename(&current, &old).map_err(|e| io(&current, e))?;
+        ferrotune_data::atomic::rename_durably(&current, &old).map_err(|e| io(&current, e))?;
     }
-    std::fs::rename(&new, &current).map_err(|e| io(&new, e))?;
+    ferrotune_data::atomic::rename_durably(&new, &current).map_err(|e| io(&new, e))?;
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| io(&old, e))?;
     }

@@ -1,7 +1,5 @@
 use std::path::{Path, PathBuf};
 
-use crate::TrainOptions;
-
 /// Errors while training.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -36,13 +34,16 @@ pub enum TrainError {
         /// What is wrong with it.
         message: String,
     },
-    /// The checkpoint was made with other options.
-    #[error("cannot resume: {dir} was made with other options ({saved:?}); rerun with the same options")]
+    /// The checkpoint was made with other options (only `epochs` may grow).
+    #[error(
+        "cannot resume: {dir} was made with other options: {}; rerun with the same options (only epochs may grow)",
+        changes.iter().map(|(k, saved, now)| format!("{k} {saved} (now {now})")).collect::<Vec<_>>().join(", ")
+    )]
     CheckpointOptions {
         /// The checkpoint folder.
         dir: PathBuf,
-        /// The options it was made with.
-        saved: Box<TrainOptions>,
+        /// Each changed option: its field, the checkpoint's value, the new value.
+        changes: Vec<(String, String, String)>,
     },
     /// The checkpoint was made for other labels.
     #[error("cannot resume: {dir} has other labels")]
@@ -57,6 +58,16 @@ pub enum TrainError {
         field: &'static str,
         /// The allowed range.
         expected: &'static str,
+    },
+    /// `max_len` is more than the model has positions.
+    #[error("max_len {max_len} is more than the model's max_position_embeddings {positions} ({path})")]
+    MaxLenOverPositions {
+        /// The asked tokens per window.
+        max_len: usize,
+        /// The model's `max_position_embeddings`.
+        positions: usize,
+        /// The model's `config.json`.
+        path: PathBuf,
     },
     /// The loss became NaN or infinite.
     #[error("the loss diverged (NaN or infinite) at step {step}; try a lower learning rate")]

@@ -66,6 +66,13 @@ pub struct TrainSummary {
 pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result<TrainSummary, TrainError> {
     let options = &request.options;
     options.validate()?;
+    let config_path = request.model_dir.join("config.json");
+    let config = ferrotune_model::BertConfig::load(&config_path)?;
+    config.check_tokenizer_vocab(&config_path, ferrotune_text::WordTokenizer::load(request.model_dir)?.vocab_size())?;
+    let positions = config.max_position_embeddings;
+    if options.max_len > positions {
+        return Err(TrainError::MaxLenOverPositions { max_len: options.max_len, positions, path: config_path });
+    }
     let output = request.output;
     std::fs::create_dir_all(output).map_err(|e| TrainError::io(output, e))?;
     let task: Box<dyn TrainTask> = match options.task {
@@ -92,6 +99,42 @@ pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result
         run.end_epoch(epoch, &totals, observer)?;
     }
     Ok(run.summary())
+}
+
+/// The options that differ between a checkpoint's and a resumed run's, by
+/// field (`epochs` may grow): `(field, saved value, new value)`.
+fn changed_options(saved: &TrainOptions, now: &TrainOptions) -> Vec<(String, String, String)> {
+    let (a, b) = (serde_json::to_value(saved).expect("options"), serde_json::to_value(now).expect("options"));
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else { return Vec::new() };
+    a.iter()
+        .filter(|(key, value)| b.get(key.as_str()) != Some(value))
+        .filter(|(key, _)| !(key.as_str() == "epochs" && now.epochs > saved.epochs))
+        .map(|(key, value)| {
+            (key.clone(), value.to_string(), b.get(key.as_str()).map_or_else(String::new, |v| v.to_string()))
+        })
+        .collect()
+}
+
+/// Keeps the lines of `metrics.jsonl` up to optimizer step `step` (those of
+/// the epochs a checkpoint holds), dropping later ones and a torn last line.
+fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(TrainError::io(path, e)),
+    };
+    let mut kept = String::new();
+    for line in text.lines() {
+        let value: Option<serde_json::Value> = serde_json::from_str(line).ok();
+        if value.and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= step) {
+            kept += line;
+            kept.push('\n');
+        }
+    }
+    if kept.len() != text.len() {
+        ferrotune_data::atomic::write_bytes_atomic(path, kept.as_bytes()).map_err(|e| TrainError::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// Appends JSON lines to `metrics.jsonl`.
@@ -160,18 +203,32 @@ impl<'a> Run<'a> {
         let metrics_path = output.join("metrics.jsonl");
         match (request.resume, checkpoint::find(output)) {
             (true, Some(dir)) => {
-                let saved = checkpoint::read_state(&dir)?;
-                if saved.options != *options {
-                    return Err(TrainError::CheckpointOptions { dir, saved: Box::new(saved.options) });
+                let mut saved = checkpoint::read_state(&dir)?;
+                let changes = changed_options(&saved.options, options);
+                if !changes.is_empty() {
+                    return Err(TrainError::CheckpointOptions { dir, changes });
                 }
                 if saved.labels != state.labels {
                     return Err(TrainError::CheckpointLabels { dir });
                 }
                 checkpoint::restore(&dir, task.params(), &mut optimizer, &saved)?;
                 observer.start(&RunStart::Resumed { dir: &dir, epochs_done: saved.epochs_done, step: saved.step });
+                // More epochs extend the run (an early stop is lifted).
+                if options.epochs > saved.options.epochs {
+                    saved.stopped_early = false;
+                }
+                saved.options = options.clone();
+                // Lines logged after the checkpoint (a killed epoch) go: the
+                // resumed run logs them again.
+                truncate_metrics(&metrics_path, saved.step)?;
                 state = saved;
             }
-            (true, None) => observer.start(&RunStart::NoCheckpoint(output)),
+            (true, None) => {
+                // A run killed before its first checkpoint starts over: so
+                // does its log.
+                truncate_metrics(&metrics_path, 0)?;
+                observer.start(&RunStart::NoCheckpoint(output));
+            }
             (false, _) => {
                 if metrics_path.exists() {
                     std::fs::remove_file(&metrics_path).map_err(|e| TrainError::io(&metrics_path, e))?;

@@ -124,3 +124,54 @@ fn resume_with_other_options_is_refused() {
     let err = run(TrainOptions { lr: 2e-3, ..options() }).unwrap_err().to_string();
     assert!(err.contains("other options"), "{err}");
 }
+
+/// Issue 13, item 10: a run killed mid-epoch leaves that epoch's step lines
+/// (and maybe a torn line) in `metrics.jsonl`; the resumed run drops them and
+/// logs exactly what an uninterrupted run logs.
+#[test]
+fn resume_after_a_kill_mid_epoch_logs_each_step_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 3).unwrap();
+    let data = tmp.path().join("train.tsv");
+    write_corpus(&data, 2);
+    let run = |output: &Path, options: TrainOptions, resume: bool, stop_after: Option<usize>| {
+        train(
+            &TrainRequest {
+                model_dir: &base,
+                train: &data,
+                dev: None,
+                output,
+                options,
+                resume,
+                device: candle_core::Device::Cpu,
+                stop_after,
+            },
+            &mut Silent,
+        )
+    };
+    let two = TrainOptions { epochs: 2, ..options() };
+    let full = tmp.path().join("full");
+    run(&full, two.clone(), false, None).unwrap();
+    let killed = tmp.path().join("killed");
+    run(&killed, two.clone(), false, Some(1)).unwrap();
+    // What a kill in epoch 2 leaves: its first steps' lines and a torn one.
+    let full_log = std::fs::read_to_string(full.join("metrics.jsonl")).unwrap();
+    let epoch_two: Vec<&str> = full_log.lines().filter(|l| l.contains("\"epoch\":2")).take(2).collect();
+    let mut log = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap();
+    log += &format!("{}\n{}\n{{\"type\":\"step\",\"ep", epoch_two[0], epoch_two[1]);
+    std::fs::write(killed.join("metrics.jsonl"), log).unwrap();
+    run(&killed, two.clone(), true, None).unwrap();
+    assert_eq!(step_losses(&killed), step_losses(&full));
+    let lines = |dir: &Path| std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines().count();
+    assert_eq!(lines(&killed), lines(&full));
+    assert_eq!(logits(&killed), logits(&full));
+
+    // A finished run extends with more epochs; other changes are refused
+    // naming each option.
+    let more = run(&killed, TrainOptions { epochs: 3, ..two.clone() }, true, None).unwrap();
+    assert_eq!(more.epochs_done, 3);
+    let err = run(&killed, TrainOptions { epochs: 3, lr: 2e-3, seed: 6, ..two }, true, None).unwrap_err().to_string();
+    assert!(err.contains("lr 0.005 (now 0.002)") && err.contains("seed 5 (now 6)"), "{err}");
+    assert!(!err.contains("epochs 2") && !err.contains("epochs 3"), "{err}");
+}

@@ -63,7 +63,7 @@ struct Shape {
 
 /// Runs `ferrotune bench`.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    crate::runtime::init(args.threads)?;
+    crate::runtime::init(args.threads, crate::runtime::FreedMemory::Keep)?;
     let threads = rayon::current_num_threads();
     let device = ferrotune_model::device_from_name(&args.device)?;
     let mut record = match &args.workload {

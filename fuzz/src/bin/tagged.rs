@@ -1,0 +1,8 @@
+//! AFL++ target: see `fuzz/src/targets.rs`.
+
+#[path = "../targets.rs"]
+mod targets;
+
+fn main() {
+    afl::fuzz!(|data: &[u8]| targets::tagged(data));
+}
