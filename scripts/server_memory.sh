@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Server memory after a burst (issue 13, item 5): idle RSS, then 16 large
+# Server memory after a burst (issue 13, item 5): idle RSS (15 s after one
+# small request), then 16 large
 # NER requests (4 at a time; 64 texts of 150 words each, about 11,000 tokens), then RSS every
 # 10 s for 60 s. Pass MIMALLOC_PURGE_DELAY=-1 to see the old behaviour
 # (freed memory never returned).
@@ -21,7 +22,7 @@ done
 rss() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 # One small request first: the idle server has answered once.
 curl -s -o /dev/null -H 'Content-Type: application/json' --data '{"texts": ["cancer"]}' "http://127.0.0.1:$port/v1/ner"
-sleep 2
+sleep 15
 idle=$(rss)
 body=$(python3 -c 'import json; print(json.dumps({"texts": [" ".join(["hereditary breast cancer"] * 50)] * 64}))')
 statuses=""
