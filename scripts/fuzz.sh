@@ -17,7 +17,7 @@ shift 2 || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(tagged texts model_config scorecard request)
 nice -n 19 cargo afl build --release
-export AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
+export AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 run() {
   local t=$1
   rm -rf "out/$t"

@@ -48,17 +48,19 @@ echo "{\"phase\": \"soak\", \"result\": $("$soak" --addr "127.0.0.1:$port" --pid
 # SIGTERM with requests in flight.
 text=$(python3 -c 'import json; print(json.dumps({"texts": [" ".join(["cancer"] * 100)] * 64}))')
 statuses=$(mktemp)
+curls=()
 for _ in $(seq 8); do
   curl -s -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
     --data "$text" "http://127.0.0.1:$port/v1/ner" >> "$statuses" &
+  curls+=($!)
 done
 sleep 0.5
 start=$(date +%s.%N)
 kill -TERM "$pid"
-wait "$pid"
-code=$?
+code=0
+wait "$pid" || code=$?
 end=$(date +%s.%N)
-wait
+wait "${curls[@]}"
 trap - EXIT
 echo "{\"phase\": \"sigterm\", \"exit_code\": $code, \"seconds_to_exit\": $(python3 -c "print(round($end - $start, 2))"), \"grace_s\": $((grace_ms / 1000)), \"in_flight_statuses\": \"$(sort "$statuses" | uniq -c | tr -s ' ' | tr '\n' ';')\"}"
 rm -f "$statuses"

@@ -1,3 +1,4 @@
+#![allow(dead_code)] // Each AFL++ binary uses one target.
 //! The fuzz targets' bodies: each takes arbitrary bytes and must never
 //! panic (errors are fine). Shared by the AFL++ binaries (`fuzz/src/bin/`)
 //! and by the corpus replay test that CI runs
@@ -5,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-/// A target's body.
+/// A target: takes any bytes, must not panic.
 pub type Target = fn(&[u8]);
 
 /// Every target, by name (the corpus folders under `fuzz/corpus/`).

@@ -15,7 +15,7 @@ pub enum FreedMemory {
     /// free and reallocate tensors of the same sizes every step, and
     /// returning those pages makes the kernel zero them again each time).
     Keep,
-    /// Return it to the system after mimalloc's purge delay (the server: a
+    /// Return it to the system as soon as a page is free (the server: a
     /// burst of large requests must not pin its peak memory forever).
     Return,
 }
@@ -29,9 +29,15 @@ pub fn init(threads: Option<usize>, freed: FreedMemory) -> anyhow::Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     };
-    if freed == FreedMemory::Keep && std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // -1: never purge; 0: purge freed pages at once (an idle server
+        // allocates nothing that would trigger a delayed purge later).
+        let delay = match freed {
+            FreedMemory::Keep => -1,
+            FreedMemory::Return => 0,
+        };
         // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
     }
     // candle sizes its matmul parallelism from this variable.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());

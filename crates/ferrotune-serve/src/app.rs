@@ -451,6 +451,23 @@ impl AppState {
         let deadline = Instant::now() + self.options.timeout;
         self.check_inputs(&inputs)?;
         let failed = || ApiError::new(ErrorKind::InferenceFailed, "the model could not answer");
+        // A cheap lower bound first (every word is a token at least), so
+        // that a request far over the budget costs no tokenization.
+        let budget = self.options.max_tokens_per_request;
+        if model.backend.task() == Task::Ner {
+            let words: usize = inputs
+                .iter()
+                .map(|input| match input {
+                    Input::Text(t) => t.split_whitespace().count(),
+                    Input::Words(w) => w.len(),
+                    Input::Pair(a, b) => a.split_whitespace().count() + b.split_whitespace().count(),
+                })
+                .sum();
+            if words > budget {
+                let message = format!("at least {words} tokens; at most {budget} per request");
+                return Err(ApiError::new(ErrorKind::TooManyTokens, message));
+            }
+        }
         let backend = Arc::clone(&model.backend);
         let counted = tokio::task::spawn_blocking(move || backend.costs(&inputs).map(|costs| (inputs, costs))).await;
         let (inputs, costs) = match counted {
