@@ -13,31 +13,19 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FORWARDS = [(1, 32, 3, 20), (32, 64, 2, 5)]
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from bench import last_json  # noqa: E402
+from bench import run as run_process  # noqa: E402
 
 
 def run(cmd, env=None):
-    """Runs a command; returns (stdout, wall seconds, peak RSS bytes)."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, cwd=ROOT, env={**os.environ, **(env or {})})
-        _, status, rusage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.exit(f"command failed: {' '.join(cmd)}\n{err.read()[-3000:]}")
-        return out.read(), wall, rusage.ru_maxrss * 1024
-
-
-def last_json(text):
-    return json.loads([l for l in text.splitlines() if l.startswith("{")][-1])
+    """Runs a command (see bench.run); returns (stdout, wall seconds, peak RSS bytes)."""
+    stdout, _, wall, rss = run_process(cmd, env)
+    return stdout, wall, rss
+FORWARDS = [(1, 32, 3, 20), (32, 64, 2, 5)]
 
 
 def main():
@@ -66,7 +54,6 @@ def main():
     for p in ("int8", "bf16"):
         run(ft + ["quantize", "--model", model, "--output", os.path.join(work, f"model-{p}"), "--precision", p] + th)
     texts = os.path.join(work, "ncbi-test.txt")
-    sys.path.insert(0, os.path.join(ROOT, "scripts"))
     from conll import read_conll
     test = read_conll(os.path.join(ROOT, "data/ncbi-disease/test.tsv"))
     with open(texts, "w") as f:

@@ -143,12 +143,7 @@ impl SequenceClassifier {
     /// Runs the encoder's weight matrices in `precision` (for inference on
     /// the CPU; see [`BertEncoder::set_precision`]).
     pub fn with_precision(mut self, precision: crate::quant::Precision) -> Result<Self, ModelError> {
-        self.encoder.set_precision(precision)?;
-        if precision != crate::quant::Precision::Fp32 {
-            let keep =
-                self.params.iter().map(|(n, _)| n.clone()).filter(|n| !crate::quant::is_layer_matrix(n)).collect();
-            self.params.retain(&keep);
-        }
+        crate::quant::set_precision(&mut self.encoder, &mut self.params, precision)?;
         Ok(self)
     }
 

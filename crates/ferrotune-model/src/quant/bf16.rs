@@ -159,26 +159,7 @@ mod x86 {
             while b < blocks.end {
                 let nb = (blocks.end - b).min(4);
                 // SAFETY: the caller's contract.
-                unsafe {
-                    match (n, nb) {
-                        (4, 4) => rows_n::<4, 4>(a, r, b),
-                        (4, 3) => rows_n::<4, 3>(a, r, b),
-                        (4, 2) => rows_n::<4, 2>(a, r, b),
-                        (4, _) => rows_n::<4, 1>(a, r, b),
-                        (3, 4) => rows_n::<3, 4>(a, r, b),
-                        (3, 3) => rows_n::<3, 3>(a, r, b),
-                        (3, 2) => rows_n::<3, 2>(a, r, b),
-                        (3, _) => rows_n::<3, 1>(a, r, b),
-                        (2, 4) => rows_n::<2, 4>(a, r, b),
-                        (2, 3) => rows_n::<2, 3>(a, r, b),
-                        (2, 2) => rows_n::<2, 2>(a, r, b),
-                        (2, _) => rows_n::<2, 1>(a, r, b),
-                        (_, 4) => rows_n::<1, 4>(a, r, b),
-                        (_, 3) => rows_n::<1, 3>(a, r, b),
-                        (_, 2) => rows_n::<1, 2>(a, r, b),
-                        (_, _) => rows_n::<1, 1>(a, r, b),
-                    }
-                }
+                unsafe { crate::quant::dispatch_tile!(n, nb, rows_n(a, r, b)) }
                 b += nb;
             }
             r += n;

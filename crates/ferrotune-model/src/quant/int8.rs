@@ -339,26 +339,7 @@ mod x86 {
                 let nb = (tile.blocks.end - b).min(4);
                 // SAFETY: the caller's contract; rows `r..r + n` and blocks
                 // `b..b + nb` are in the tile.
-                unsafe {
-                    match (n, nb) {
-                        (4, 4) => rows_vnni::<4, 4>(a, r, b),
-                        (4, 3) => rows_vnni::<4, 3>(a, r, b),
-                        (4, 2) => rows_vnni::<4, 2>(a, r, b),
-                        (4, _) => rows_vnni::<4, 1>(a, r, b),
-                        (3, 4) => rows_vnni::<3, 4>(a, r, b),
-                        (3, 3) => rows_vnni::<3, 3>(a, r, b),
-                        (3, 2) => rows_vnni::<3, 2>(a, r, b),
-                        (3, _) => rows_vnni::<3, 1>(a, r, b),
-                        (2, 4) => rows_vnni::<2, 4>(a, r, b),
-                        (2, 3) => rows_vnni::<2, 3>(a, r, b),
-                        (2, 2) => rows_vnni::<2, 2>(a, r, b),
-                        (2, _) => rows_vnni::<2, 1>(a, r, b),
-                        (_, 4) => rows_vnni::<1, 4>(a, r, b),
-                        (_, 3) => rows_vnni::<1, 3>(a, r, b),
-                        (_, 2) => rows_vnni::<1, 2>(a, r, b),
-                        (_, _) => rows_vnni::<1, 1>(a, r, b),
-                    }
-                }
+                unsafe { crate::quant::dispatch_tile!(n, nb, rows_vnni(a, r, b)) }
                 b += nb;
             }
             r += n;

@@ -36,6 +36,49 @@ impl std::fmt::Display for Precision {
     }
 }
 
+/// Runs `encoder`'s weight matrices in `precision` and, for int8 and bf16,
+/// drops their fp32 copies from `params` (the packed matrices replace them).
+pub(crate) fn set_precision(
+    encoder: &mut crate::BertEncoder,
+    params: &mut crate::ParamStore,
+    precision: Precision,
+) -> Result<(), crate::ModelError> {
+    encoder.set_precision(precision)?;
+    if precision != Precision::Fp32 {
+        let keep = params.iter().map(|(n, _)| n.clone()).filter(|n| !is_layer_matrix(n)).collect();
+        params.retain(&keep);
+    }
+    Ok(())
+}
+
+/// Calls `$kernel::<N, NB>($($arg),*)` for the register tile of `n` rows
+/// (1 to 4) and `nb` blocks (1 to 4): the tile sizes are compile-time so
+/// that the accumulators stay in registers.
+macro_rules! dispatch_tile {
+    ($n:expr, $nb:expr, $kernel:ident($($arg:expr),*)) => {
+        match ($n, $nb) {
+            (4, 4) => $kernel::<4, 4>($($arg),*),
+            (4, 3) => $kernel::<4, 3>($($arg),*),
+            (4, 2) => $kernel::<4, 2>($($arg),*),
+            (4, _) => $kernel::<4, 1>($($arg),*),
+            (3, 4) => $kernel::<3, 4>($($arg),*),
+            (3, 3) => $kernel::<3, 3>($($arg),*),
+            (3, 2) => $kernel::<3, 2>($($arg),*),
+            (3, _) => $kernel::<3, 1>($($arg),*),
+            (2, 4) => $kernel::<2, 4>($($arg),*),
+            (2, 3) => $kernel::<2, 3>($($arg),*),
+            (2, 2) => $kernel::<2, 2>($($arg),*),
+            (2, _) => $kernel::<2, 1>($($arg),*),
+            (_, 4) => $kernel::<1, 4>($($arg),*),
+            (_, 3) => $kernel::<1, 3>($($arg),*),
+            (_, 2) => $kernel::<1, 2>($($arg),*),
+            (_, _) => $kernel::<1, 1>($($arg),*),
+        }
+    };
+}
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
+pub(crate) use dispatch_tile;
+
 /// A linear layer's weight matrix in a lower precision.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PackedLinear {
