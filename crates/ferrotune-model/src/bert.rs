@@ -10,7 +10,7 @@ use rand::RngCore;
 
 use crate::config::{Activation, BertConfig};
 use crate::dropout::{Dropout, Mode};
-use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, PackedLayer};
+use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, PackedLayer, Products};
 use crate::ops;
 use crate::quant::{PackedLinear, Precision};
 
@@ -162,6 +162,8 @@ struct Layer {
     attention_dropout: f32,
     /// The weight matrices in a lower precision, for inference.
     packed: Option<Arc<PackedLayer>>,
+    /// The products of the fp32 weight matrices (bf16: mixed precision).
+    products: Products,
 }
 
 impl Layer {
@@ -183,6 +185,7 @@ impl Layer {
             hidden_dropout: c.hidden_dropout_prob,
             attention_dropout: c.attention_probs_dropout_prob,
             packed: None,
+            products: Products::Fp32,
         })
     }
 
@@ -252,7 +255,7 @@ impl Layer {
             }),
             Mode::Eval => None,
         };
-        FusedLayer::apply(self.shape, x, self.parameters(), self.packed.as_ref(), mask_bias, dropout)
+        FusedLayer::apply(self.shape, x, self.parameters(), self.packed.as_ref(), self.products, mask_bias, dropout)
     }
 
     /// The layer from candle's differentiable ops (any device).
@@ -292,6 +295,21 @@ impl BertEncoder {
             candle_core::bail!("{precision} inference runs on the CPU only; use fp32 on this device");
         }
         self.layers.iter_mut().try_for_each(|l| l.set_precision(precision))
+    }
+
+    /// Mixed precision: the layers' weight-matrix products, forward and
+    /// backward, take bf16 operands with fp32 accumulation while the
+    /// weights, gradients and everything else stay fp32 (`Bf16`), or fp32
+    /// throughout (`Fp32`). For training on the CPU; int8 is refused.
+    pub fn set_training_precision(&mut self, precision: Precision) -> Result<()> {
+        let products = match precision {
+            Precision::Fp32 => Products::Fp32,
+            Precision::Bf16 if self.embeddings.word.device().is_cpu() => Products::Bf16,
+            Precision::Bf16 => candle_core::bail!("bf16 training runs on the CPU only; use fp32 on this device"),
+            Precision::Int8 => candle_core::bail!("int8 is an inference precision; train in fp32 or bf16"),
+        };
+        self.layers.iter_mut().for_each(|l| l.products = products);
+        Ok(())
     }
 
     /// Last hidden state `[batch, len, hidden]` of `input_ids` `[batch, len]`
@@ -412,6 +430,38 @@ mod tests {
                 assert!(err < 1e-4, "{activation}: gradient {i} differs by {err}");
             }
         }
+    }
+
+    /// Mixed precision changes the values and gradients by bf16 rounding
+    /// only: close to fp32's, yet not equal (the bf16 products ran).
+    #[test]
+    fn bf16_products_stay_close_to_fp32_in_values_and_gradients() {
+        let c = config("gelu", 0.0);
+        let (mut layer, params) = layer(&c, 6);
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let x = Var::from_tensor(&random(&[2, 9, 32], &mut rng, 1.0)).unwrap();
+        let probe = random(&[2, 9, 32], &mut rng, 1.0);
+        let mask = mask_bias(&[9, 5], 9);
+        let mut run = |products| {
+            layer.products = products;
+            let y = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+            let grads = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g: Vec<Tensor> = std::iter::once(x.as_tensor())
+                .chain(params.iter().map(|p| p.as_tensor()))
+                .map(|t| grads.get(t).unwrap().clone())
+                .collect();
+            (y, g)
+        };
+        let (y32, g32) = run(Products::Fp32);
+        let (y16, g16) = run(Products::Bf16);
+        let err = max_diff(&y16, &y32) / (1.0 + max_abs(&y32));
+        assert!(err > 1e-6 && err < 3e-2, "values differ by {err}");
+        for (i, (a, b)) in g16.iter().zip(&g32).enumerate() {
+            let err = max_diff(a, b) / (1.0 + max_abs(b));
+            assert!(err < 3e-2, "gradient {i} differs by {err}");
+        }
+        let weight_err = max_diff(&g16[1], &g32[1]);
+        assert!(weight_err > 0.0, "the query weight's gradient took bf16 products");
     }
 
     #[test]

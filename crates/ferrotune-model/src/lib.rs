@@ -19,6 +19,7 @@ pub mod quant;
 mod row_matmul;
 mod sequence_classifier;
 pub mod simd;
+mod strided;
 #[cfg(feature = "test-support")]
 pub mod tiny;
 mod token_classifier;

@@ -147,6 +147,13 @@ impl SequenceClassifier {
         Ok(self)
     }
 
+    /// Trains with `precision`'s products from now on (fp32 master weights;
+    /// see [`BertEncoder::set_training_precision`]).
+    pub fn with_training_precision(mut self, precision: crate::quant::Precision) -> Result<Self, ModelError> {
+        self.encoder.set_training_precision(precision)?;
+        Ok(self)
+    }
+
     /// The trainable parameters.
     pub fn params(&self) -> &ParamStore {
         &self.params

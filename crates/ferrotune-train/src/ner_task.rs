@@ -59,7 +59,8 @@ impl NerTask {
             None => None,
         };
         let head = TokenHead::For { labels: &label_names, seed: options.seed };
-        let model = TokenClassifier::load(model_dir, head, &request.device)?;
+        let model =
+            TokenClassifier::load(model_dir, head, &request.device)?.with_training_precision(options.precision)?;
         Ok(Self { model, examples, dev, sentences: sentences.len(), split, pad_id: tokenizer.pad_id })
     }
 }

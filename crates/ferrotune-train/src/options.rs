@@ -5,6 +5,7 @@
 
 use clap::Args;
 use ferrotune_data::Task;
+use ferrotune_model::quant::Precision;
 use ferrotune_model::Pooling;
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,11 @@ pub struct TrainOptions {
     /// Windows (texts) per forward pass when evaluating on the dev set.
     #[arg(long, default_value_t = TrainOptions::default().eval_batch_size)]
     pub eval_batch_size: usize,
+    /// Linear-layer products: fp32, or bf16 (mixed precision: bf16 operands,
+    /// fp32 accumulation, fp32 weights, gradients and optimizer; fast with
+    /// AVX-512 BF16, emulated elsewhere).
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().precision)]
+    pub precision: Precision,
 }
 
 impl Default for TrainOptions {
@@ -80,6 +86,7 @@ impl Default for TrainOptions {
             seed: 42,
             patience: 2,
             eval_batch_size: 64,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -113,6 +120,9 @@ impl TrainOptions {
         if !(self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite()) {
             return invalid("max_grad_norm", "a number of at least 0 (0 disables clipping)");
         }
+        if self.precision == Precision::Int8 {
+            return invalid("precision", "fp32 or bf16 (int8 is for inference: `ferrotune quantize`)");
+        }
         Ok(())
     }
 }
@@ -130,6 +140,10 @@ mod tests {
             (TrainOptions { lr: f64::NAN, ..Default::default() }, "lr must be a positive number"),
             (TrainOptions { max_len: 2, ..Default::default() }, "max_len must be between 3 and 4096"),
             (TrainOptions { warmup_ratio: 1.5, ..Default::default() }, "warmup_ratio must be between 0 and 1"),
+            (
+                TrainOptions { precision: Precision::Int8, ..Default::default() },
+                "precision must be fp32 or bf16 (int8 is for inference: `ferrotune quantize`)",
+            ),
         ];
         for (options, message) in cases {
             assert_eq!(options.validate().unwrap_err().to_string(), message);

@@ -45,7 +45,8 @@ impl SequenceTask {
             None => None,
         };
         let head = SequenceHead::For { kind, labels: &labels, pooling: options.pooling, seed: options.seed };
-        let model = SequenceClassifier::load(model_dir, head, &request.device)?;
+        let model =
+            SequenceClassifier::load(model_dir, head, &request.device)?.with_training_precision(options.precision)?;
         Ok(Self {
             model,
             inputs,

@@ -175,3 +175,40 @@ fn resume_after_a_kill_mid_epoch_logs_each_step_once() {
     assert!(err.contains("lr 0.005 (now 0.002)") && err.contains("seed 5 (now 6)"), "{err}");
     assert!(!err.contains("epochs 2") && !err.contains("epochs 3"), "{err}");
 }
+
+/// Mixed precision learns the same toy task: its losses follow fp32's
+/// closely without being equal (the bf16 products ran), and the saved
+/// weights are fp32.
+#[test]
+fn bf16_mixed_precision_learns_like_fp32() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 11).unwrap();
+    let data = tmp.path().join("train.tsv");
+    write_corpus(&data, 12);
+    let run = |name: &str, precision| {
+        let output = tmp.path().join(name);
+        let options = TrainOptions { precision, ..options() };
+        let request = TrainRequest {
+            model_dir: &base,
+            train: &data,
+            dev: Some(&data),
+            output: &output,
+            options,
+            resume: false,
+            device: candle_core::Device::Cpu,
+            stop_after: None,
+        };
+        let summary = train(&request, &mut Silent).unwrap();
+        (step_losses(&output), summary.best_dev_score.unwrap(), output)
+    };
+    let (fp32, _, _) = run("fp32", ferrotune_model::quant::Precision::Fp32);
+    let (bf16, dev, output) = run("bf16", ferrotune_model::quant::Precision::Bf16);
+    assert_ne!(fp32, bf16);
+    assert!((fp32[0] - bf16[0]).abs() < 0.02 * fp32[0], "first step: {} vs {}", fp32[0], bf16[0]);
+    let last = |l: &[f64]| l[l.len() - 4..].iter().sum::<f64>() / 4.0;
+    assert!(last(&bf16) < bf16[0] / 2.0, "bf16 loss fell from {} to {}", bf16[0], last(&bf16));
+    assert!(dev > 0.9, "bf16 dev F1 {dev}");
+    let saved = candle_core::safetensors::load(output.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(saved.values().all(|t| t.dtype() == candle_core::DType::F32));
+}

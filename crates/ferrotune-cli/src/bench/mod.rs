@@ -56,7 +56,7 @@ struct Shape {
     /// Timed runs.
     #[arg(long, default_value_t = 5)]
     runs: usize,
-    /// Precision of the linear layers (forward only).
+    /// Precision of the linear layers (train-step: fp32 or bf16 mixed precision).
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     precision: Precision,
 }
@@ -119,7 +119,8 @@ fn forward(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> 
 }
 
 fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> {
-    let setup = Setup::new(shape, device)?;
+    let mut setup = Setup::new(shape, device)?;
+    setup.model = setup.model.with_training_precision(shape.precision)?;
     let mut optimizer = AdamW::new(setup.model.params(), AdamWConfig::default());
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let tokens = shape.batch * shape.len;
@@ -145,7 +146,7 @@ fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Valu
         }
     }
     Ok(json!({
-        "workload": "train-step", "batch": shape.batch, "len": shape.len, "load_s": setup.load_s, "times_s": times,
+        "workload": "train-step", "precision": shape.precision, "batch": shape.batch, "len": shape.len, "load_s": setup.load_s, "times_s": times,
         "phases_s": { "forward": forward, "backward": backward, "optimizer": optimize },
     }))
 }

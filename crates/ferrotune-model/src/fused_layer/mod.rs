@@ -32,7 +32,10 @@ use elementwise::{
     activate, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, softmax_row,
 };
 pub(crate) use matmul::linear as fp32_linear;
-use matmul::{linear, linear_backward, matmul, Mat, Out};
+pub(crate) use matmul::Products;
+use matmul::{linear_backward, linear_in};
+
+use crate::strided::{matmul_f32 as matmul, Mat, Out};
 
 // The layer's parameters in order: query, key, value, attention output
 // (weight, bias each), attention layer norm (weight, bias), intermediate,
@@ -138,6 +141,8 @@ pub(crate) struct FusedLayer {
     /// Lower-precision weight matrices (inference only).
     packed: Option<Arc<PackedLayer>>,
     dropout: Option<LayerDropout>,
+    /// The linear layers' products when the weights are fp32.
+    products: Products,
     /// Whether to keep activations for a backward pass.
     save: bool,
     saved: Mutex<Option<Saved>>,
@@ -148,19 +153,22 @@ impl FusedLayer {
     /// in order (see the indices above); `dropout` in training. When anything
     /// needs a gradient the parameters go in as one flat, differentiable
     /// vector; otherwise they are read in place, and the weight matrices
-    /// come from `packed` when it is given.
+    /// come from `packed` when it is given. The fp32 weight matrices'
+    /// products (forward and backward) take `products`' operands.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         shape: LayerShape,
         x: &Tensor,
         weights: [&Tensor; 16],
         packed: Option<&Arc<PackedLayer>>,
+        products: Products,
         mask_bias: &Tensor,
         dropout: Option<LayerDropout>,
     ) -> Result<Tensor> {
         let dropout = dropout.filter(|d| d.hidden_p > 0.0 || d.attention_p > 0.0);
         let save = x.track_op() || weights.iter().any(|w| w.track_op());
         let packed = packed.filter(|_| !save).cloned();
-        let op = FusedLayer { shape, packed, dropout, save, saved: Mutex::new(None) };
+        let op = FusedLayer { shape, packed, dropout, products, save, saved: Mutex::new(None) };
         let (x, mask_bias) = (x.contiguous()?, mask_bias.contiguous()?);
         if save {
             let flat = Tensor::cat(&weights.iter().map(|w| w.flatten_all()).collect::<Result<Vec<_>>>()?, 0)?;
@@ -207,7 +215,7 @@ impl FusedLayer {
         };
         match &self.packed {
             Some(packed) => packed[slot].linear(x, w[index + 1], out, width, col),
-            None => linear(x, in_dim, w[index], w[index + 1], out, width, col),
+            None => linear_in(self.products, x, in_dim, w[index], w[index + 1], out, width, col),
         }
     }
 
@@ -346,14 +354,34 @@ impl FusedLayer {
         dw[slot(B2)].copy_from_slice(&column_sums(&d_out, h));
         let activated = activate(&s.inner, activation);
         let mut d_inner = vec![0f32; rows * inner_dim];
-        linear_backward(&d_out, h, &activated, inner_dim, weight(W2), &mut dw[slot(W2)], &mut d_inner, false);
+        linear_backward(
+            self.products,
+            &d_out,
+            h,
+            &activated,
+            inner_dim,
+            weight(W2),
+            &mut dw[slot(W2)],
+            &mut d_inner,
+            false,
+        );
         drop(activated);
         drop(d_out);
         activation_backward(&mut d_inner, &s.inner, activation);
 
         // Feed-forward input projection.
         dw[slot(BI)].copy_from_slice(&column_sums(&d_inner, inner_dim));
-        linear_backward(&d_inner, inner_dim, &s.attended, h, weight(WI), &mut dw[slot(WI)], &mut d_attended, true);
+        linear_backward(
+            self.products,
+            &d_inner,
+            inner_dim,
+            &s.attended,
+            h,
+            weight(WI),
+            &mut dw[slot(WI)],
+            &mut d_attended,
+            true,
+        );
         drop(d_inner);
 
         // First layer norm, dropout, residual.
@@ -367,7 +395,7 @@ impl FusedLayer {
         // Attention output projection.
         dw[slot(BO)].copy_from_slice(&column_sums(&d_proj, h));
         let mut d_context = vec![0f32; rows * h];
-        linear_backward(&d_proj, h, &s.context, h, weight(WO), &mut dw[slot(WO)], &mut d_context, false);
+        linear_backward(self.products, &d_proj, h, &s.context, h, weight(WO), &mut dw[slot(WO)], &mut d_context, false);
         drop(d_proj);
 
         // Attention, one (sequence, head) pair per task.
@@ -423,7 +451,17 @@ impl FusedLayer {
         let bias_grads = column_sums(&d_qkv, 3 * h);
         for j in 0..3 {
             dw[slot(2 * j + 1)].copy_from_slice(&bias_grads[j * h..(j + 1) * h]);
-            linear_backward(&d_qkv[j * h..], 3 * h, x, h, weight(2 * j), &mut dw[slot(2 * j)], &mut dx, true);
+            linear_backward(
+                self.products,
+                &d_qkv[j * h..],
+                3 * h,
+                x,
+                h,
+                weight(2 * j),
+                &mut dw[slot(2 * j)],
+                &mut dx,
+                true,
+            );
         }
         (dx, dw)
     }

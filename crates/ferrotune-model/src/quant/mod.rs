@@ -7,6 +7,7 @@ mod bf16;
 mod folder;
 mod int8;
 
+pub(crate) use bf16::matmul_bf16;
 pub use bf16::{from_bf16, to_bf16, Bf16Matrix};
 pub(crate) use folder::{check_names, dequantize, is_layer_matrix};
 pub use folder::{save_quantized, QuantizationConfig, QuantizedFolder};
