@@ -7,6 +7,7 @@ report. Prints one JSON line with the figures and can save the best model.
 
   python scripts/reference_ner.py --recipe tuned  [--threads 2] [--save DIR]
   python scripts/reference_ner.py --recipe design
+  python scripts/reference_ner.py --epochs 1 --no-test --bf16   (bf16 autocast)
   python scripts/reference_ner.py --eval-model DIR --data data/ncbi-disease/test.tsv
 
 Recipes:
@@ -62,10 +63,10 @@ def batches(items, size, pad_id, shuffle, rng):
         yield ids, mask, labels, [order[start + k] for k in range(len(chunk))]
 
 
-def predict(model, items, sentences, id2label, pad_id, batch_size=32):
+def predict(model, items, sentences, id2label, pad_id, batch_size=32, bf16=False):
     model.eval()
     preds = [None] * len(items)
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for ids, mask, _, idx in batches(items, batch_size, pad_id, False, None):
             logits = model(input_ids=ids, attention_mask=mask).logits.argmax(-1)
             for r, k in enumerate(idx):
@@ -95,6 +96,8 @@ def main():
     ap.add_argument("--data")
     ap.add_argument("--epochs", type=int, help="override the recipe's epochs")
     ap.add_argument("--no-test", action="store_true", help="stop after training (for timing)")
+    ap.add_argument("--bf16", action="store_true",
+                    help="mixed precision: torch.autocast(cpu, bfloat16) around forward and loss")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -143,7 +146,8 @@ def main():
         model.train()
         t0 = time.time()
         for ids, mask, lab, _ in batches(tr, args.batch_size, tokenizer.pad_token_id, True, rng):
-            loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+                loss = model(input_ids=ids, attention_mask=mask, labels=lab).loss
             loss.backward()
             if r["clip"] > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), r["clip"])
@@ -152,7 +156,7 @@ def main():
                 sched.step()
             opt.zero_grad()
         train_time += time.time() - t0
-        f1 = f1_score([s[1] for s in dev], predict(model, dv, dev, id2label, tokenizer.pad_token_id))
+        f1 = f1_score([s[1] for s in dev], predict(model, dv, dev, id2label, tokenizer.pad_token_id, bf16=args.bf16))
         print(json.dumps({"epoch": epoch, "dev_f1": f1, "epoch_s": time.time() - t0}), flush=True)
         if f1 > best[0]:
             best = (f1, epoch, {k: v.clone() for k, v in model.state_dict().items()})
