@@ -18,13 +18,14 @@ pub(crate) enum Products {
 }
 
 /// `dst (m x n, row stride dst_rs) [+]= a (m x k) · b (k x n)` with
-/// `products`' operands, on all of the pool's threads.
+/// `products`' operands, on up to `threads` of the pool's threads.
 ///
 /// # Safety
 /// As [`matmul_f32`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn product(
+pub(super) unsafe fn product(
     products: Products,
+    threads: usize,
     m: usize,
     n: usize,
     k: usize,
@@ -37,8 +38,8 @@ unsafe fn product(
     // SAFETY: forwarded to the caller.
     unsafe {
         match products {
-            Products::Fp32 => matmul_f32(m, n, k, dst, dst_rs, accumulate, a, b, rayon::current_num_threads()),
-            Products::Bf16 => matmul_bf16(m, n, k, dst, dst_rs, accumulate, a, b),
+            Products::Fp32 => matmul_f32(m, n, k, dst, dst_rs, accumulate, a, b, threads),
+            Products::Bf16 => matmul_bf16(m, n, k, dst, dst_rs, accumulate, a, b, threads),
         }
     }
 }
@@ -72,6 +73,7 @@ pub(super) fn linear_in(
     unsafe {
         product(
             products,
+            rayon::current_num_threads(),
             rows,
             out_dim,
             in_dim,
@@ -104,11 +106,11 @@ pub(super) fn linear_backward(
     let (rows, out) = (x.len() / in_dim, dw.len() / in_dim);
     assert!(x.len() == rows * in_dim && dx.len() == x.len() && w.len() == dw.len() && dw.len() == out * in_dim);
     assert!(rows == 0 || (rows - 1) * dy_stride + out <= dy.len());
-    let d = Mat::rows(dy, 0, dy_stride);
+    let (d, threads) = (Mat::rows(dy, 0, dy_stride), rayon::current_num_threads());
     // SAFETY: every operand's reach was checked above; `dw` and `dx` are
     // borrowed mutably.
     unsafe {
-        product(products, out, in_dim, rows, dw.as_mut_ptr(), in_dim, false, d.t(), Mat::rows(x, 0, in_dim));
-        product(products, rows, in_dim, out, dx.as_mut_ptr(), in_dim, accumulate, d, Mat::rows(w, 0, in_dim));
+        product(products, threads, out, in_dim, rows, dw.as_mut_ptr(), in_dim, false, d.t(), Mat::rows(x, 0, in_dim));
+        product(products, threads, rows, in_dim, out, dx.as_mut_ptr(), in_dim, accumulate, d, Mat::rows(w, 0, in_dim));
     }
 }

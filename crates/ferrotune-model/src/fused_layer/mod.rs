@@ -33,9 +33,9 @@ use elementwise::{
 };
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
-use matmul::{linear_backward, linear_in};
+use matmul::{linear_backward, linear_in, product};
 
-use crate::strided::{matmul_f32 as matmul, Mat, Out};
+use crate::strided::{Mat, Out};
 
 // The layer's parameters in order: query, key, value, attention output
 // (weight, bias each), attention layer norm (weight, bias), intermediate,
@@ -225,6 +225,12 @@ impl FusedLayer {
         (p > 0.0).then(|| dropout_mask(n, p, d.seed, stream))
     }
 
+    /// The format of the attention products (QKᵀ, PV and their
+    /// gradients): the weight products' in training.
+    fn attention_products(&self) -> Products {
+        self.products
+    }
+
     fn hidden_p(&self) -> f32 {
         self.dropout.as_ref().map_or(0.0, |d| d.hidden_p)
     }
@@ -246,7 +252,7 @@ impl FusedLayer {
 
         // Attention, one (sequence, head) pair per task; heads are read from
         // and written to their columns in place.
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let (scale, products) = (1.0 / (head_dim as f32).sqrt(), self.attention_products());
         let pairs = batch * heads;
         let attention_mask = self.mask(pairs * len * len, 0);
         let keep = 1.0 / (1.0 - self.attention_p());
@@ -263,7 +269,7 @@ impl FusedLayer {
             let v = Mat::rows(qkv_ref, base + 2 * h, 3 * h);
             // SAFETY: q, k, v are `len x head_dim` inside `qkv`; `p` is
             // this pair's `len x len` block.
-            unsafe { matmul(len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t(), 1) };
+            unsafe { product(products, 1, len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t()) };
             let mask = &mask_bias[b * len..(b + 1) * len];
             for row in p.chunks_mut(len) {
                 softmax_row(row, mask, scale);
@@ -280,7 +286,7 @@ impl FusedLayer {
             // sequence's rows of `context`.
             unsafe {
                 let out = context_out.get().add(b * len * h + head * head_dim);
-                matmul(len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v, 1);
+                product(products, 1, len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v);
             }
         };
         // The backward pass needs every pair's probabilities; inference only
@@ -399,7 +405,7 @@ impl FusedLayer {
         drop(d_proj);
 
         // Attention, one (sequence, head) pair per task.
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let (scale, products) = (1.0 / (head_dim as f32).sqrt(), self.attention_products());
         let keep = 1.0 / (1.0 - self.attention_p());
         let mut d_qkv = vec![0f32; rows * 3 * h];
         let d_qkv_out = Out(d_qkv.as_mut_ptr());
@@ -426,8 +432,19 @@ impl FusedLayer {
                 // scratch.
                 unsafe {
                     let out = d_qkv_out.get().add(base);
-                    matmul(len, head_dim, len, out.add(2 * h), 3 * h, false, Mat::rows(used, 0, len).t(), dc, 1);
-                    matmul(len, len, head_dim, d_scores.as_mut_ptr(), len, false, dc, v.t(), 1);
+                    product(
+                        products,
+                        1,
+                        len,
+                        head_dim,
+                        len,
+                        out.add(2 * h),
+                        3 * h,
+                        false,
+                        Mat::rows(used, 0, len).t(),
+                        dc,
+                    );
+                    product(products, 1, len, len, head_dim, d_scores.as_mut_ptr(), len, false, dc, v.t());
                 }
                 for (r, (ds, p)) in d_scores.chunks_mut(len).zip(p.chunks(len)).enumerate() {
                     if let Some(m) = m {
@@ -440,8 +457,19 @@ impl FusedLayer {
                 // rows, which no other task writes.
                 unsafe {
                     let out = d_qkv_out.get().add(base);
-                    matmul(len, head_dim, len, out, 3 * h, false, Mat::rows(d_scores, 0, len), k, 1);
-                    matmul(len, head_dim, len, out.add(h), 3 * h, false, Mat::rows(d_scores, 0, len).t(), q, 1);
+                    product(products, 1, len, head_dim, len, out, 3 * h, false, Mat::rows(d_scores, 0, len), k);
+                    product(
+                        products,
+                        1,
+                        len,
+                        head_dim,
+                        len,
+                        out.add(h),
+                        3 * h,
+                        false,
+                        Mat::rows(d_scores, 0, len).t(),
+                        q,
+                    );
                 }
             },
         );

@@ -101,7 +101,9 @@ impl Bf16Matrix {
 }
 
 /// `dst (m x n, row stride dst_rs) [+]= bf16(a) (m x k) · bf16(b) (k x n)`,
-/// fp32 accumulation: the mixed-precision training product.
+/// fp32 accumulation: the mixed-precision training product. `threads`
+/// bounds the fallback's fp32 product (the packed kernel always splits its
+/// work over the pool).
 ///
 /// # Safety
 /// Every element that the shapes and strides reach must be inside the
@@ -117,6 +119,7 @@ pub(crate) unsafe fn matmul_bf16(
     accumulate: bool,
     a: Mat,
     b: Mat,
+    threads: usize,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -127,7 +130,6 @@ pub(crate) unsafe fn matmul_bf16(
         return unsafe { product(&a, &b, m, Out(dst), dst_rs, accumulate, None) };
     }
     let (a, b) = (pack::rounded(a, m, k), pack::rounded(b, k, n));
-    let threads = rayon::current_num_threads();
     // SAFETY: the rounded copies are contiguous `[m, k]` and `[k, n]`; `dst`
     // is forwarded from the caller.
     unsafe { matmul_f32(m, n, k, dst, dst_rs, accumulate, Mat::rows(&a, 0, k), Mat::rows(&b, 0, n), threads) }
@@ -257,7 +259,7 @@ mod tests {
                     let mut out = before.clone();
                     // SAFETY: `out` holds `m` rows of `width >= n` values; the
                     // views cover their shapes.
-                    unsafe { matmul_bf16(m, n, k, out.as_mut_ptr(), width, accumulate, am, bm) };
+                    unsafe { matmul_bf16(m, n, k, out.as_mut_ptr(), width, accumulate, am, bm, 2) };
                     for i in 0..m {
                         for j in 0..width {
                             let got = out[i * width + j] as f64;
