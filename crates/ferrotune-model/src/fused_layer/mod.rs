@@ -227,13 +227,16 @@ impl FusedLayer {
 
     /// The format of the attention products (QKᵀ, PV and their
     /// gradients): the weight products' in training and fp32 inference;
-    /// bf16 in int8 inference (measured: about 10% less time at 32 x 64;
+    /// bf16 in int8 inference where AVX-512 BF16 runs them (measured: about
+    /// 10% less time at 32 x 64;
     /// NCBI test F1 of the demo model 0.20 points below fp32's, against 0.58
     /// with fp32 attention); fp32 in bf16 inference (bf16 attention took
     /// its F1 0.18 points below fp32's, past the 0.1-point budget).
     fn attention_products(&self) -> Products {
         match self.packed.as_deref() {
-            Some([PackedLinear::Int8(_), ..]) => Products::Bf16,
+            // Without AVX-512 BF16 the bf16 products are emulated (slower).
+            Some([PackedLinear::Int8(_), ..]) if crate::simd::has_avx512_bf16() => Products::Bf16,
+            Some(_) => Products::Fp32,
             _ => self.products,
         }
     }
