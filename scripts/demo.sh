@@ -22,4 +22,4 @@ printf '%s\n' \
   "The patient was diagnosed with Duchenne muscular dystrophy and later developed cardiomyopathy." \
   | "$bin" predict --model "$out"
 echo
-echo "model saved in $out (Hugging Face BertForTokenClassification layout)"
+echo "model saved in $out/model (Hugging Face BertForTokenClassification layout)"

@@ -8,7 +8,7 @@
 
 Both sides use windows of 512 tokens so that no sentence is cut.
 
-  python scripts/hf_roundtrip.py --ferrotune-model runs/ft-default \
+  python scripts/hf_roundtrip.py --ferrotune-model runs/ft-default/model \
       --python-model runs/torch-tuned --data data/ncbi-disease/test.tsv
 """
 import argparse

@@ -45,7 +45,8 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     if !(args.max_drop >= 0.0 && args.max_drop.is_finite()) {
         return Err(UsageError::invalid_option("max_drop", "max_drop must be a number of at least 0").into());
     }
-    if args.output == args.model {
+    let model = &ferrotune_model::model_folder(&args.model);
+    if args.output == args.model || &args.output == model {
         return Err(UsageError("--output must differ from --model".into()).into());
     }
     // Written beside the target first: with --check, the folder is scored
@@ -54,8 +55,8 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
     if staging.exists() {
         std::fs::remove_dir_all(&staging).with_context(|| format!("removing {}", staging.display()))?;
     }
-    let written = save_quantized(&args.model, &staging, args.precision, &args.keep_fp32)?;
-    ferrotune_text::copy_tokenizer_files(&args.model, &staging)
+    let written = save_quantized(model, &staging, args.precision, &args.keep_fp32)?;
+    ferrotune_text::copy_tokenizer_files(model, &staging)
         .with_context(|| format!("copying the tokenizer into {}", staging.display()))?;
     if let Some(data) = &args.check {
         let checked = check(&args, &staging, data);
@@ -64,11 +65,9 @@ pub fn run(args: QuantizeArgs) -> anyhow::Result<()> {
         }
         checked?;
     }
-    if args.output.exists() {
-        std::fs::remove_dir_all(&args.output).with_context(|| format!("replacing {}", args.output.display()))?;
-    }
-    std::fs::rename(&staging, &args.output).with_context(|| format!("writing {}", args.output.display()))?;
-    let fp32_bytes = std::fs::metadata(args.model.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
+    ferrotune_data::atomic::replace_dir(&staging, &args.output)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let fp32_bytes = std::fs::metadata(model.join("model.safetensors")).map(|m| m.len()).unwrap_or(0);
     eprintln!(
         "wrote {} ({} tensors in {}, {} kept in fp32): weights {:.1} MB, {:.2}x the fp32 file",
         args.output.display(),

@@ -15,8 +15,11 @@ pub enum FreedMemory {
     /// free and reallocate tensors of the same sizes every step, and
     /// returning those pages makes the kernel zero them again each time).
     Keep,
-    /// Return it to the system as soon as a page is free (the server: a
-    /// burst of large requests must not pin its peak memory forever).
+    /// Return it to the system as soon as a page is free, and map no
+    /// transparent huge pages (the server: a burst of large requests must
+    /// not pin its peak memory forever; a 2 MiB huge page stays resident
+    /// while any of its 4 KiB pages is in use, so purged pages inside one
+    /// would not be returned).
     Return,
 }
 
@@ -38,6 +41,10 @@ pub fn init(threads: Option<usize>, freed: FreedMemory) -> anyhow::Result<()> {
         };
         // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
+    }
+    #[cfg(target_os = "linux")]
+    if freed == FreedMemory::Return {
+        rustix::thread::disable_transparent_huge_pages(true).context("turning transparent huge pages off")?;
     }
     // candle sizes its matmul parallelism from this variable.
     std::env::set_var("RAYON_NUM_THREADS", n.to_string());

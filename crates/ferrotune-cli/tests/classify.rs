@@ -50,7 +50,7 @@ fn classify_train_eval_predict() {
     );
     assert!(run.status.success(), "{}", stderr(&run));
     let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("model/config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "BertForSequenceClassification");
     assert_eq!(config["problem_type"], "single_label_classification");
 

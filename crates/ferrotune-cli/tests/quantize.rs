@@ -74,7 +74,7 @@ fn quantized_folders_load_everywhere_and_bad_ones_are_refused() {
             2 * 6 + 1,
             "6 matrices x 2 layers + embeddings"
         );
-        let fp32 = std::fs::metadata(model.join("model.safetensors")).unwrap().len();
+        let fp32 = std::fs::metadata(model.join("model/model.safetensors")).unwrap().len();
         assert!(std::fs::metadata(out.join("model.safetensors")).unwrap().len() < fp32);
         let e = ferrotune(&["eval", "--model", q, "--data", d, "--threads", "1"], "");
         assert!(e.status.success() && String::from_utf8_lossy(&e.stdout).contains("micro avg"), "{}", stderr(&e));

@@ -30,7 +30,6 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Renames `from` to `to` and flushes the folders of both.
 pub fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
     std::fs::rename(from, to)?;
-    let parent = |p: &Path| p.parent().map(Path::to_path_buf).unwrap_or_default();
     sync_dir(&parent(to))?;
     if parent(from) != parent(to) {
         sync_dir(&parent(from))?;
@@ -50,6 +49,36 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> io::Result<()>) ->
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Puts the folder `staged` in the place of `target` as one step, so that a
+/// reader sees the old folder or the new one whole, never a mix: on Linux
+/// the two are swapped by one `renameat2(RENAME_EXCHANGE)` and the old one
+/// is removed after; elsewhere (or where the file system cannot swap) the
+/// old folder is first renamed aside. The files in `staged` must already be
+/// flushed (as [`write_atomic`] does); its entries are flushed here.
+pub fn replace_dir(staged: &Path, target: &Path) -> io::Result<()> {
+    sync_dir(staged)?;
+    if !target.exists() {
+        return rename_durably(staged, target);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        if renameat_with(CWD, staged, CWD, target, RenameFlags::EXCHANGE).is_ok() {
+            sync_dir(&parent(target))?;
+            // `staged` now names the old folder.
+            return std::fs::remove_dir_all(staged);
+        }
+    }
+    let aside = temp_path(target);
+    rename_durably(target, &aside)?;
+    rename_durably(staged, target)?;
+    std::fs::remove_dir_all(&aside)
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -74,6 +103,39 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    fn folder_with(path: &Path, files: &[(&str, &str)]) {
+        std::fs::create_dir_all(path).unwrap();
+        for (name, text) in files {
+            std::fs::write(path.join(name), text).unwrap();
+        }
+    }
+
+    fn files_of(path: &Path) -> Vec<(String, String)> {
+        let mut files: Vec<_> = std::fs::read_dir(path)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name().to_string_lossy().into_owned(), std::fs::read_to_string(e.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn replaces_a_folder_as_a_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let (staged, target) = (dir.path().join("staged"), dir.path().join("model"));
+        folder_with(&staged, &[("config.json", "1"), ("weights", "1")]);
+        replace_dir(&staged, &target).unwrap();
+        folder_with(&staged, &[("config.json", "2"), ("tokenizer", "2")]);
+        replace_dir(&staged, &target).unwrap();
+        let want = [("config.json", "2"), ("tokenizer", "2")].map(|(n, t)| (n.to_string(), t.to_string()));
+        assert_eq!(files_of(&target), want);
+        // Only the new folder is left: the staged name and the old folder are gone.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

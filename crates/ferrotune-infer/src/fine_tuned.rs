@@ -122,9 +122,11 @@ pub struct FineTuned {
 
 impl FineTuned {
     /// Loads a fine-tuned folder (`config.json` with the head's task and
-    /// `id2label`, `model.safetensors`, tokenizer files) onto `device`.
+    /// `id2label`, `model.safetensors`, tokenizer files) onto `device`; a
+    /// training run's output folder names its `model/` subfolder.
     pub fn load(dir: &Path, settings: RunSettings, device: &Device) -> Result<Self, InferError> {
         settings.validate()?;
+        let dir = &ferrotune_model::model_folder(dir);
         let config_path = dir.join("config.json");
         let saved = BertConfig::load(&config_path)?.quantization.map(|q| q.precision);
         let precision = match (saved, settings.precision) {

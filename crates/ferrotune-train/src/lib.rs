@@ -25,7 +25,8 @@
 //!     &mut Silent,
 //! )?;
 //! assert_eq!(summary.epochs_done, 2);
-//! assert!(output.join("model.safetensors").is_file() && output.join("config.json").is_file());
+//! assert_eq!(summary.output, output.join("model"));
+//! assert!(summary.output.join("model.safetensors").is_file() && summary.output.join("config.json").is_file());
 //! # Ok(())
 //! # }
 //! ```

@@ -21,6 +21,9 @@ use crate::sequence_task::SequenceTask;
 use crate::task::TrainTask;
 use crate::{TrainError, TrainOptions};
 
+/// Where the next model is written before it replaces `<output>/model`.
+const STAGED_MODEL: &str = ".model.staged";
+
 /// What to train, from what, and where to put it.
 pub struct TrainRequest<'a> {
     /// The pretrained (or already fine-tuned) model folder.
@@ -29,7 +32,7 @@ pub struct TrainRequest<'a> {
     pub train: &'a Path,
     /// The dev file used to pick the best epoch, if any.
     pub dev: Option<&'a Path>,
-    /// The output folder: the best model, `metrics.jsonl`, `checkpoint/`.
+    /// The output folder: the best model (in `model/`), `metrics.jsonl`, `checkpoint/`.
     pub output: &'a Path,
     /// Hyper-parameters.
     pub options: TrainOptions,
@@ -58,12 +61,20 @@ pub struct TrainSummary {
     pub split_sentences: usize,
     /// Training throughput of this process (sentences per second of training).
     pub sentences_per_second: f64,
-    /// Where the model was saved.
+    /// Where the model was saved (`<output>/model`).
     pub output: PathBuf,
 }
 
 /// Fine-tunes a model; see [`TrainRequest`]. Progress goes to `observer`.
 pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result<TrainSummary, TrainError> {
+    // A previous run's output folder names its saved model.
+    let model_dir = ferrotune_model::model_folder(request.model_dir);
+    let request = &TrainRequest {
+        model_dir: &model_dir,
+        options: request.options.clone(),
+        device: request.device.clone(),
+        ..*request
+    };
     let options = &request.options;
     options.validate()?;
     let config_path = request.model_dir.join("config.json");
@@ -326,8 +337,7 @@ impl<'a> Run<'a> {
             state.best_score = dev.as_ref().map(|d| d.score());
             state.best_epoch = epoch;
             state.epochs_without_gain = 0;
-            self.task.save(output)?;
-            copy_tokenizer_files(self.request.model_dir, output).map_err(|e| TrainError::io(output, e))?;
+            save_model(self.task, self.request)?;
         } else {
             state.epochs_without_gain += 1;
         }
@@ -367,7 +377,22 @@ impl<'a> Run<'a> {
             } else {
                 0.0
             },
-            output: self.request.output.to_path_buf(),
+            output: self.request.output.join(ferrotune_model::TRAINED_MODEL),
         }
     }
+}
+
+/// Saves the model with its tokenizer files into a staged folder and
+/// swaps it in for `<output>/model` as a set.
+fn save_model(task: &dyn TrainTask, request: &TrainRequest) -> Result<(), TrainError> {
+    let output = request.output;
+    let staged = output.join(STAGED_MODEL);
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged).map_err(|e| TrainError::io(&staged, e))?;
+    }
+    std::fs::create_dir(&staged).map_err(|e| TrainError::io(&staged, e))?;
+    task.save(&staged)?;
+    copy_tokenizer_files(request.model_dir, &staged).map_err(|e| TrainError::io(&staged, e))?;
+    let model = output.join(ferrotune_model::TRAINED_MODEL);
+    ferrotune_data::atomic::replace_dir(&staged, &model).map_err(|e| TrainError::io(&model, e))
 }

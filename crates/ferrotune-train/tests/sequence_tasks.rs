@@ -92,7 +92,7 @@ fn train_task(kind: SequenceKind, pairs: bool, pooling: Pooling) -> (tempfile::T
     let first: f64 = losses[..6].iter().sum::<f64>() / 6.0;
     let last: f64 = losses[losses.len() - 6..].iter().sum::<f64>() / 6.0;
     assert!(last < first / 2.0, "{kind:?}: loss fell from {first} to {last}, not by half");
-    (tmp, output, summary.best_dev_score.unwrap())
+    (tmp, summary.output, summary.best_dev_score.unwrap())
 }
 
 /// Every label's score of each input, in label order.

@@ -36,7 +36,8 @@ fn options() -> TrainOptions {
 }
 
 fn logits(dir: &Path) -> Vec<f32> {
-    let model = TokenClassifier::load(dir, TokenHead::Saved, &candle_core::Device::Cpu).unwrap();
+    let model = TokenClassifier::load(&ferrotune_model::model_folder(dir), TokenHead::Saved, &candle_core::Device::Cpu)
+        .unwrap();
     let batch = Batch::pad(&[&[2, 5, 6, 7, 8, 3]], 0).unwrap();
     model.forward(&batch, &mut Mode::Eval).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
@@ -91,10 +92,10 @@ fn loss_halves_and_resume_gives_the_same_model() {
 
     // The saved folder is a Hugging Face token-classification model.
     let config: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(full.join("config.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(full.join("model/config.json")).unwrap()).unwrap();
     assert_eq!(config["architectures"][0], "BertForTokenClassification");
     assert_eq!(config["id2label"]["1"], "B-Disease");
-    assert!(full.join("vocab.txt").is_file());
+    assert!(full.join("model/vocab.txt").is_file());
 }
 
 #[test]
@@ -209,6 +210,7 @@ fn bf16_mixed_precision_learns_like_fp32() {
     let last = |l: &[f64]| l[l.len() - 4..].iter().sum::<f64>() / 4.0;
     assert!(last(&bf16) < bf16[0] / 2.0, "bf16 loss fell from {} to {}", bf16[0], last(&bf16));
     assert!(dev > 0.9, "bf16 dev F1 {dev}");
-    let saved = candle_core::safetensors::load(output.join("model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    let saved =
+        candle_core::safetensors::load(output.join("model/model.safetensors"), &candle_core::Device::Cpu).unwrap();
     assert!(saved.values().all(|t| t.dtype() == candle_core::DType::F32));
 }
