@@ -26,7 +26,7 @@ soak=target/release/examples/soak
 mkdir -p runs
 if [ -z "$model" ]; then
   model=runs/soak-ner
-  if [ ! -f "$model/model.safetensors" ]; then
+  if [ ! -f "$model/model/model.safetensors" ]; then
     bash scripts/fetch-model.sh
     awk 'BEGIN {n = 0} {print} /^$/ {if (++n >= 200) exit}' data/ncbi-disease/train.tsv > runs/soak-train.tsv
     "$bin" train --model models/all-MiniLM-L6-v2 --train runs/soak-train.tsv --output "$model" --epochs 1 > /dev/null 2>&1
