@@ -23,6 +23,10 @@ pub struct InferenceArgs {
     /// Windows per forward pass.
     #[arg(long, default_value_t = RunSettings::default().batch_size)]
     pub batch_size: usize,
+    /// Padded tokens per forward pass (windows × the longest of them), at
+    /// least --max-len: bounds memory whatever the lengths.
+    #[arg(long, default_value_t = RunSettings::default().max_batch_tokens)]
+    pub max_batch_tokens: usize,
     /// Multilabel models: probability from which a class applies.
     #[arg(long, default_value_t = RunSettings::default().threshold)]
     pub threshold: f32,
@@ -45,6 +49,7 @@ impl InferenceArgs {
         let settings = RunSettings {
             max_len: self.max_len,
             batch_size: self.batch_size,
+            max_batch_tokens: self.max_batch_tokens,
             threshold: self.threshold,
             precision: self.precision,
         };

@@ -8,7 +8,7 @@ use ferrotune_data::{encode_target, read_tagged, read_texts, LabelSet, SequenceK
 use ferrotune_eval::{ClassReport, MultilabelReport, RegressionReport, Report, TaskReport, TextReport};
 use ferrotune_text::{EncodedText, WordTokenizer};
 
-use crate::{decide, score_encoded, tag_windows, Decision, InferError, TaskModel, WindowedSentences};
+use crate::{decide, score_encoded, tag_windows, BatchLimits, Decision, InferError, TaskModel, WindowedSentences};
 
 /// A labelled file, encoded once for a model's tokenizer and labels.
 pub enum EvalSet {
@@ -85,23 +85,24 @@ impl EvalSet {
         }
     }
 
-    /// Scores `model` on the set (multilabel decisions at `threshold`).
+    /// Scores `model` on the set (multilabel decisions at `threshold`),
+    /// in forward passes within `limits`.
     pub fn evaluate(
         &self,
         model: &TaskModel,
         pad_id: u32,
-        batch_size: usize,
+        limits: BatchLimits,
         threshold: f32,
     ) -> Result<TaskReport, InferError> {
         match (self, model) {
             (EvalSet::Entities { sentences, gold }, TaskModel::Token(model)) => {
-                let predictions = tag_windows(model, sentences, pad_id, batch_size)?;
+                let predictions = tag_windows(model, sentences, pad_id, limits)?;
                 let predicted: Vec<Vec<String>> =
                     predictions.iter().map(|s| s.iter().map(|p| model.labels[p.label].clone()).collect()).collect();
                 Ok(TaskReport::Entities(Report::compute(gold, &predicted)))
             }
             (EvalSet::Texts { kind, inputs, gold, .. }, TaskModel::Sequence(model)) => {
-                let scores = score_encoded(model, inputs, pad_id, batch_size)?;
+                let scores = score_encoded(model, inputs, pad_id, limits)?;
                 Ok(TaskReport::Text(text_report(*kind, &model.labels, gold, &scores, threshold)))
             }
             (_, model) => Err(InferError::TaskMismatch { model: model.task() }),

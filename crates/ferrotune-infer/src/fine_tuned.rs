@@ -14,7 +14,8 @@ use ferrotune_text::WordTokenizer;
 use serde::Serialize;
 
 use crate::{
-    score_encoded, tag_windows, ClassifyRecord, EvalSet, InferError, NerRecord, PredictionInput, WindowedSentences,
+    score_encoded, tag_windows, BatchLimits, ClassifyRecord, EvalSet, InferError, NerRecord, PredictionInput,
+    WindowedSentences,
 };
 
 /// How a fine-tuned model is run.
@@ -25,6 +26,9 @@ pub struct RunSettings {
     pub max_len: usize,
     /// Model inputs per forward pass.
     pub batch_size: usize,
+    /// Padded tokens per forward pass (inputs × the longest of them): bounds
+    /// the activations' memory whatever the input lengths.
+    pub max_batch_tokens: usize,
     /// Multilabel models: the probability from which a class applies.
     pub threshold: f32,
     /// Precision of the encoder's linear layers; `None`: the folder's own
@@ -34,11 +38,16 @@ pub struct RunSettings {
 
 impl Default for RunSettings {
     fn default() -> Self {
-        Self { max_len: 128, batch_size: 64, threshold: 0.5, precision: None }
+        Self { max_len: 128, batch_size: 64, max_batch_tokens: 2048, threshold: 0.5, precision: None }
     }
 }
 
 impl RunSettings {
+    /// The limits of one forward pass.
+    pub fn batch_limits(&self) -> BatchLimits {
+        BatchLimits { inputs: self.batch_size, tokens: self.max_batch_tokens }
+    }
+
     /// Checks that every setting is in range.
     pub fn validate(&self) -> Result<(), InferError> {
         let invalid = |field, expected| Err(InferError::InvalidSetting { field, expected });
@@ -47,6 +56,9 @@ impl RunSettings {
         }
         if self.batch_size == 0 {
             return invalid("batch_size", "at least 1");
+        }
+        if self.max_batch_tokens < self.max_len {
+            return invalid("max_batch_tokens", "at least max_len");
         }
         if !(0.0..=1.0).contains(&self.threshold) {
             return invalid("threshold", "between 0 and 1");
@@ -204,7 +216,8 @@ impl FineTuned {
     /// into words as BERT's basic tokenizer does) and pre-split words;
     /// sequence models take texts, pairs and words (joined by spaces).
     pub fn run(&self, inputs: &[TextInput]) -> Result<Outputs, InferError> {
-        let RunSettings { max_len, batch_size, threshold, .. } = self.settings;
+        let RunSettings { max_len, threshold, .. } = self.settings;
+        let limits = self.settings.batch_limits();
         let pad_id = self.tokenizer.pad_id;
         match &self.model {
             TaskModel::Token(model) => {
@@ -223,7 +236,7 @@ impl FineTuned {
                     .collect::<Result<Vec<_>, _>>()?;
                 let words: Vec<Vec<String>> = texts.iter().map(PredictionInput::word_texts).collect();
                 let windows = WindowedSentences::new(&self.tokenizer, &words, max_len)?;
-                let predictions = tag_windows(model, &windows, pad_id, batch_size)?;
+                let predictions = tag_windows(model, &windows, pad_id, limits)?;
                 let records = texts
                     .iter()
                     .zip(&predictions)
@@ -245,7 +258,7 @@ impl FineTuned {
                     .map(|(a, b)| self.tokenizer.encode_text(a, *b, max_len))
                     .collect::<Result<Vec<_>, _>>()?;
                 let long_inputs = encoded.iter().filter(|e| e.input_ids.len() >= max_len).count();
-                let scores = score_encoded(model, &encoded, pad_id, batch_size)?;
+                let scores = score_encoded(model, &encoded, pad_id, limits)?;
                 let records = texts
                     .iter()
                     .zip(&scores)
@@ -264,7 +277,7 @@ impl FineTuned {
         let set = EvalSet::read(path, self.task(), self.labels(), &self.tokenizer, self.settings.max_len)?;
         let started = Instant::now();
         let report =
-            set.evaluate(&self.model, self.tokenizer.pad_id, self.settings.batch_size, self.settings.threshold)?;
+            set.evaluate(&self.model, self.tokenizer.pad_id, self.settings.batch_limits(), self.settings.threshold)?;
         Ok(Evaluation {
             report,
             examples: set.len(),

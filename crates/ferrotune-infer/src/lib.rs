@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod batches;
 mod error;
 mod evaluate;
 mod fine_tuned;
@@ -36,6 +37,7 @@ mod record;
 mod sequence;
 mod token;
 
+pub use batches::BatchLimits;
 pub use error::InferError;
 pub use evaluate::EvalSet;
 pub use ferrotune_data::TextInput;

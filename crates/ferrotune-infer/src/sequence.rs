@@ -6,7 +6,7 @@ use ferrotune_data::SequenceKind;
 use ferrotune_model::{Batch, Mode, SequenceClassifier};
 use ferrotune_text::EncodedText;
 
-use crate::InferError;
+use crate::{BatchLimits, InferError};
 
 /// Per-label scores of every encoded input (softmax or sigmoid
 /// probabilities, or the regression value), in input order.
@@ -14,12 +14,14 @@ pub fn score_encoded(
     model: &SequenceClassifier,
     inputs: &[EncodedText],
     pad_id: u32,
-    batch_size: usize,
+    limits: BatchLimits,
 ) -> Result<Vec<Vec<f32>>, InferError> {
     let mut order: Vec<usize> = (0..inputs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].input_ids.len()));
     let mut out = vec![Vec::new(); inputs.len()];
-    for chunk in order.chunks(batch_size) {
+    let lengths: Vec<usize> = order.iter().map(|&i| inputs[i].input_ids.len()).collect();
+    for range in limits.split(&lengths) {
+        let chunk = &order[range];
         let ids: Vec<&[u32]> = chunk.iter().map(|&i| inputs[i].input_ids.as_slice()).collect();
         let types: Vec<&[u32]> = chunk.iter().map(|&i| inputs[i].type_ids.as_slice()).collect();
         let batch = Batch::pad_segments(&ids, Some(&types), pad_id)?;

@@ -5,7 +5,7 @@ use candle_core::{Tensor, D};
 use ferrotune_model::{Batch, Mode, TokenClassifier};
 use ferrotune_text::{Window, WordTokenizer};
 
-use crate::InferError;
+use crate::{BatchLimits, InferError};
 
 /// The predicted tag of a word and its probability.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,19 +39,21 @@ impl WindowedSentences {
 }
 
 /// Predicts every word of every sentence; windows are run in batches of
-/// similar length.
+/// similar length within `limits`.
 pub fn tag_windows(
     model: &TokenClassifier,
     sentences: &WindowedSentences,
     pad_id: u32,
-    batch_size: usize,
+    limits: BatchLimits,
 ) -> Result<Vec<Vec<WordPrediction>>, InferError> {
     let mut out: Vec<Vec<WordPrediction>> =
         sentences.words.iter().map(|&n| vec![WordPrediction { label: 0, score: 0.0 }; n]).collect();
     let mut order: Vec<(usize, &Window)> =
         sentences.windows.iter().enumerate().flat_map(|(s, ws)| ws.iter().map(move |w| (s, w))).collect();
     order.sort_by_key(|(_, w)| std::cmp::Reverse(w.input_ids.len()));
-    for chunk in order.chunks(batch_size) {
+    let lengths: Vec<usize> = order.iter().map(|(_, w)| w.input_ids.len()).collect();
+    for range in limits.split(&lengths) {
+        let chunk = &order[range];
         let ids: Vec<&[u32]> = chunk.iter().map(|(_, w)| w.input_ids.as_slice()).collect();
         let batch = Batch::pad(&ids, pad_id)?;
         let logits = model.forward(&batch, &mut Mode::Eval)?;

@@ -30,6 +30,9 @@ impl Backend {
         let settings = RunSettings {
             max_len: options.max_len,
             batch_size: options.batch.max_batch,
+            // The batcher already hands over slices of at most
+            // max_batch_tokens; one input alone may be up to max_len.
+            max_batch_tokens: options.batch.max_batch_tokens.max(options.max_len),
             precision: options.precision,
             ..RunSettings::default()
         };
