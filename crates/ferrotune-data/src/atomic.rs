@@ -77,6 +77,31 @@ pub fn replace_dir(staged: &Path, target: &Path) -> io::Result<()> {
     std::fs::remove_dir_all(&aside)
 }
 
+/// Writes a folder as a set: `write` fills a new folder next to `target`,
+/// whose files are then flushed, and the folder replaces `target` whole
+/// ([`replace_dir`]). On an error the new folder is removed and `target` is
+/// left as it was.
+pub fn write_dir(target: &Path, write: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+    let staged = temp_path(target);
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged)?;
+    }
+    std::fs::create_dir_all(&staged)?;
+    let result = write(&staged).and_then(|()| {
+        for entry in std::fs::read_dir(&staged)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                std::fs::File::open(entry.path())?.sync_all()?;
+            }
+        }
+        replace_dir(&staged, target)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    result
+}
+
 fn parent(path: &Path) -> PathBuf {
     path.parent().map(Path::to_path_buf).unwrap_or_default()
 }
@@ -136,6 +161,22 @@ mod tests {
         let want = [("config.json", "2"), ("tokenizer", "2")].map(|(n, t)| (n.to_string(), t.to_string()));
         assert_eq!(files_of(&target), want);
         // Only the new folder is left: the staged name and the old folder are gone.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn writes_a_folder_as_a_set_or_leaves_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("index");
+        write_dir(&target, |d| std::fs::write(d.join("a"), "1")).unwrap();
+        write_dir(&target, |d| std::fs::write(d.join("b"), "2")).unwrap();
+        assert_eq!(files_of(&target), [("b".to_string(), "2".to_string())]);
+        let failed = write_dir(&target, |d| {
+            std::fs::write(d.join("c"), "3")?;
+            Err(io::Error::other("disk full"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(files_of(&target), [("b".to_string(), "2".to_string())]);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
