@@ -4,7 +4,7 @@
 //! over score thresholds, the threshold calibrated on a dev set, and the
 //! report of a labelled question set.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The area under the ROC curve of `scores` for telling `positive` items
 /// from the others: the chance that a random positive scores above a random
@@ -74,7 +74,7 @@ pub fn coverage_curve(scores: &[f32], correct: &[bool]) -> Vec<CoveragePoint> {
 }
 
 /// The hand-over threshold calibrated on a dev set.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Calibration {
     /// The lowest threshold at which the dev answers are at least the target
     /// precision correct; when no threshold reaches it, just above the
