@@ -73,11 +73,14 @@ pub struct Entry {
     pub question: String,
     /// The answer.
     pub answer: String,
+    /// The intent it answers, if the FAQ says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
 }
 
 impl From<FaqEntry> for Entry {
     fn from(entry: FaqEntry) -> Self {
-        Entry { id: entry.id, question: entry.question, answer: entry.answer }
+        Entry { id: entry.id, question: entry.question, answer: entry.answer, intent: entry.intent }
     }
 }
 
@@ -256,7 +259,12 @@ pub(crate) mod tests {
 
     /// A small index of three entries with two keys each.
     pub(crate) fn sample() -> FaqIndex {
-        let entry = |id: &str, q: &str| Entry { id: id.into(), question: q.into(), answer: format!("answer {id}") };
+        let entry = |id: &str, q: &str| Entry {
+            id: id.into(),
+            question: q.into(),
+            answer: format!("answer {id}"),
+            intent: None,
+        };
         let mut vectors = Vec::new();
         for row in 0..6 {
             let mut v = [0.0f32; 4];

@@ -1,5 +1,5 @@
-//! FAQ files (`id`, `question`, `answer`) and user questions labelled
-//! against them (`query` with `faq_id` or `answer`), as TSV, CSV or JSONL
+//! FAQ files (`id`, `question`, `answer`, optionally `intent`) and user
+//! questions labelled against them (`query` with `faq_id` or `answer`), as TSV, CSV or JSONL
 //! with columns found by name (other columns are ignored).
 
 use std::collections::HashMap;
@@ -17,6 +17,9 @@ pub struct FaqEntry {
     pub question: String,
     /// The answer.
     pub answer: String,
+    /// The intent it answers (the optional `intent` column), for an
+    /// assistant that hands over questions of intents its FAQ does not cover.
+    pub intent: Option<String>,
     /// The 1-based line it was read from.
     pub line: usize,
 }
@@ -58,24 +61,25 @@ fn parse_error(path: &Path, line: usize, message: String) -> DataError {
 }
 
 /// Reads a FAQ in `format` (or the extension's: `.csv`, `.jsonl`/`.json`,
-/// anything else TSV). Columns `id`, `question` and `answer` are required;
+/// anything else TSV). Columns `id`, `question` and `answer` are required,
+/// `intent` is optional;
 /// an empty or repeated id, or an empty question or answer, is an error
 /// naming the file, the line and the id.
 pub fn read_faq(path: &Path, format: Option<DataFormat>) -> Result<Vec<FaqEntry>, DataError> {
     let format = DataFormat::resolve(format, Some(path), FileRole::Texts)?;
-    const COLUMNS: [&str; 3] = ["id", "question", "answer"];
+    const COLUMNS: [&str; 4] = ["id", "question", "answer", "intent"];
     let table = read_table(path, format, &COLUMNS)?;
     if table.rows.is_empty() {
         return Err(DataError::Empty { path: path.to_path_buf() });
     }
-    if let Some(k) = table.present.iter().position(|p| !p) {
+    if let Some(k) = table.present[..3].iter().position(|p| !p) {
         return Err(missing_column(path, &table, COLUMNS[k]));
     }
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut entries = Vec::with_capacity(table.rows.len());
     for row in table.rows {
         let error = |message: String| parse_error(path, row.line, message);
-        let [id, question, answer] = row.fields.try_into().expect("one field per column asked for");
+        let [id, question, answer, intent] = row.fields.try_into().expect("one field per column asked for");
         let id = id.unwrap_or_default().trim().to_string();
         if id.is_empty() {
             return Err(error("empty FAQ id".into()));
@@ -91,7 +95,8 @@ pub fn read_faq(path: &Path, format: Option<DataFormat>) -> Result<Vec<FaqEntry>
         if answer.trim().is_empty() {
             return Err(error(format!("FAQ id '{id}': empty answer")));
         }
-        entries.push(FaqEntry { id, question, answer, line: row.line });
+        let intent = intent.map(|i| i.trim().to_string()).filter(|i| !i.is_empty());
+        entries.push(FaqEntry { id, question, answer, intent, line: row.line });
     }
     Ok(entries)
 }
@@ -154,11 +159,15 @@ mod tests {
         let (_d, p) =
             write("faq.tsv", "id\tquestion\tanswer\tsource\nf1\tWhat?\tThat.\tCDC\nf2\tWhy?\tBecause.\tWHO\n");
         let faq = read_faq(&p, None).unwrap();
-        assert_eq!(faq[1], FaqEntry { id: "f2".into(), question: "Why?".into(), answer: "Because.".into(), line: 3 });
+        let want =
+            FaqEntry { id: "f2".into(), question: "Why?".into(), answer: "Because.".into(), intent: None, line: 3 };
+        assert_eq!(faq[1], want);
         let (_d, p) = write("faq.csv", "question,answer,id\n\"What, then?\",That.,f1\n");
         assert_eq!(read_faq(&p, None).unwrap()[0].question, "What, then?");
-        let (_d, p) = write("faq.jsonl", "{\"id\": 7, \"question\": \"What?\", \"answer\": \"That.\"}\n");
-        assert_eq!(read_faq(&p, None).unwrap()[0].id, "7");
+        let (_d, p) =
+            write("faq.jsonl", "{\"id\": 7, \"question\": \"What?\", \"answer\": \"That.\", \"intent\": \"x\"}\n");
+        let faq = read_faq(&p, None).unwrap();
+        assert_eq!((faq[0].id.as_str(), faq[0].intent.as_deref()), ("7", Some("x")));
     }
 
     #[test]
