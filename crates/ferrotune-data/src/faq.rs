@@ -1,6 +1,6 @@
 //! FAQ files (`id`, `question`, `answer`, optionally `intent`) and user
-//! questions labelled against them (`query` with `faq_id` or `answer`), as TSV, CSV or JSONL
-//! with columns found by name (other columns are ignored).
+//! questions labelled against them (`query` with `faq_id` or `answer`), as
+//! TSV, CSV or JSONL with columns found by name (other columns are ignored).
 
 use std::collections::HashMap;
 use std::path::Path;
