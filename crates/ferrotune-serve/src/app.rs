@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::backend::{Backend, Input};
+use crate::backend::{Backend, Costs, Input};
 use crate::batcher::{BatchPolicy, Batcher, Refused};
 use crate::error::{error_chain, ErrorKind};
 use crate::metrics::Metrics;
@@ -445,16 +445,16 @@ impl AppState {
     }
 
     /// Counts the inputs' tokens (off the async threads), refuses a request
-    /// over `max_tokens_per_request`, queues the inputs on a model and waits
-    /// for the answer until the request's deadline.
-    async fn run(&self, name: &str, model: &Model, inputs: Vec<Input>) -> Result<Response, ApiError> {
+    /// over `max_tokens_per_request`, queues the inputs on the target's
+    /// batcher and waits for the answer until the request's deadline.
+    async fn run(&self, target: Target<'_>, inputs: Vec<Input>) -> Result<Response, ApiError> {
         let deadline = Instant::now() + self.options.timeout;
         self.check_inputs(&inputs)?;
         let failed = || ApiError::new(ErrorKind::InferenceFailed, "the model could not answer");
         // A cheap lower bound first (every word is a token at least), so
         // that a request far over the budget costs no tokenization.
         let budget = self.options.max_tokens_per_request;
-        if model.backend.task() == Task::Ner {
+        if target.words_are_tokens {
             let words: usize = inputs
                 .iter()
                 .map(|input| match input {
@@ -468,13 +468,13 @@ impl AppState {
                 return Err(ApiError::new(ErrorKind::TooManyTokens, message));
             }
         }
-        let backend = Arc::clone(&model.backend);
-        let counted = tokio::task::spawn_blocking(move || backend.costs(&inputs).map(|costs| (inputs, costs))).await;
+        let costs = Arc::clone(&target.costs);
+        let counted = tokio::task::spawn_blocking(move || costs.costs(&inputs).map(|costs| (inputs, costs))).await;
         let (inputs, costs) = match counted {
             Ok(Ok(counted)) => counted,
             Ok(Err(cause)) => return Err(failed().caused_by(Arc::new(cause))),
             Err(join) => {
-                let cause = ServeError::Panicked { model: name.to_string(), message: join.to_string() };
+                let cause = ServeError::Panicked { model: target.name.to_string(), message: join.to_string() };
                 return Err(failed().caused_by(Arc::new(cause)));
             }
         };
@@ -483,18 +483,45 @@ impl AppState {
             let message = format!("{tokens} tokens; at most {} per request", self.options.max_tokens_per_request);
             return Err(ApiError::new(ErrorKind::TooManyTokens, message));
         }
-        let answer = model.batcher.submit(inputs, costs, deadline).map_err(|refused| match refused {
+        let answer = target.batcher.submit(inputs, costs, deadline).map_err(|refused| match refused {
             Refused::Full => ApiError::new(ErrorKind::Overloaded, "the queue is full; retry later"),
             Refused::Closed => ApiError::new(ErrorKind::Unavailable, "the model is not running"),
         })?;
         let timeout = || ApiError::new(ErrorKind::Timeout, "no answer within the request timeout");
+        let stopped = || ServeError::ModelStopped { model: target.name.to_string() };
         match tokio::time::timeout_at(deadline.into(), answer).await {
-            Ok(Ok(Ok(results))) => Ok(Json(serde_json::json!({ "model": name, "results": results })).into_response()),
+            Ok(Ok(Ok(results))) => {
+                Ok(Json(serde_json::json!({ target.key: target.name, "results": results })).into_response())
+            }
             Ok(Ok(Err(cause))) if matches!(cause.as_ref(), ServeError::Expired { .. }) => Err(timeout()),
             Ok(Ok(Err(cause))) => Err(failed().caused_by(cause)),
-            Ok(Err(_)) => Err(failed().caused_by(Arc::new(ServeError::ModelStopped { model: name.to_string() }))),
+            Ok(Err(_)) => Err(failed().caused_by(Arc::new(stopped()))),
             Err(_) => Err(timeout()),
         }
+    }
+}
+
+/// What a request is run on: a batching thread and what counts the tokens
+/// of its inputs.
+struct Target<'a> {
+    /// The key naming it in the answer (`model`, `index`).
+    key: &'static str,
+    /// Its name.
+    name: &'a str,
+    /// Counts the tokens each input costs.
+    costs: Arc<dyn Costs>,
+    /// Its batching thread.
+    batcher: &'a Batcher,
+    /// Whether every word of an input is a token at least (a cheap bound
+    /// checked before the tokens are counted).
+    words_are_tokens: bool,
+}
+
+impl Model {
+    fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
+        let costs: Arc<dyn Costs> = self.backend.clone();
+        let words_are_tokens = self.backend.task() == Task::Ner;
+        Target { key: "model", name, costs, batcher: &self.batcher, words_are_tokens }
     }
 }
 
@@ -544,7 +571,7 @@ async fn ner(
         let message = format!("model '{name}' is a {} model: use /v1/classify", model.backend.task().name());
         return Err(ApiError::new(ErrorKind::WrongTask, message));
     }
-    state.run(name, model, request.texts.into_iter().map(Input::Text).collect()).await
+    state.run(model.target(name), request.texts.into_iter().map(Input::Text).collect()).await
 }
 
 async fn classify(
@@ -559,7 +586,7 @@ async fn classify(
     if model.backend.task() == Task::Ner {
         return Err(ApiError::new(ErrorKind::WrongTask, format!("model '{name}' is an NER model: use /v1/ner")));
     }
-    state.run(name, model, request.inputs).await
+    state.run(model.target(name), request.inputs).await
 }
 
 async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {

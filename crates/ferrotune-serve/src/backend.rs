@@ -53,11 +53,6 @@ impl Backend {
         self.model.labels()
     }
 
-    /// The tokens each input costs the model (NER: all its windows).
-    pub fn costs(&self, inputs: &[Input]) -> Result<Vec<usize>, ServeError> {
-        Ok(self.model.token_counts(inputs)?)
-    }
-
     /// The `predict` record of every input, in order.
     pub fn run(&self, inputs: &[Input]) -> Result<Vec<Record>, ServeError> {
         #[cfg(feature = "test-support")]
@@ -67,6 +62,19 @@ impl Backend {
             }
         }
         Ok(self.model.run(inputs)?.records.iter().map(to_json).collect())
+    }
+}
+
+/// Counts the tokens each input of a request costs, before it is queued.
+pub trait Costs: Send + Sync + 'static {
+    /// The tokens of every input, special tokens included.
+    fn costs(&self, inputs: &[Input]) -> Result<Vec<usize>, ServeError>;
+}
+
+impl Costs for Backend {
+    /// NER: every window of the text; sequence models: the encoded (cut) input.
+    fn costs(&self, inputs: &[Input]) -> Result<Vec<usize>, ServeError> {
+        Ok(self.model.token_counts(inputs)?)
     }
 }
 
