@@ -6,6 +6,9 @@ pub enum AssistantError {
     /// A data file (the FAQ, labelled questions) could not be read.
     #[error(transparent)]
     Data(#[from] ferrotune_data::DataError),
+    /// Loading or running a model failed.
+    #[error(transparent)]
+    Infer(#[from] ferrotune_infer::InferError),
     /// A file of the index could not be read or written.
     #[error("{path}: {source}")]
     Io {

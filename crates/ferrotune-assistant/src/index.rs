@@ -98,8 +98,8 @@ pub struct ModelRef {
 /// of any other intent is handed over.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IntentGate {
-    /// The fine-tuned sequence classifier.
-    pub model: ModelRef,
+    /// The fine-tuned sequence classifier's folder.
+    pub model: PathBuf,
     /// The intents the FAQ answers, sorted.
     pub covered: Vec<String>,
 }

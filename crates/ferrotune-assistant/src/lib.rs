@@ -9,10 +9,14 @@
 #![deny(missing_docs)]
 
 mod answer;
+mod assistant;
+mod build;
 mod error;
 mod index;
 mod vectors;
 
 pub use answer::{Alternative, Answer, IntentGuess};
+pub use assistant::{Evaluation, FaqAssistant, OpenOptions};
+pub use build::{build, BuildOptions, Built};
 pub use error::AssistantError;
 pub use index::{Entry, FaqIndex, IntentGate, Keys, ModelRef, MANIFEST};

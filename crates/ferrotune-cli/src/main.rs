@@ -3,6 +3,7 @@
 mod bench;
 mod brand;
 mod eval;
+mod faq;
 mod predict;
 mod progress;
 mod quantize;
@@ -42,6 +43,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
     Brand(brand::BrandArgs),
+    /// A FAQ assistant: build an index from a FAQ file, answer questions, hand over when unsure.
+    Faq(faq::FaqArgs),
     /// Serve fine-tuned models over HTTP (JSON), with dynamic batching.
     Serve(serve::ServeArgs),
     /// Time the model's hot paths on this machine (JSON; see scripts/bench.sh).
@@ -75,6 +78,7 @@ fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Quantize(args) => quantize::run(args),
         Command::Brand(args) => brand::run(args),
+        Command::Faq(args) => faq::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
     }
@@ -95,16 +99,24 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
 /// [`UsageError`], a serve option out of range, or a `--max-len` beyond the
 /// model's positions.
 fn is_usage_error(error: &anyhow::Error) -> bool {
+    use ferrotune_assistant::AssistantError;
     use ferrotune_infer::InferError;
     use ferrotune_serve::ServeError;
     let max_len = |e: &InferError| matches!(e, InferError::MaxLenOverPositions { .. });
+    let assistant = |e: &AssistantError| match e {
+        AssistantError::InvalidOption { .. } => true,
+        AssistantError::Infer(e) => max_len(e),
+        _ => false,
+    };
     error.chain().any(|cause| {
         cause.is::<UsageError>()
             || cause.downcast_ref::<InferError>().is_some_and(max_len)
             || matches!(cause.downcast_ref(), Some(ferrotune_train::TrainError::MaxLenOverPositions { .. }))
+            || cause.downcast_ref::<AssistantError>().is_some_and(assistant)
             || match cause.downcast_ref::<ServeError>() {
                 Some(ServeError::InvalidOption { .. }) => true,
                 Some(ServeError::Infer(e)) => max_len(e),
+                Some(ServeError::Assistant(e)) => assistant(e),
                 _ => false,
             }
     })

@@ -23,8 +23,12 @@ fn millis(d: Duration) -> u64 {
 pub struct ServeArgs {
     /// A fine-tuned model folder, or NAME=FOLDER; repeat for several models
     /// (the first is the default; a bare folder is named after itself).
-    #[arg(long = "model", required = true)]
+    #[arg(long = "model", required_unless_present = "faqs")]
     models: Vec<String>,
+    /// A FAQ index folder (from `faq build`), or NAME=FOLDER; repeat for several. Adds
+    /// POST /v1/answer and POST /v1/embed (its embedding model); the first is the default.
+    #[arg(long = "faq")]
+    faqs: Vec<String>,
     /// Address to listen on (loopback unless told otherwise).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -153,7 +157,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before the models load: a bad option is refused at once.
     options.validate()?;
     let models: Vec<(String, PathBuf)> = args.models.iter().map(|s| parse_model(s)).collect();
-    let state = AppState::load(&models, options)?;
+    let faqs: Vec<(String, PathBuf)> = args.faqs.iter().map(|s| parse_model(s)).collect();
+    let state = AppState::load(&models, &faqs, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let listener =

@@ -553,3 +553,77 @@ fn max_len_beyond_the_model_is_refused_at_start() {
         assert!(stderr.contains("max_len 129") && stderr.contains("max_position_embeddings 128"), "{stderr}");
     }
 }
+
+/// Issue 14, item 5: `--faq NAME=INDEX` adds `/v1/answer` (answers equal to
+/// `faq ask`'s) and `/v1/embed`, behind the same key, limits and error
+/// mapping as the model routes.
+#[test]
+fn faq_routes_answer_embed_and_refuse_bad_requests() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, cls) = make_models(tmp.path());
+    let base = tmp.path().join("base");
+    common::write_sentence_modules(&base);
+    let faq = tmp.path().join("faq.tsv");
+    std::fs::write(&faq, "id\tquestion\tanswer\nf1\tthe patient has fever\tRest.\nf2\tgood profit\tInvest.\n").unwrap();
+    let index = tmp.path().join("index");
+    let index = index.to_str().unwrap();
+    let (b, f) = (base.to_str().unwrap(), faq.to_str().unwrap());
+    let build = ferrotune(&["faq", "build", "--model", b, "--faq", f, "--output", index, "--threads", "1"], "");
+    assert!(build.status.success(), "{}", common::stderr(&build));
+    let key_file = tmp.path().join("key");
+    std::fs::write(&key_file, KEY).unwrap();
+    let server = Server::start(&[
+        "--model",
+        &cls,
+        "--faq",
+        &format!("help={index}"),
+        "--api-key-file",
+        key_file.to_str().unwrap(),
+        "--max-texts",
+        "2",
+        "--max-body-bytes",
+        "512",
+    ]);
+    let auth = format!("Bearer {KEY}");
+    let auth = [("Authorization", auth.as_str())];
+    let asked = json_lines(&ferrotune(&["faq", "ask", "--index", index, "--threads", "1"], "good profit\nfever\n"));
+    runtime().block_on(async {
+        let mut c = Connection::open(server.addr).await.unwrap();
+        let a = c.post_json("/v1/answer", &json!({ "queries": ["good profit"] }), &[]).await.unwrap();
+        assert_eq!(a.status, 401);
+        let a = c.post_json("/v1/answer", &json!({ "queries": ["good profit", "fever"] }), &auth).await.unwrap();
+        assert_eq!(a.status, 200, "{:?}", a.json());
+        assert_eq!(a.json()["index"], "help");
+        assert_eq!(a.json()["results"], Value::Array(asked));
+        assert_eq!(a.json()["results"][0]["faq_id"], "f2");
+        let a = c.post_json("/v1/embed", &json!({ "texts": ["fever"] }), &auth).await.unwrap();
+        assert_eq!(a.status, 200, "{:?}", a.json());
+        assert_eq!(a.json()["model"], "help");
+        assert_eq!(a.json()["results"][0]["text"], "fever");
+        assert!(!a.json()["results"][0]["embedding"].as_array().unwrap().is_empty());
+        let models = c.send("GET", "/v1/models", &auth, b"").await.unwrap().json();
+        assert_eq!(models["faq_indexes"][0]["entries"], 2);
+
+        let refused = [
+            ("/v1/answer", json!({ "queries": ["fever", " "] }), 400, "empty_text"),
+            ("/v1/answer", json!({ "queries": [] }), 400, "no_inputs"),
+            ("/v1/answer", json!({ "index": "nope", "queries": ["fever"] }), 404, "unknown_index"),
+            ("/v1/answer", json!({ "queries": ["a", "b", "c"] }), 413, "too_many_texts"),
+            ("/v1/answer", json!({ "question": "fever" }), 422, "invalid_request"),
+            ("/v1/embed", json!({ "model": "nope", "texts": ["fever"] }), 404, "unknown_model"),
+        ];
+        for (path, body, status, code) in refused {
+            let a = c.post_json(path, &body, &auth).await.unwrap();
+            assert_eq!((a.status, a.json()["error"]["code"].as_str()), (status, Some(code)), "{path} {body}");
+        }
+        let headers = [auth[0], ("Content-Type", "application/json")];
+        let a = c.send("POST", "/v1/answer", &headers, b"{\"queries\": [").await.unwrap();
+        assert_eq!((a.status, a.json()["error"]["code"].as_str()), (400, Some("malformed_json")));
+        let metrics = String::from_utf8(c.send("GET", "/metrics", &auth, b"").await.unwrap().body).unwrap();
+        assert!(metrics.contains("route=\"/v1/answer\""), "{metrics}");
+        assert!(metrics.contains("model=\"answer:help\""), "{metrics}");
+        let mut c = Connection::open(server.addr).await.unwrap();
+        let a = c.post_json("/v1/answer", &json!({ "queries": ["fever ".repeat(100)] }), &auth).await.unwrap();
+        assert_eq!((a.status, a.json()["error"]["code"].as_str()), (413, Some("body_too_large")));
+    });
+}

@@ -25,6 +25,7 @@ use subtle::ConstantTimeEq;
 use crate::backend::{Backend, Costs, Input};
 use crate::batcher::{BatchPolicy, Batcher, Refused};
 use crate::error::{error_chain, ErrorKind};
+use crate::faq::Faq;
 use crate::metrics::Metrics;
 use crate::{ApiError, ServeError};
 
@@ -148,20 +149,29 @@ struct Model {
 /// Everything the handlers share.
 pub struct AppState {
     models: BTreeMap<String, Model>,
-    /// The `(name, folder)` of each model, in the order given.
+    faqs: BTreeMap<String, Faq>,
+    /// The `(name, folder)` of each model, then of each FAQ index, in the order given.
     given: Vec<(String, PathBuf)>,
-    default_model: String,
+    default_model: Option<String>,
+    default_faq: Option<String>,
     metrics: Arc<Metrics>,
     options: ServeOptions,
     ready: AtomicBool,
 }
 
 impl AppState {
-    /// Checks the options, loads every `(name, folder)` and starts its
-    /// batching thread; the first model is the default.
-    pub fn load(models: &[(String, PathBuf)], options: ServeOptions) -> Result<Arc<Self>, ServeError> {
+    /// Checks the options, loads every model and FAQ index `(name,
+    /// folder)` and starts their batching threads; the first model and the
+    /// first index are the defaults.
+    pub fn load(
+        models: &[(String, PathBuf)],
+        faqs: &[(String, PathBuf)],
+        options: ServeOptions,
+    ) -> Result<Arc<Self>, ServeError> {
         options.validate()?;
-        let default_model = models.first().map(|m| m.0.clone()).ok_or(ServeError::NoModel)?;
+        if models.is_empty() && faqs.is_empty() {
+            return Err(ServeError::NoModel);
+        }
         let metrics = Arc::new(Metrics::default());
         let mut loaded = BTreeMap::new();
         for (name, dir) in models {
@@ -172,8 +182,23 @@ impl AppState {
             let batcher = Batcher::start(name, backend.clone(), options.batch, Arc::clone(&metrics))?;
             loaded.insert(name.clone(), Model { backend, batcher });
         }
-        let given = models.to_vec();
-        Ok(Arc::new(Self { models: loaded, given, default_model, metrics, options, ready: AtomicBool::new(true) }))
+        let mut loaded_faqs = BTreeMap::new();
+        for (name, dir) in faqs {
+            if loaded_faqs.contains_key(name) {
+                return Err(ServeError::DuplicateModel { name: name.clone() });
+            }
+            loaded_faqs.insert(name.clone(), Faq::load(name, dir, &options, &metrics)?);
+        }
+        Ok(Arc::new(Self {
+            models: loaded,
+            faqs: loaded_faqs,
+            given: models.iter().chain(faqs).cloned().collect(),
+            default_model: models.first().map(|m| m.0.clone()),
+            default_faq: faqs.first().map(|f| f.0.clone()),
+            metrics,
+            options,
+            ready: AtomicBool::new(true),
+        }))
     }
 
     /// The startup summary: models, address, batching, whether a key is needed.
@@ -273,6 +298,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/ner", post(ner))
         .route("/v1/classify", post(classify))
+        .route("/v1/answer", post(answer))
+        .route("/v1/embed", post(embed))
         .route("/v1/models", get(models))
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
@@ -413,13 +440,37 @@ struct ClassifyRequest {
     pairs: Option<Vec<(String, String)>>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerRequest {
+    index: Option<String>,
+    queries: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmbedRequest {
+    model: Option<String>,
+    texts: Vec<String>,
+}
+
 impl AppState {
     fn model(&self, name: Option<&str>) -> Result<(&str, &Model), ApiError> {
-        let name = name.unwrap_or(&self.default_model);
+        let name = name.or(self.default_model.as_deref()).unwrap_or_default();
         self.models
             .get_key_value(name)
             .map(|(n, m)| (n.as_str(), m))
             .ok_or_else(|| ApiError::new(ErrorKind::UnknownModel, format!("no model named '{name}'")))
+    }
+
+    /// The FAQ index `name` (default: the first), or `kind` naming it unknown.
+    fn faq(&self, name: Option<&str>, kind: ErrorKind) -> Result<(&str, &Faq), ApiError> {
+        let name = name.or(self.default_faq.as_deref()).unwrap_or_default();
+        let what = if kind == ErrorKind::UnknownIndex { "FAQ index" } else { "embedding model" };
+        self.faqs
+            .get_key_value(name)
+            .map(|(n, f)| (n.as_str(), f))
+            .ok_or_else(|| ApiError::new(kind, format!("no {what} named '{name}'")))
     }
 
     fn check_inputs(&self, inputs: &[Input]) -> Result<(), ApiError> {
@@ -589,6 +640,35 @@ async fn classify(
     state.run(model.target(name), request.inputs).await
 }
 
+/// Answers questions from a FAQ index (`index`, default the first); an
+/// empty question is a 400.
+async fn answer(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: AnswerRequest = decode(&headers, body)?;
+    let (name, faq) = state.faq(request.index.as_deref(), ErrorKind::UnknownIndex)?;
+    if let Some(i) = request.queries.iter().position(|q| q.trim().is_empty()) {
+        return Err(ApiError::new(ErrorKind::EmptyText, format!("query {i} is empty")));
+    }
+    let target = Target { key: "index", name, costs: faq.costs(), batcher: &faq.answers, words_are_tokens: false };
+    state.run(target, request.queries.into_iter().map(Input::Text).collect()).await
+}
+
+/// Embeds texts with the embedding model of a FAQ index (`model` names the
+/// index, default the first).
+async fn embed(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: EmbedRequest = decode(&headers, body)?;
+    let (name, faq) = state.faq(request.model.as_deref(), ErrorKind::UnknownModel)?;
+    let target = Target { key: "model", name, costs: faq.costs(), batcher: &faq.embeddings, words_are_tokens: false };
+    state.run(target, request.texts.into_iter().map(Input::Text).collect()).await
+}
+
 async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     let list: Vec<serde_json::Value> = state
         .models
@@ -596,11 +676,13 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
         .map(|(name, m)| {
             serde_json::json!({
                 "name": name, "task": m.backend.task().name(), "labels": m.backend.labels(),
-                "default": *name == state.default_model
+                "default": Some(name) == state.default_model.as_ref()
             })
         })
         .collect();
-    Json(serde_json::json!({ "models": list }))
+    let faqs: Vec<serde_json::Value> =
+        state.faqs.iter().map(|(name, f)| f.describe(name, Some(name) == state.default_faq.as_ref())).collect();
+    Json(serde_json::json!({ "models": list, "faq_indexes": faqs }))
 }
 
 /// 200 while every model's thread runs and the server is not draining.
@@ -612,15 +694,31 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         return ApiError::new(ErrorKind::Unavailable, format!("the thread of model '{name}' has stopped"))
             .into_response();
     }
-    Json(serde_json::json!({ "status": "ready", "models": state.models.len() })).into_response()
+    if let Some((name, _)) = state.faqs.iter().find(|(_, f)| !f.answers.is_alive() || !f.embeddings.is_alive()) {
+        return ApiError::new(ErrorKind::Unavailable, format!("a thread of FAQ index '{name}' has stopped"))
+            .into_response();
+    }
+    let (models, faqs) = (state.models.len(), state.faqs.len());
+    Json(serde_json::json!({ "status": "ready", "models": models, "faq_indexes": faqs })).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let queues: Vec<(String, usize)> = state.models.iter().map(|(n, m)| (n.clone(), m.batcher.depth())).collect();
+    let batchers: Vec<(String, &Batcher)> = state
+        .models
+        .iter()
+        .map(|(n, m)| (n.clone(), &m.batcher))
+        .chain(
+            state
+                .faqs
+                .iter()
+                .flat_map(|(n, f)| [(format!("answer:{n}"), &f.answers), (format!("embed:{n}"), &f.embeddings)]),
+        )
+        .collect();
+    let queues: Vec<(String, usize)> = batchers.iter().map(|(n, b)| (n.clone(), b.depth())).collect();
     let mut text = state.metrics.render(&queues);
     text += "# HELP ferrotune_queue_tokens Tokens waiting for a model.\n# TYPE ferrotune_queue_tokens gauge\n";
-    for (name, m) in &state.models {
-        text += &format!("ferrotune_queue_tokens{{model=\"{name}\"}} {}\n", m.batcher.queued_tokens());
+    for (name, batcher) in &batchers {
+        text += &format!("ferrotune_queue_tokens{{model=\"{name}\"}} {}\n", batcher.queued_tokens());
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

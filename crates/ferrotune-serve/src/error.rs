@@ -17,6 +17,9 @@ pub enum ServeError {
     /// Loading or running a model failed.
     #[error(transparent)]
     Infer(#[from] ferrotune_infer::InferError),
+    /// Opening or asking a FAQ index failed.
+    #[error(transparent)]
+    Assistant(Box<ferrotune_assistant::AssistantError>),
     /// Binding or serving failed, or a model thread could not be started.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -26,8 +29,8 @@ pub enum ServeError {
         /// The name given twice.
         name: String,
     },
-    /// No model was given.
-    #[error("no model given")]
+    /// No model and no FAQ index was given.
+    #[error("no model or FAQ index given")]
     NoModel,
     /// A server option is out of range.
     #[error("{field} {message}")]
@@ -69,6 +72,12 @@ pub enum ServeError {
     },
 }
 
+impl From<ferrotune_assistant::AssistantError> for ServeError {
+    fn from(error: ferrotune_assistant::AssistantError) -> Self {
+        ServeError::Assistant(Box::new(error))
+    }
+}
+
 /// Every kind of error the server answers; [`ErrorKind::status_and_code`]
 /// is the one place that gives each its HTTP status and code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -95,6 +104,10 @@ pub enum ErrorKind {
     TextTooLong,
     /// No model of that name is loaded.
     UnknownModel,
+    /// No FAQ index of that name is loaded.
+    UnknownIndex,
+    /// A question is empty.
+    EmptyText,
     /// The model's task does not match the route.
     WrongTask,
     /// The API key is missing or wrong.
@@ -117,7 +130,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 22] = [
         ErrorKind::BodyTooLarge,
         ErrorKind::BadBody,
         ErrorKind::UnsupportedMediaType,
@@ -138,6 +151,8 @@ impl ErrorKind {
         ErrorKind::InferenceFailed,
         ErrorKind::TooManyTokens,
         ErrorKind::RequestTimeout,
+        ErrorKind::UnknownIndex,
+        ErrorKind::EmptyText,
     ];
 
     /// The HTTP status and the stable machine-readable code.
@@ -154,6 +169,8 @@ impl ErrorKind {
             ErrorKind::TooManyTokens => (StatusCode::PAYLOAD_TOO_LARGE, "too_many_tokens"),
             ErrorKind::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ErrorKind::UnknownModel => (StatusCode::NOT_FOUND, "unknown_model"),
+            ErrorKind::UnknownIndex => (StatusCode::NOT_FOUND, "unknown_index"),
+            ErrorKind::EmptyText => (StatusCode::BAD_REQUEST, "empty_text"),
             ErrorKind::WrongTask => (StatusCode::BAD_REQUEST, "wrong_task"),
             ErrorKind::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),

@@ -1,4 +1,5 @@
-//! `ferrotune serve`: an HTTP inference server for fine-tuned models. The
+//! `ferrotune serve`: an HTTP inference server for fine-tuned models and
+//! FAQ indexes (`/v1/answer`, and `/v1/embed` with their embedding models). The
 //! HTTP side (routes, limits, auth, metrics; `app`) hands inputs to one
 //! batching thread per model (`batcher`), which runs the model (`backend`)
 //! on the compute pool and splits the answers back to their requests.
@@ -14,6 +15,7 @@ mod batcher;
 #[cfg(feature = "test-support")]
 pub mod client;
 mod error;
+mod faq;
 mod metrics;
 mod openapi;
 

@@ -28,14 +28,59 @@ const PREDICT_ERRORS: &[ErrorKind] = &[
     ErrorKind::InferenceFailed,
 ];
 
+/// What `/v1/answer` can answer besides 200.
+const ANSWER_ERRORS: &[ErrorKind] = &[
+    ErrorKind::Unauthorized,
+    ErrorKind::MethodNotAllowed,
+    ErrorKind::BodyTooLarge,
+    ErrorKind::BadBody,
+    ErrorKind::UnsupportedMediaType,
+    ErrorKind::MalformedJson,
+    ErrorKind::InvalidRequest,
+    ErrorKind::NoInputs,
+    ErrorKind::EmptyText,
+    ErrorKind::TooManyTexts,
+    ErrorKind::TextTooLong,
+    ErrorKind::TooManyTokens,
+    ErrorKind::RequestTimeout,
+    ErrorKind::UnknownIndex,
+    ErrorKind::Overloaded,
+    ErrorKind::Unavailable,
+    ErrorKind::Timeout,
+    ErrorKind::InferenceFailed,
+];
+
+/// What `/v1/embed` can answer besides 200.
+const EMBED_ERRORS: &[ErrorKind] = &[
+    ErrorKind::Unauthorized,
+    ErrorKind::MethodNotAllowed,
+    ErrorKind::BodyTooLarge,
+    ErrorKind::BadBody,
+    ErrorKind::UnsupportedMediaType,
+    ErrorKind::MalformedJson,
+    ErrorKind::InvalidRequest,
+    ErrorKind::NoInputs,
+    ErrorKind::TooManyTexts,
+    ErrorKind::TextTooLong,
+    ErrorKind::TooManyTokens,
+    ErrorKind::RequestTimeout,
+    ErrorKind::UnknownModel,
+    ErrorKind::Overloaded,
+    ErrorKind::Unavailable,
+    ErrorKind::Timeout,
+    ErrorKind::InferenceFailed,
+];
+
 /// What a `GET` route behind the API key can answer besides 200.
 const KEYED_GET_ERRORS: &[ErrorKind] = &[ErrorKind::Unauthorized, ErrorKind::MethodNotAllowed];
 
 /// Every route the server answers: method, path and the error kinds it can
 /// answer (a route without [`ErrorKind::Unauthorized`] needs no key).
-pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 7] = [
+pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 9] = [
     ("post", "/v1/ner", PREDICT_ERRORS),
     ("post", "/v1/classify", PREDICT_ERRORS),
+    ("post", "/v1/answer", ANSWER_ERRORS),
+    ("post", "/v1/embed", EMBED_ERRORS),
     ("get", "/v1/models", KEYED_GET_ERRORS),
     ("get", "/health", &[ErrorKind::MethodNotAllowed]),
     (
@@ -48,8 +93,8 @@ pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 7] = [
 ];
 
 /// Every route the server answers, as (method, path).
-pub const ROUTES: [(&str, &str); 7] = {
-    let mut routes = [("", ""); 7];
+pub const ROUTES: [(&str, &str); 9] = {
+    let mut routes = [("", ""); 9];
     let mut i = 0;
     while i < routes.len() {
         routes[i] = (ROUTE_ERRORS[i].0, ROUTE_ERRORS[i].1);
@@ -87,14 +132,15 @@ fn error_responses(kinds: &[ErrorKind]) -> serde_json::Map<String, Value> {
         .collect()
 }
 
-fn predict_route(path: &str, summary: &str, request: &str, record: &str) -> Value {
+/// A `POST` route answering one record per input: `{key, "results"}`.
+fn predict_route(path: &str, summary: &str, request: &str, record: &str, key: &str, results: &str) -> Value {
     let mut responses = error_responses(route_errors(path));
     let ok = json!({
-        "description": "one record per input, in order (what `ferrotune predict` writes)",
+        "description": results,
         "content": { "application/json": { "schema": {
-            "type": "object", "required": ["model", "results"],
+            "type": "object", "required": [key, "results"],
             "properties": {
-                "model": { "type": "string" },
+                key: { "type": "string" },
                 "results": { "type": "array", "items": { "$ref": format!("#/components/schemas/{record}") } }
             }
         } } }
@@ -118,6 +164,8 @@ fn get_route(path: &str, summary: &str, content_type: &str) -> Value {
     op
 }
 
+const PREDICT_RESULTS: &str = "one record per input, in order (what `ferrotune predict` writes)";
+
 /// The document.
 pub fn document() -> Value {
     json!({
@@ -125,8 +173,12 @@ pub fn document() -> Value {
         "info": { "title": "ferrotune serve", "version": env!("CARGO_PKG_VERSION") },
         "security": [{ "bearer": [] }],
         "paths": {
-            "/v1/ner": predict_route("/v1/ner", "Tag entities in texts", "NerRequest", "NerRecord"),
-            "/v1/classify": predict_route("/v1/classify", "Classify texts or text pairs", "ClassifyRequest", "ClassifyRecord"),
+            "/v1/ner": predict_route("/v1/ner", "Tag entities in texts", "NerRequest", "NerRecord", "model", PREDICT_RESULTS),
+            "/v1/classify": predict_route("/v1/classify", "Classify texts or text pairs", "ClassifyRequest", "ClassifyRecord", "model", PREDICT_RESULTS),
+            "/v1/answer": predict_route("/v1/answer", "Answer questions from a FAQ index, or hand them over", "AnswerRequest", "Answer", "index",
+                "one answer per query, in order (what `ferrotune faq ask` writes)"),
+            "/v1/embed": predict_route("/v1/embed", "Embed texts with a FAQ index's embedding model", "EmbedRequest", "EmbedRecord", "model",
+                "one embedding per text, in order"),
             "/v1/models": get_route("/v1/models", "Loaded models: name, task, labels", "application/json"),
             "/health": get_route("/health", "The process is alive", "application/json"),
             "/ready": get_route("/ready", "Every model is loaded (503 while not)", "application/json"),
@@ -158,6 +210,25 @@ pub fn document() -> Value {
                     "label": { "description": "class name, list of class names (multilabel) or number (regression)" },
                     "score": { "type": "number" },
                     "scores": { "type": "object", "additionalProperties": { "type": "number" } }
+                } },
+                "AnswerRequest": { "type": "object", "required": ["queries"], "additionalProperties": false, "properties": {
+                    "index": { "type": "string", "description": "a FAQ index given to serve --faq [default: the first]" },
+                    "queries": { "type": "array", "items": { "type": "string", "minLength": 1 }, "minItems": 1 }
+                } },
+                "Answer": { "type": "object", "required": ["query", "answer", "faq_id", "question", "score", "alternatives", "handoff"], "properties": {
+                    "query": { "type": "string" }, "answer": { "type": "string" }, "faq_id": { "type": "string" },
+                    "question": { "type": "string" }, "score": { "type": "number", "description": "cosine similarity" },
+                    "alternatives": { "type": "array", "items": { "type": "object", "properties": {
+                        "faq_id": { "type": "string" }, "question": { "type": "string" }, "score": { "type": "number" } } } },
+                    "handoff": { "type": "boolean", "description": "hand the question to a person: the score is below the index's threshold, or its intent is not covered" },
+                    "intent": { "type": "object", "properties": { "label": { "type": "string" }, "score": { "type": "number" } } }
+                } },
+                "EmbedRequest": { "type": "object", "required": ["texts"], "additionalProperties": false, "properties": {
+                    "model": { "type": "string", "description": "the FAQ index whose embedding model to use [default: the first]" },
+                    "texts": { "type": "array", "items": { "type": "string" }, "minItems": 1 }
+                } },
+                "EmbedRecord": { "type": "object", "properties": {
+                    "text": { "type": "string" }, "embedding": { "type": "array", "items": { "type": "number" } }
                 } },
                 "Error": { "type": "object", "required": ["error"], "properties": { "error": {
                     "type": "object", "required": ["code", "message"],

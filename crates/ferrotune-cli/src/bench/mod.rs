@@ -2,6 +2,7 @@
 //! one JSON line, for `scripts/bench.sh` to set beside the PyTorch reference
 //! (`scripts/bench_torch.py` prints the same fields).
 
+mod faq_ask;
 mod peak;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ enum Workload {
     TrainStep(Shape),
     /// This machine's measured fp32 peak (vector FMA chains on every thread).
     Peak,
+    /// Latency of answering one question at a time from a FAQ index.
+    FaqAsk(faq_ask::FaqAskArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +72,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut record = match &args.workload {
         Workload::Forward(shape) => crate::runtime::run_in_pool(|| forward(shape, &device))?,
         Workload::TrainStep(shape) => crate::runtime::run_in_pool(|| train_step(shape, &device))?,
+        Workload::FaqAsk(faq) => crate::runtime::run_in_pool(|| faq_ask::run(faq, &device))?,
         Workload::Peak => {
             let gflops = peak::fp32_peak_gflops().context("no vector FMA unit this probe knows")?;
             json!({ "workload": "peak", "gflops": gflops })

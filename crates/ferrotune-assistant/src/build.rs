@@ -1,0 +1,106 @@
+//! Building a FAQ index: every entry embedded (one vector per key), the
+//! embedding model's identity, the intents the FAQ covers, and the
+//! hand-over threshold calibrated on labelled dev questions.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use ferrotune_data::{read_faq, read_faq_questions, DataFormat, TextInput};
+use ferrotune_infer::{Embedder, FineTuned, Record, RunSettings};
+
+use crate::assistant::{embed_normalized, intent_label, Evaluation};
+use crate::{AssistantError, Entry, FaqAssistant, FaqIndex, IntentGate, Keys, ModelRef};
+
+/// What to build an index from.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The sentence-embedding model folder.
+    pub model: PathBuf,
+    /// The FAQ file (`id`, `question`, `answer`, optionally `intent`).
+    pub faq: PathBuf,
+    /// The FAQ file's format (`None`: its extension's).
+    pub format: Option<DataFormat>,
+    /// What is embedded of each entry.
+    pub keys: Keys,
+    /// Labelled user questions to calibrate the hand-over threshold on.
+    pub dev: Option<PathBuf>,
+    /// The share of answered dev questions that must be right at the threshold.
+    pub target_precision: f64,
+    /// A fine-tuned intent classifier: questions of an intent the FAQ does
+    /// not cover (its `intent` column, or else the intents the classifier
+    /// gives its questions) are handed over.
+    pub intent_model: Option<PathBuf>,
+    /// How the models run.
+    pub settings: RunSettings,
+    /// Entries given besides the best one.
+    pub alternatives: usize,
+}
+
+/// A built index, ready to answer, and its dev report.
+pub struct Built {
+    /// The assistant (save it with `assistant.index().save(dir)`).
+    pub assistant: FaqAssistant,
+    /// The dev questions answered at the calibrated threshold.
+    pub dev: Option<Evaluation>,
+}
+
+/// The folder as an absolute path, so that the index finds it from anywhere.
+fn absolute(dir: &Path) -> PathBuf {
+    let dir = ferrotune_model::model_folder(dir);
+    std::fs::canonicalize(&dir).unwrap_or(dir)
+}
+
+/// Builds an index in memory (see [`BuildOptions`]).
+pub fn build(options: &BuildOptions, device: &Device) -> Result<Built, AssistantError> {
+    if !(options.target_precision > 0.0 && options.target_precision <= 1.0) {
+        return Err(AssistantError::InvalidOption { field: "target_precision", expected: "in (0, 1]" });
+    }
+    let entries: Vec<Entry> = read_faq(&options.faq, options.format)?.into_iter().map(Entry::from).collect();
+    let embedder = Embedder::load(&options.model, options.settings, device)?;
+    let texts: Vec<String> = entries.iter().flat_map(|e| options.keys.texts(e)).collect();
+    let vectors = embed_normalized(&embedder, &texts)?;
+    let (intent_model, intent) = match &options.intent_model {
+        Some(dir) => {
+            let model = FineTuned::load(dir, options.settings, device)?;
+            let covered = covered_intents(&entries, &model)?;
+            (Some(model), Some(IntentGate { model: absolute(dir), covered }))
+        }
+        None => (None, None),
+    };
+    let index = FaqIndex {
+        model: ModelRef { path: absolute(&options.model), identity: embedder.identity()?.to_string() },
+        keys: options.keys,
+        dim: embedder.dim(),
+        entries,
+        vectors,
+        threshold: None,
+        calibration: None,
+        intent,
+    };
+    let mut assistant = FaqAssistant::new(index, embedder, intent_model, options.alternatives);
+    let Some(dev) = &options.dev else { return Ok(Built { assistant, dev: None }) };
+    let questions = read_faq_questions(dev, None)?;
+    let scored = assistant.evaluate(&questions, dev)?;
+    let (scores, correct): (Vec<f32>, Vec<bool>) = scored.judged.iter().map(|j| (j.score, j.correct)).unzip();
+    let calibration = ferrotune_eval::calibrate(&scores, &correct, options.target_precision);
+    assistant.set_threshold(calibration);
+    let dev = assistant.evaluate(&questions, dev)?;
+    Ok(Built { assistant, dev: Some(dev) })
+}
+
+/// The intents of the FAQ's `intent` column, or else those the intent model
+/// gives the entries' questions; sorted, each once.
+fn covered_intents(entries: &[Entry], model: &FineTuned) -> Result<Vec<String>, AssistantError> {
+    let mut covered: Vec<String> = entries.iter().filter_map(|e| e.intent.clone()).collect();
+    if covered.is_empty() {
+        let inputs: Vec<TextInput> = entries.iter().map(|e| TextInput::Text(e.question.clone())).collect();
+        for record in model.run(&inputs)?.records {
+            if let Record::Classify(record) = record {
+                covered.push(intent_label(&record));
+            }
+        }
+    }
+    covered.sort();
+    covered.dedup();
+    Ok(covered)
+}

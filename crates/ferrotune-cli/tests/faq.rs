@@ -1,0 +1,173 @@
+//! `ferrotune faq build|ask|eval` end to end on tiny random embedding
+//! models: a FAQ question asked verbatim gets its own entry (cosine 1), the
+//! threshold calibrated on dev hands over out-of-scope questions, and every
+//! bad input (empty question, empty or repeated id, no question column,
+//! another embedding model, a truncated or altered index file, an unknown
+//! faq_id) is an error naming the file and the line or id, exit code 1.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{ferrotune, json_lines, stderr, write_sentence_modules};
+
+const WORDS: [&str; 12] =
+    ["how", "do", "i", "open", "close", "an", "account", "card", "lost", "my", "reset", "password"];
+
+const FAQ: &str = "id\tquestion\tanswer\n\
+    f1\thow do i open an account\tUse the app.\n\
+    f2\thow do i close my account\tCall us.\n\
+    f3\ti lost my card\tBlock it in the app.\n\
+    f4\thow do i reset my password\tClick forgot password.\n";
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    dir: PathBuf,
+    model: String,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let model = dir.join("emb");
+        ferrotune_model::tiny::write_tiny_bert(&model, &WORDS, 4).unwrap();
+        write_sentence_modules(&model);
+        Setup { dir, model: model.to_str().unwrap().to_string(), _tmp: tmp }
+    }
+
+    fn file(&self, name: &str, content: &str) -> String {
+        let path = self.dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_str().unwrap().to_string()
+    }
+
+    /// Runs `faq build` on `faq` into `index`, with extra arguments.
+    fn build(&self, faq: &str, index: &str, extra: &[&str]) -> std::process::Output {
+        let mut args = vec!["faq", "build", "--model", &self.model, "--faq", faq, "--output", index, "--threads", "1"];
+        args.extend_from_slice(extra);
+        ferrotune(&args, "")
+    }
+}
+
+/// The run failed with exit code 1 and a message containing `want`.
+fn fails_with(output: &std::process::Output, want: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains(want), "expected {want:?} in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn build_ask_and_eval() {
+    let s = Setup::new();
+    let faq = s.file("faq.tsv", FAQ);
+    // Verbatim FAQ questions are right (cosine 1); the others are out of scope.
+    let dev = s.file(
+        "dev.tsv",
+        "query\tfaq_id\nhow do i open an account\tf1\ni lost my card\tf3\nhow do i reset my password\tf4\n\
+         my password\t\nopen my card\t\n",
+    );
+    let index = s.path("index");
+    let run = s.build(&faq, &index, &["--dev", &dev, "--keys", "question+answer"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("4 entries, 2 key(s) each"), "{}", stderr(&run));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(&index).join("manifest.json")).unwrap()).unwrap();
+    let threshold = manifest["threshold"].as_f64().unwrap();
+    assert!(manifest["calibration"]["reached"].as_bool().unwrap());
+    assert!(threshold > 0.99, "{threshold}");
+
+    let ask = ferrotune(&["faq", "ask", "--index", &index, "--threads", "1", "how do i close my account"], "");
+    assert!(ask.status.success(), "{}", stderr(&ask));
+    let answers = json_lines(&ask);
+    assert_eq!(answers.len(), 1);
+    let a = &answers[0];
+    assert_eq!((a["faq_id"].as_str(), a["answer"].as_str()), (Some("f2"), Some("Call us.")));
+    assert!(a["score"].as_f64().unwrap() > 0.999);
+    assert_eq!(a["alternatives"].as_array().unwrap().len(), 3);
+    assert!(a.get("intent").is_none());
+
+    let questions = s.file("q.txt", "i lost my card\nopen my card\n");
+    let ask = ferrotune(&["faq", "ask", "--index", &index, "--threads", "1", "--input", &questions], "");
+    let answers = json_lines(&ask);
+    assert_eq!(answers[0]["faq_id"], "f3");
+    assert_eq!(answers[1]["handoff"], true, "{answers:?}");
+
+    let (json, svg) = (s.path("report.json"), s.path("curve.svg"));
+    let eval = ferrotune(
+        &["faq", "eval", "--index", &index, "--questions", &dev, "--json", &json, "--svg", &svg, "--threads", "1"],
+        "",
+    );
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["report"]["accuracy"], 1.0);
+    assert_eq!(report["report"]["out_of_scope"], 2);
+    assert_eq!(report["report"]["out_of_scope_handed_over"], 1.0);
+    assert_eq!(report["report"]["auroc_in_scope"], 1.0);
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("<polyline"));
+}
+
+#[test]
+fn bad_faq_files_name_file_line_and_id() {
+    let s = Setup::new();
+    let index = s.path("index");
+    let header = "id\tquestion\tanswer\n";
+    let faq = s.file("empty-id.tsv", &format!("{header}f1\thow do i open an account\ta\n\ti lost my card\tb\n"));
+    fails_with(&s.build(&faq, &index, &[]), "empty-id.tsv:3: empty FAQ id");
+    let faq = s.file("dup.tsv", &format!("{header}f1\tan account\ta\nf2\tmy card\tb\nf1\tmy password\tc\n"));
+    fails_with(&s.build(&faq, &index, &[]), "dup.tsv:4: FAQ id 'f1' repeats the one on line 2");
+    let faq = s.file("no-question.tsv", "id\tanswer\nf1\ta\n");
+    fails_with(&s.build(&faq, &index, &[]), "no-question.tsv:1: header [\"id\", \"answer\"]: no 'question' column");
+    let faq = s.file("empty-question.tsv", &format!("{header}f1\t \ta\n"));
+    fails_with(&s.build(&faq, &index, &[]), "empty-question.tsv:2: FAQ id 'f1': empty question");
+    assert!(!Path::new(&index).exists());
+    let faq = s.file("faq.tsv", FAQ);
+    let out_of_range = s.build(&faq, &index, &["--target-precision", "1.5"]);
+    assert_eq!(out_of_range.status.code(), Some(2), "{}", stderr(&out_of_range));
+}
+
+#[test]
+fn bad_questions_and_indexes_are_refused() {
+    let s = Setup::new();
+    let faq = s.file("faq.tsv", FAQ);
+    let index = s.path("index");
+    assert!(s.build(&faq, &index, &[]).status.success());
+    let ask = |extra: &[&str]| {
+        let mut args = vec!["faq", "ask", "--index", &index, "--threads", "1"];
+        args.extend_from_slice(extra);
+        ferrotune(&args, "")
+    };
+    fails_with(&ask(&[" "]), "the question is empty");
+    let questions = s.file("q.txt", "i lost my card\n\n");
+    fails_with(&ask(&["--input", &questions]), "q.txt:2: empty question");
+    let unknown = s.file("unknown.tsv", "query\tfaq_id\ni lost my card\tf3\nmy card\tnope\n");
+    let eval = ferrotune(&["faq", "eval", "--index", &index, "--questions", &unknown, "--threads", "1"], "");
+    fails_with(&eval, "unknown.tsv:3: no FAQ entry has the id 'nope'");
+
+    // Another embedding model (same layout, other weights).
+    let other = s.path("other");
+    ferrotune_model::tiny::write_tiny_bert(Path::new(&other), &WORDS, 5).unwrap();
+    write_sentence_modules(Path::new(&other));
+    fails_with(&ask(&["--model", &other, "my card"]), "built with the embedding model");
+    fails_with(&ask(&["--model", &other, "my card"]), &other);
+
+    // A truncated vectors file, then an entries file altered in place.
+    let vectors = Path::new(&index).join("vectors.f32");
+    let bytes = std::fs::read(&vectors).unwrap();
+    std::fs::write(&vectors, &bytes[..bytes.len() - 4]).unwrap();
+    fails_with(&ask(&["my card"]), "vectors.f32: ");
+    fails_with(&ask(&["my card"]), "(truncated or altered)");
+    std::fs::write(&vectors, &bytes).unwrap();
+    assert!(ask(&["my card"]).status.success());
+    let entries = Path::new(&index).join("entries.jsonl");
+    let text = std::fs::read_to_string(&entries).unwrap();
+    std::fs::write(&entries, text.replace("Call us.", "Call me.")).unwrap();
+    fails_with(&ask(&["my card"]), "entries.jsonl: its SHA-256 differs from the manifest's (altered)");
+    std::fs::remove_file(Path::new(&index).join("manifest.json")).unwrap();
+    fails_with(&ask(&["my card"]), "manifest.json");
+}
