@@ -19,8 +19,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// by dot product (cosine similarity for normalised vectors), best first,
 /// ties by row.
 pub(crate) fn exact_top_k(vectors: &[f32], dim: usize, query: &[f32], k: usize) -> Vec<(usize, f32)> {
-    let mut scored: Vec<(usize, f32)> =
-        vectors.chunks_exact(dim).map(|row| dot(row, query)).enumerate().collect();
+    let mut scored: Vec<(usize, f32)> = vectors.chunks_exact(dim).map(|row| dot(row, query)).enumerate().collect();
     let order = |a: &(usize, f32), b: &(usize, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
     if k < scored.len() {
         scored.select_nth_unstable_by(k, order);

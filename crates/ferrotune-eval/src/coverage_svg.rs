@@ -35,7 +35,7 @@ pub fn coverage_svg(title: &str, curve: &[CoveragePoint], threshold: Option<f32>
         let v = f64::from(tick) / 5.0;
         let _ = write!(
             svg,
-            r#"<line x1="{LEFT}" y1="{y}" x2="{x1}" y2="{y}" stroke="rgb(230,230,230)"/><text x="{tx}" y="{ty}" text-anchor="end">{v:.1}</text>"#,
+            r#"<line x1="{LEFT}" y1="{y:.1}" x2="{x1}" y2="{y:.1}" stroke="rgb(230,230,230)"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{v:.1}</text>"#,
             y = y(v),
             x1 = x(1.0),
             tx = LEFT - 6.0,
@@ -43,7 +43,7 @@ pub fn coverage_svg(title: &str, curve: &[CoveragePoint], threshold: Option<f32>
         );
         let _ = write!(
             svg,
-            r#"<line x1="{x}" y1="{TOP}" x2="{x}" y2="{y0}" stroke="rgb(230,230,230)"/><text x="{x}" y="{ty}" text-anchor="middle">{v:.1}</text>"#,
+            r#"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{y0}" stroke="rgb(230,230,230)"/><text x="{x:.1}" y="{ty}" text-anchor="middle">{v:.1}</text>"#,
             x = x(v),
             y0 = y(0.0),
             ty = y(0.0) + 16.0
@@ -71,7 +71,7 @@ pub fn coverage_svg(title: &str, curve: &[CoveragePoint], threshold: Option<f32>
         r#"<polyline points="{}" fill="none" stroke="rgb(31,119,180)" stroke-width="2"/>"#,
         points.join(" ")
     );
-    if let Some(point) = threshold.and_then(|t| curve.iter().rev().find(|p| p.threshold >= t)) {
+    if let Some((t, point)) = threshold.and_then(|t| curve.iter().rev().find(|p| p.threshold >= t).map(|p| (t, p))) {
         let (px, py) = (x(point.coverage), y(point.precision));
         let anchor = if point.coverage > 0.6 { "end" } else { "start" };
         let dx = if point.coverage > 0.6 { -8.0 } else { 8.0 };
@@ -80,7 +80,7 @@ pub fn coverage_svg(title: &str, curve: &[CoveragePoint], threshold: Option<f32>
             r#"<circle cx="{px:.2}" cy="{py:.2}" r="4" fill="rgb(214,39,40)"/><text x="{:.2}" y="{:.2}" text-anchor="{anchor}">threshold {:.3}: coverage {:.3}, precision {:.3}</text>"#,
             px + dx,
             py + 14.0,
-            point.threshold,
+            t,
             point.coverage,
             point.precision
         );
@@ -101,7 +101,7 @@ mod tests {
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
         assert!(svg.contains("a &lt;b&gt;"));
         assert_eq!(svg.matches("<polyline").count(), 1);
-        assert!(svg.contains("threshold 0.800: coverage 0.500, precision 0.500"), "{svg}");
+        assert!(svg.contains("threshold 0.750: coverage 0.500, precision 0.500"), "{svg}");
         assert!(!coverage_svg("t", &curve, None).contains("<circle"));
     }
 }
