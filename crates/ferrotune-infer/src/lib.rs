@@ -1,8 +1,7 @@
 //! Running fine-tuned models: [`FineTuned`] loads a folder of any task,
 //! runs batches of typed inputs into the records `predict` writes (entities
 //! with character offsets, or labels with scores), and evaluates labelled
-//! files with the metrics of seqeval and scikit-learn; [`Embedder`] turns
-//! texts into sentence embeddings.
+//! files with the metrics of seqeval and scikit-learn.
 //!
 //! ```
 //! use candle_core::Device;
@@ -31,7 +30,6 @@
 #![deny(missing_docs)]
 
 mod batches;
-mod embed;
 mod error;
 mod evaluate;
 mod fine_tuned;
@@ -40,7 +38,6 @@ mod sequence;
 mod token;
 
 pub use batches::BatchLimits;
-pub use embed::{Embedder, Embeddings};
 pub use error::InferError;
 pub use evaluate::EvalSet;
 pub use ferrotune_data::TextInput;

@@ -1,7 +1,6 @@
 //! The model: BERT-family configuration, an encoder (on the CPU each layer is
 //! one fused op with a hand-written backward; elsewhere candle's
-//! differentiable ops), token- and sequence-classification heads, sentence
-//! embeddings (`sentence`), and
+//! differentiable ops), token- and sequence-classification heads, and
 //! loading/saving in the Hugging Face layout.
 
 #![deny(missing_docs)]
@@ -19,7 +18,6 @@ pub mod ops;
 mod params;
 pub mod quant;
 mod row_matmul;
-pub mod sentence;
 mod sequence_classifier;
 pub mod simd;
 mod strided;
