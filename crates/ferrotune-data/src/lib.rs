@@ -1,7 +1,7 @@
 //! Reading data: labelled CoNLL-style files and JSONL for token
 //! classification, TSV/CSV/JSONL texts for sequence classification, the
-//! unlabelled inputs of `predict`, label sets, tasks, atomic writes, and
-//! errors that name file and line.
+//! unlabelled inputs of `predict`, label sets, tasks, atomic writes, `.npy`
+//! matrices, and errors that name file and line.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -11,6 +11,7 @@ mod error;
 mod format;
 mod inputs;
 mod labels;
+pub mod npy;
 mod reader;
 mod task;
 mod texts;

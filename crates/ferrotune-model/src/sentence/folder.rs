@@ -18,7 +18,8 @@ const OTHER_MODES: [&str; 2] = ["pooling_mode_weightedmean_tokens", "pooling_mod
 
 /// What a sentence-transformers folder says about pooling and length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SentenceFolder {
+pub struct SentenceFolder {
+    /// Pooling and normalisation of the `Pooling` and `Normalize` modules.
     pub pooling: SentencePooling,
     /// `max_seq_length` of `sentence_bert_config.json`, when given.
     pub max_seq_length: Option<usize>,
@@ -32,7 +33,7 @@ fn read_json(path: &Path) -> Result<Value, ModelError> {
 /// Reads the pooling of `dir` when it is a sentence-transformers folder
 /// (has `modules.json`); `None` for a plain BERT folder. Modules other than
 /// Transformer (at the folder's root), one Pooling and Normalize are refused.
-pub(crate) fn read_sentence_folder(dir: &Path) -> Result<Option<SentenceFolder>, ModelError> {
+pub fn read_sentence_folder(dir: &Path) -> Result<Option<SentenceFolder>, ModelError> {
     let modules_path = dir.join("modules.json");
     if !modules_path.is_file() {
         return Ok(None);

@@ -8,4 +8,5 @@ mod folder;
 mod pooling;
 
 pub use encoder::SentenceEncoder;
+pub use folder::{read_sentence_folder, SentenceFolder};
 pub use pooling::{normalize_rows, PoolingMode, SentencePooling};
