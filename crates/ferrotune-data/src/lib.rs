@@ -1,8 +1,8 @@
 //! Reading data: labelled CoNLL-style files and JSONL for token
 //! classification, TSV/CSV/JSONL texts for sequence classification, the
 //! unlabelled inputs of `predict`, FAQs and the user questions labelled
-//! against them, label sets, tasks, atomic writes, and errors that name file
-//! and line.
+//! against them, label sets, tasks, atomic writes, `.npy` matrices, and
+//! errors that name file and line.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -13,6 +13,7 @@ mod faq;
 mod format;
 mod inputs;
 mod labels;
+pub mod npy;
 mod reader;
 mod table;
 mod task;
