@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ferrotune, json_lines, stderr, write_sentence_modules};
+use common::{ferrotune, json_lines, stderr, write_tiny_sentence_model};
 
 const WORDS: [&str; 12] =
     ["how", "do", "i", "open", "close", "an", "account", "card", "lost", "my", "reset", "password"];
@@ -31,8 +31,7 @@ impl Setup {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let model = dir.join("emb");
-        ferrotune_model::tiny::write_tiny_bert(&model, &WORDS, 4).unwrap();
-        write_sentence_modules(&model);
+        write_tiny_sentence_model(&model, &WORDS, 4);
         Setup { dir, model: model.to_str().unwrap().to_string(), _tmp: tmp }
     }
 
@@ -151,8 +150,7 @@ fn bad_questions_and_indexes_are_refused() {
 
     // Another embedding model (same layout, other weights).
     let other = s.path("other");
-    ferrotune_model::tiny::write_tiny_bert(Path::new(&other), &WORDS, 5).unwrap();
-    write_sentence_modules(Path::new(&other));
+    write_tiny_sentence_model(Path::new(&other), &WORDS, 5);
     fails_with(&ask(&["--model", &other, "my card"]), "built with the embedding model");
     fails_with(&ask(&["--model", &other, "my card"]), &other);
 

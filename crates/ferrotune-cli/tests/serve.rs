@@ -561,8 +561,8 @@ fn max_len_beyond_the_model_is_refused_at_start() {
 fn faq_routes_answer_embed_and_refuse_bad_requests() {
     let tmp = tempfile::tempdir().unwrap();
     let (_, cls) = make_models(tmp.path());
-    let base = tmp.path().join("base");
-    common::write_sentence_modules(&base);
+    let base = tmp.path().join("embedder");
+    common::write_tiny_sentence_model(&base, &WORDS, 8);
     let faq = tmp.path().join("faq.tsv");
     std::fs::write(&faq, "id\tquestion\tanswer\nf1\tthe patient has fever\tRest.\nf2\tgood profit\tInvest.\n").unwrap();
     let index = tmp.path().join("index");

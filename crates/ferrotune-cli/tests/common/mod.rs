@@ -29,17 +29,13 @@ pub fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
-/// Makes the BERT folder `dir` a sentence-transformers folder: mean
-/// pooling, then Normalize (as the demo model).
-pub fn write_sentence_modules(dir: &std::path::Path) {
-    let modules = serde_json::json!([
-        { "idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer" },
-        { "idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling" },
-        { "idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize" },
-    ]);
-    std::fs::write(dir.join("modules.json"), modules.to_string()).unwrap();
-    std::fs::create_dir_all(dir.join("1_Pooling")).unwrap();
-    let pooling = serde_json::json!({ "pooling_mode_cls_token": false, "pooling_mode_mean_tokens": true,
-        "pooling_mode_max_tokens": false, "pooling_mode_mean_sqrt_len_tokens": false });
-    std::fs::write(dir.join("1_Pooling/config.json"), pooling.to_string()).unwrap();
+/// A tiny random BERT written to `dir` as a sentence-transformers folder
+/// (mean pooling, then Normalize, as the demo model).
+pub fn write_tiny_sentence_model(dir: &std::path::Path, words: &[&str], seed: u64) {
+    use ferrotune_model::sentence::{PoolingMode, SentenceEncoder, SentencePooling};
+    let base = dir.with_extension("bert");
+    ferrotune_model::tiny::write_tiny_bert(&base, words, seed).unwrap();
+    let pooling = SentencePooling { mode: PoolingMode::Mean, normalize: true };
+    SentenceEncoder::load(&base, Some(pooling), &candle_core::Device::Cpu).unwrap().save_pretrained(dir).unwrap();
+    ferrotune_text::copy_tokenizer_files(&base, dir).unwrap();
 }
