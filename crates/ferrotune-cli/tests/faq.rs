@@ -169,3 +169,43 @@ fn bad_questions_and_indexes_are_refused() {
     std::fs::remove_file(Path::new(&index).join("manifest.json")).unwrap();
     fails_with(&ask(&["my card"]), "manifest.json");
 }
+
+/// An intent model hands over the questions whose intent the FAQ's `intent`
+/// column does not cover, and its guess is in every answer.
+#[test]
+fn intent_model_hands_over_uncovered_intents() {
+    use ferrotune_model::{Pooling, SequenceClassifier, SequenceHead};
+    let s = Setup::new();
+    let classifier = s.dir.join("intents");
+    let labels: Vec<String> = ["account", "card"].map(String::from).to_vec();
+    let head = SequenceHead::For {
+        kind: ferrotune_data::SequenceKind::Classify,
+        labels: &labels,
+        pooling: Pooling::Cls,
+        seed: 3,
+    };
+    let bert = s.dir.join("emb.bert");
+    SequenceClassifier::load(&bert, head, &candle_core::Device::Cpu).unwrap().save_pretrained(&classifier).unwrap();
+    ferrotune_text::copy_tokenizer_files(&bert, &classifier).unwrap();
+    // Two indexes whose FAQ covers one intent each: every question is handed over by exactly one.
+    let questions = "how do i open an account\ni lost my card\nreset my password\nclose my account\nmy card\n";
+    let mut handoffs = Vec::new();
+    for covered in &labels {
+        let faq =
+            s.file("faq.tsv", &format!("id\tquestion\tanswer\tintent\nf1\thow do i open an account\ta\t{covered}\n"));
+        let index = s.path(&format!("index-{covered}"));
+        let run = s.build(&faq, &index, &["--intent-model", classifier.to_str().unwrap()]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        assert!(stderr(&run).contains(&format!("intents covered: {covered}")), "{}", stderr(&run));
+        let ask = ferrotune(&["faq", "ask", "--index", &index, "--threads", "1"], questions);
+        let answers = json_lines(&ask);
+        assert_eq!(answers.len(), 5, "{}", stderr(&ask));
+        for answer in &answers {
+            let label = answer["intent"]["label"].as_str().unwrap();
+            assert!(labels.iter().any(|l| l == label));
+            assert_eq!(answer["handoff"], label != covered, "{answer}");
+        }
+        handoffs.push(answers.iter().map(|a| a["handoff"] == true).collect::<Vec<_>>());
+    }
+    assert!(handoffs[0].iter().zip(&handoffs[1]).all(|(a, b)| a != b));
+}
