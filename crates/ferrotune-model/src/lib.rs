@@ -36,4 +36,5 @@ pub use error::ModelError;
 pub use model_folder::{model_folder, TRAINED_MODEL};
 pub use params::{hf_name, ParamStore};
 pub use sequence_classifier::{SequenceClassifier, SequenceHead};
+pub use strided::matmul_abt;
 pub use token_classifier::{TokenClassifier, TokenHead};

@@ -113,3 +113,47 @@ pub(crate) unsafe fn matmul_f32(
         );
     }
 }
+
+/// `out (m x n) = a (m x k) · bᵀ` in fp32, for row-major `a` (`m` rows of
+/// `k`) and `b` (`n` rows of `k`): the dot product of every row of `a` with
+/// every row of `b` (e.g. queries against a matrix of embeddings), on up to
+/// `threads` threads of the global pool.
+///
+/// # Panics
+/// When a slice's length does not match its shape.
+pub fn matmul_abt(a: &[f32], b: &[f32], k: usize, out: &mut [f32], threads: usize) {
+    assert!(k > 0 && a.len().is_multiple_of(k) && b.len().is_multiple_of(k), "rows of {k} values");
+    let (m, n) = (a.len() / k, b.len() / k);
+    assert_eq!(out.len(), m * n, "an output of m x n values");
+    if m == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: `a` is m x k and `b` n x k row-major (checked above), so `bᵀ`
+    // is the k x n view with row stride 1 and column stride k; `out` holds
+    // m x n values with row stride n and is borrowed mutably, so no other
+    // thread writes it.
+    unsafe { matmul_f32(m, n, k, out.as_mut_ptr(), n, false, Mat::rows(a, 0, k), Mat::rows(b, 0, k).t(), threads) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_abt_is_every_dot_product() {
+        let (m, n, k) = (3, 5, 7);
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 37) % 11) as f32 - 5.0).collect();
+        let b: Vec<f32> = (0..n * k).map(|i| ((i * 13) % 7) as f32 * 0.5 - 1.0).collect();
+        for threads in [1, 2] {
+            let mut out = vec![f32::NAN; m * n];
+            matmul_abt(&a, &b, k, &mut out, threads);
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f32 = (0..k).map(|x| a[i * k + x] * b[j * k + x]).sum();
+                    assert!((out[i * n + j] - dot).abs() < 1e-4, "({i}, {j})");
+                }
+            }
+        }
+        matmul_abt(&[], &b, k, &mut [], 1);
+    }
+}
