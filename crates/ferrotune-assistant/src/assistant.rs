@@ -52,17 +52,6 @@ pub(crate) fn intent_label(record: &ClassifyRecord) -> String {
     record.label.as_str().map_or_else(|| record.label.to_string(), str::to_string)
 }
 
-/// The embeddings of `texts`, each row scaled to length 1 (cosine
-/// similarity is then a dot product).
-pub(crate) fn embed_normalized(embedder: &Embedder, texts: &[String]) -> Result<Vec<f32>, AssistantError> {
-    let mut vectors = embedder.embed(texts)?.data;
-    for row in vectors.chunks_exact_mut(embedder.dim()) {
-        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= norm);
-    }
-    Ok(vectors)
-}
-
 impl FaqAssistant {
     /// The assistant of an index in memory and the models it was built with.
     pub(crate) fn new(index: FaqIndex, embedder: Embedder, intent: Option<FineTuned>, alternatives: usize) -> Self {
@@ -111,12 +100,8 @@ impl FaqAssistant {
         if queries.is_empty() {
             return Ok(Vec::new());
         }
-        let vectors = embed_normalized(&self.embedder, queries)?;
-        let mut answers: Vec<Answer> = queries
-            .iter()
-            .zip(vectors.chunks_exact(self.index.dim))
-            .map(|(query, vector)| self.index.answer(query.clone(), vector, self.alternatives))
-            .collect();
+        let embeddings = self.embedder.embed(queries)?;
+        let mut answers = self.index.answers(queries, &embeddings.data, self.alternatives)?;
         if let (Some(model), Some(gate)) = (&self.intent, &self.index.intent) {
             let inputs: Vec<TextInput> = queries.iter().map(|q| TextInput::Text(q.clone())).collect();
             for (answer, record) in answers.iter_mut().zip(model.run(&inputs)?.records) {

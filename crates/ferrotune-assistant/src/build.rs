@@ -8,8 +8,10 @@ use candle_core::Device;
 use ferrotune_data::{read_faq, read_faq_questions, DataFormat, TextInput};
 use ferrotune_infer::{Embedder, FineTuned, Record, RunSettings};
 
-use crate::assistant::{embed_normalized, intent_label, Evaluation};
+use crate::assistant::{intent_label, Evaluation};
+use crate::index::row_id;
 use crate::{AssistantError, Entry, FaqAssistant, FaqIndex, IntentGate, Keys, ModelRef};
+use ferrotune_search::VectorIndex;
 
 /// What to build an index from.
 #[derive(Debug, Clone)]
@@ -58,7 +60,10 @@ pub fn build(options: &BuildOptions, device: &Device) -> Result<Built, Assistant
     let entries: Vec<Entry> = read_faq(&options.faq, options.format)?.into_iter().map(Entry::from).collect();
     let embedder = Embedder::load(&options.model, options.settings, device)?;
     let texts: Vec<String> = entries.iter().flat_map(|e| options.keys.texts(e)).collect();
-    let vectors = embed_normalized(&embedder, &texts)?;
+    let keys = options.keys.per_entry();
+    let ids: Vec<String> = (0..texts.len()).map(|row| row_id(row / keys, row % keys)).collect();
+    let mut vectors = VectorIndex::new(embedder.dim())?;
+    vectors.add_many(&ids, &embedder.embed(&texts)?.data)?;
     let (intent_model, intent) = match &options.intent_model {
         Some(dir) => {
             let model = FineTuned::load(dir, options.settings, device)?;

@@ -9,6 +9,9 @@ pub enum AssistantError {
     /// Loading or running a model failed.
     #[error(transparent)]
     Infer(#[from] ferrotune_infer::InferError),
+    /// The index's vectors could not be searched or read.
+    #[error(transparent)]
+    Search(#[from] ferrotune_search::SearchError),
     /// A file of the index could not be read or written.
     #[error("{path}: {source}")]
     Io {

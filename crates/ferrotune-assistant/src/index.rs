@@ -1,14 +1,16 @@
-//! The FAQ index folder: the entries, one normalised vector per entry and
-//! key, the embedding model it was built with (folder and identity), the
-//! hand-over threshold, and a manifest holding the size and SHA-256 of every
-//! other file. It is written as a set (a new folder swapped in whole) and
-//! checked file by file when loaded.
+//! The FAQ index folder: the entries, one vector per entry and key (a
+//! `ferrotune_search::VectorIndex`: `vectors.npy`, `ids.json`), the
+//! embedding model it was built with (folder and identity), the hand-over
+//! threshold, and a manifest holding the size and SHA-256 of every other
+//! file. It is written as a set (a new folder swapped in whole) and checked
+//! file by file when loaded.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ferrotune_data::FaqEntry;
 use ferrotune_eval::Calibration;
+use ferrotune_search::{Search, VectorIndex, IDS_FILE, VECTORS_FILE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -17,9 +19,8 @@ use crate::AssistantError;
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
 const ENTRIES: &str = "entries.jsonl";
-const VECTORS: &str = "vectors.f32";
 const FORMAT: &str = "ferrotune-faq-index";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// What is embedded of each entry: its question, or its question and (as a
 /// second key) the question followed by the answer; an entry scores the
@@ -104,8 +105,18 @@ pub struct IntentGate {
     pub covered: Vec<String>,
 }
 
+/// The id in the vector index of key `key` of entry `entry`.
+pub(crate) fn row_id(entry: usize, key: usize) -> String {
+    format!("{entry}/{key}")
+}
+
+/// The entry of a vector index id.
+pub(crate) fn entry_of(id: &str) -> Option<usize> {
+    id.split_once('/').and_then(|(entry, _)| entry.parse().ok())
+}
+
 /// A FAQ index in memory.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct FaqIndex {
     /// The embedding model it was built with.
     pub model: ModelRef,
@@ -115,8 +126,9 @@ pub struct FaqIndex {
     pub dim: usize,
     /// The entries, in the FAQ file's order.
     pub entries: Vec<Entry>,
-    /// `keys.per_entry()` normalised vectors per entry, entry by entry.
-    pub vectors: Vec<f32>,
+    /// `keys.per_entry()` unit vectors per entry, with the ids of
+    /// [`row_id`]-form (`entry/key`).
+    pub vectors: VectorIndex,
     /// Answers scoring below this are handed over (none without one).
     pub threshold: Option<f32>,
     /// How the threshold was calibrated on a dev set, if it was.
@@ -159,26 +171,26 @@ impl FaqIndex {
             serde_json::to_writer(&mut entries, entry).expect("entries serialise");
             entries.push(b'\n');
         }
-        let vectors: Vec<u8> = self.vectors.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let files =
-            BTreeMap::from([(ENTRIES.to_string(), check_of(&entries)), (VECTORS.to_string(), check_of(&vectors))]);
-        let manifest = Manifest {
-            format: FORMAT.into(),
-            version: VERSION,
-            model: self.model.clone(),
-            keys: self.keys,
-            dim: self.dim,
-            entries: self.entries.len(),
-            threshold: self.threshold,
-            calibration: self.calibration,
-            intent: self.intent.clone(),
-            files,
-        };
-        let manifest = serde_json::to_vec_pretty(&manifest).expect("the manifest serialises");
         ferrotune_data::atomic::write_dir(dir, |staged| {
             std::fs::write(staged.join(ENTRIES), &entries)?;
-            std::fs::write(staged.join(VECTORS), &vectors)?;
-            std::fs::write(staged.join(MANIFEST), &manifest)
+            self.vectors.write_files(staged).map_err(std::io::Error::other)?;
+            let mut files = BTreeMap::new();
+            for name in [ENTRIES, VECTORS_FILE, IDS_FILE] {
+                files.insert(name.to_string(), check_of(&std::fs::read(staged.join(name))?));
+            }
+            let manifest = Manifest {
+                format: FORMAT.into(),
+                version: VERSION,
+                model: self.model.clone(),
+                keys: self.keys,
+                dim: self.dim,
+                entries: self.entries.len(),
+                threshold: self.threshold,
+                calibration: self.calibration,
+                intent: self.intent.clone(),
+                files,
+            };
+            std::fs::write(staged.join(MANIFEST), serde_json::to_vec_pretty(&manifest).expect("manifests serialise"))
         })
         .map_err(|e| AssistantError::io(dir, e))
     }
@@ -233,13 +245,22 @@ impl FaqIndex {
             let message = format!("{} entries, the manifest says {}", entries.len(), manifest.entries);
             return Err(AssistantError::corrupt(&entries_path, message));
         }
-        let bytes = read_checked(VECTORS)?;
+        read_checked(VECTORS_FILE)?;
+        read_checked(IDS_FILE)?;
+        let vectors = VectorIndex::load(dir)?;
         let rows = manifest.entries * manifest.keys.per_entry();
-        if bytes.len() != rows * manifest.dim * 4 {
-            let message = format!("{} bytes, not {rows} vectors of {} coordinates", bytes.len(), manifest.dim);
-            return Err(AssistantError::corrupt(&dir.join(VECTORS), message));
+        let all_rows =
+            (0..manifest.entries).all(|e| (0..manifest.keys.per_entry()).all(|k| vectors.contains(&row_id(e, k))));
+        if vectors.len() != rows || vectors.dim() != manifest.dim || !all_rows {
+            let message = format!(
+                "{} vectors of {} coordinates, not one of {} per key of each of the {} entries",
+                vectors.len(),
+                vectors.dim(),
+                manifest.dim,
+                manifest.entries
+            );
+            return Err(AssistantError::corrupt(&dir.join(IDS_FILE), message));
         }
-        let vectors = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         Ok(FaqIndex {
             model: manifest.model,
             keys: manifest.keys,
@@ -265,11 +286,11 @@ pub(crate) mod tests {
             answer: format!("answer {id}"),
             intent: None,
         };
-        let mut vectors = Vec::new();
+        let mut vectors = VectorIndex::new(4).unwrap();
         for row in 0..6 {
             let mut v = [0.0f32; 4];
             v[row % 4] = 1.0;
-            vectors.extend_from_slice(&v);
+            vectors.add(&row_id(row / 2, row % 2), &v).unwrap();
         }
         FaqIndex {
             model: ModelRef { path: "models/emb".into(), identity: "abc".into() },
@@ -283,18 +304,35 @@ pub(crate) mod tests {
         }
     }
 
+    fn same(a: &FaqIndex, b: &FaqIndex) {
+        assert_eq!((&a.model, a.keys, a.dim, &a.entries), (&b.model, b.keys, b.dim, &b.entries));
+        assert_eq!((a.threshold, a.calibration, &a.intent), (b.threshold, b.calibration, &b.intent));
+        assert_eq!(a.vectors.to_matrix(), b.vectors.to_matrix());
+    }
+
     #[test]
     fn saves_and_loads_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index");
         let index = sample();
         index.save(&path).unwrap();
-        assert_eq!(FaqIndex::load(&path).unwrap(), index);
+        same(&FaqIndex::load(&path).unwrap(), &index);
         let mut other = sample();
         other.entries.truncate(1);
-        other.vectors.truncate(8);
+        for row in 2..6 {
+            other.vectors.remove(&row_id(row / 2, row % 2));
+        }
         other.save(&path).unwrap();
-        assert_eq!(FaqIndex::load(&path).unwrap(), other);
+        same(&FaqIndex::load(&path).unwrap(), &other);
+        // An index whose vectors do not match its entries is refused.
+        let mut wrong = sample();
+        wrong.entries.truncate(2);
+        wrong.save(&path).unwrap();
+        let e = FaqIndex::load(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("ids.json: 6 vectors of 4 coordinates, not one of 4 per key of each of the 2 entries"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -302,16 +340,19 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("index");
         sample().save(&path).unwrap();
-        let vectors = path.join(VECTORS);
+        let vectors = path.join(VECTORS_FILE);
         let bytes = std::fs::read(&vectors).unwrap();
         std::fs::write(&vectors, &bytes[..bytes.len() - 3]).unwrap();
         let e = FaqIndex::load(&path).unwrap_err().to_string();
-        assert!(e.ends_with("vectors.f32: 93 bytes, the manifest says 96 (truncated or altered)"), "{e}");
+        let want =
+            format!("vectors.npy: {} bytes, the manifest says {} (truncated or altered)", bytes.len() - 3, bytes.len());
+        assert!(e.ends_with(&want), "{e}");
         let mut altered = bytes.clone();
-        altered[5] ^= 1;
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
         std::fs::write(&vectors, &altered).unwrap();
         let e = FaqIndex::load(&path).unwrap_err().to_string();
-        assert!(e.ends_with("vectors.f32: its SHA-256 differs from the manifest's (altered)"), "{e}");
+        assert!(e.ends_with("vectors.npy: its SHA-256 differs from the manifest's (altered)"), "{e}");
         std::fs::write(path.join(MANIFEST), "{\"format\": 1").unwrap();
         let e = FaqIndex::load(&path).unwrap_err().to_string();
         assert!(e.contains("manifest.json: not a FAQ index manifest"), "{e}");

@@ -13,7 +13,6 @@ mod assistant;
 mod build;
 mod error;
 mod index;
-mod vectors;
 
 pub use answer::{Alternative, Answer, IntentGuess};
 pub use assistant::{Evaluation, FaqAssistant, OpenOptions};

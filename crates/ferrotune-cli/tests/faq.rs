@@ -155,10 +155,10 @@ fn bad_questions_and_indexes_are_refused() {
     fails_with(&ask(&["--model", &other, "my card"]), &other);
 
     // A truncated vectors file, then an entries file altered in place.
-    let vectors = Path::new(&index).join("vectors.f32");
+    let vectors = Path::new(&index).join("vectors.npy");
     let bytes = std::fs::read(&vectors).unwrap();
     std::fs::write(&vectors, &bytes[..bytes.len() - 4]).unwrap();
-    fails_with(&ask(&["my card"]), "vectors.f32: ");
+    fails_with(&ask(&["my card"]), "vectors.npy: ");
     fails_with(&ask(&["my card"]), "(truncated or altered)");
     std::fs::write(&vectors, &bytes).unwrap();
     assert!(ask(&["my card"]).status.success());
