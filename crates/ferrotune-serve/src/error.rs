@@ -293,6 +293,8 @@ mod tests {
             (500, "inference_failed"),
             (413, "too_many_tokens"),
             (408, "request_timeout"),
+            (404, "unknown_index"),
+            (400, "empty_text"),
         ];
         let got: Vec<(u16, &str)> = ErrorKind::ALL.iter().map(|k| (k.status().as_u16(), k.code())).collect();
         assert_eq!(got, expected);
