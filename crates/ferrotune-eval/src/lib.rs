@@ -1,7 +1,8 @@
 //! Evaluation with the numbers the Python tools give: entity-level reports
 //! of tag sequences as `seqeval` (`classification_report`, default mode),
 //! plus token accuracy; text-level classification, multilabel and
-//! regression metrics as scikit-learn.
+//! regression metrics as scikit-learn; retrieval metrics as
+//! sentence-transformers' `InformationRetrievalEvaluator`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -10,10 +11,12 @@ mod classification;
 mod confusion_svg;
 mod entities;
 mod report;
+mod retrieval;
 mod task_report;
 
 pub use classification::{ClassReport, MultilabelReport, RegressionReport, TextReport};
 pub use confusion_svg::confusion_svg;
 pub use entities::{get_entities, Entity};
 pub use report::{Averages, Report, Scores};
+pub use retrieval::{top_k, RetrievalReport, CUTOFFS, MAP_AT, MRR_AT, NDCG_AT, RANKED};
 pub use task_report::TaskReport;
