@@ -1,21 +1,25 @@
 //! Reading data: labelled CoNLL-style files and JSONL for token
 //! classification, TSV/CSV/JSONL texts for sequence classification, the
-//! unlabelled inputs of `predict`, label sets, tasks, atomic writes, and
-//! errors that name file and line.
+//! unlabelled inputs of `predict`, FAQs and the user questions labelled
+//! against them, label sets, tasks, atomic writes, and errors that name file
+//! and line.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod atomic;
 mod error;
+mod faq;
 mod format;
 mod inputs;
 mod labels;
 mod reader;
+mod table;
 mod task;
 mod texts;
 
 pub use error::DataError;
+pub use faq::{read_faq, read_faq_questions, Expected, FaqEntry, FaqQuestion};
 pub use format::{DataFormat, FileRole};
 pub use inputs::{read_inputs, InputReader, NumberedInput, TextInput};
 pub use labels::{entity_type, LabelSet};
