@@ -2,6 +2,7 @@
 
 mod bench;
 mod brand;
+mod embed;
 mod eval;
 mod predict;
 mod progress;
@@ -38,6 +39,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Tag text with a fine-tuned model, one JSON line per input line.
     Predict(predict::PredictArgs),
+    /// Sentence embeddings of texts: JSON lines or a .npy matrix.
+    Embed(embed::EmbedArgs),
     /// Write a compact int8 or bf16 copy of a fine-tuned model.
     Quantize(quantize::QuantizeArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
@@ -73,6 +76,7 @@ fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Train(args) => train::run(args, matches.subcommand_matches("train").expect("train was parsed")),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Embed(args) => embed::run(args, matches.subcommand_matches("embed").expect("embed was parsed")),
         Command::Quantize(args) => quantize::run(args),
         Command::Brand(args) => brand::run(args),
         Command::Serve(args) => serve::run(args),

@@ -37,6 +37,14 @@ pub enum DataError {
         /// The formats that apply.
         expected: &'static str,
     },
+    /// A `.npy` file is not a float32 matrix, or is cut short.
+    #[error("{path}: {message}")]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The label set is not a valid IOB2 tag set.
     #[error("invalid label '{label}': expected 'O' or 'B-<TYPE>' / 'I-<TYPE>'")]
     InvalidLabel {

@@ -2,7 +2,7 @@
 //! classification, TSV/CSV/JSONL texts for sequence classification, the
 //! unlabelled inputs of `predict`, retrieval corpora, queries and training
 //! pairs, FAQs and the user questions labelled against them, label sets,
-//! tasks, atomic writes, and errors that name file and line.
+//! tasks, atomic writes, `.npy` matrices, and errors that name file and line.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -13,6 +13,7 @@ mod faq;
 mod format;
 mod inputs;
 mod labels;
+pub mod npy;
 mod reader;
 mod retrieval;
 mod table;

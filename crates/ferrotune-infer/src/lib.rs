@@ -1,7 +1,8 @@
 //! Running fine-tuned models: [`FineTuned`] loads a folder of any task,
 //! runs batches of typed inputs into the records `predict` writes (entities
 //! with character offsets, or labels with scores), and evaluates labelled
-//! files with the metrics of seqeval and scikit-learn.
+//! files with the metrics of seqeval and scikit-learn; [`Embedder`] turns
+//! texts into sentence embeddings.
 //!
 //! ```
 //! use candle_core::Device;
@@ -30,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod batches;
+mod embed;
 mod error;
 mod evaluate;
 mod fine_tuned;
@@ -38,6 +40,7 @@ mod sequence;
 mod token;
 
 pub use batches::BatchLimits;
+pub use embed::{Embedder, Embeddings};
 pub use error::InferError;
 pub use evaluate::EvalSet;
 pub use ferrotune_data::TextInput;

@@ -19,7 +19,9 @@ pub enum Activation {
     Relu,
 }
 
-/// How a sequence classifier turns the token states into one vector.
+/// How a sequence classifier turns the token states into one vector (the
+/// token-state poolings themselves are [`crate::sentence::PoolingMode`];
+/// sentence embeddings have no pooler layer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Pooling {
@@ -295,6 +297,22 @@ impl BertConfig {
         object.insert("id2label".into(), id2label.into());
         object.insert("label2id".into(), label2id.into());
         object.remove("num_labels");
+        value
+    }
+}
+
+impl BertConfig {
+    /// The `config.json` of the bare encoder (`BertModel`, as a
+    /// sentence-transformers folder has it), keeping every other key of the
+    /// original file but those of a head or a quantization.
+    pub fn to_encoder_json(&self) -> serde_json::Value {
+        let mut value = self.raw.clone();
+        let object = value.as_object_mut().expect("config.json is an object");
+        object.insert("architectures".into(), serde_json::json!(["BertModel"]));
+        object.insert("model_type".into(), "bert".into());
+        for key in ["quantization_config", "problem_type", "ferrotune_pooling", "id2label", "label2id", "num_labels"] {
+            object.remove(key);
+        }
         value
     }
 }

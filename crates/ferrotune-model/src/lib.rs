@@ -1,6 +1,7 @@
 //! The model: BERT-family configuration, an encoder (on the CPU each layer is
 //! one fused op with a hand-written backward; elsewhere candle's
-//! differentiable ops), token- and sequence-classification heads, and
+//! differentiable ops), token- and sequence-classification heads, sentence
+//! embeddings (`sentence`), and
 //! loading/saving in the Hugging Face layout.
 
 #![deny(missing_docs)]
@@ -18,6 +19,7 @@ pub mod ops;
 mod params;
 pub mod quant;
 mod row_matmul;
+pub mod sentence;
 mod sequence_classifier;
 pub mod simd;
 mod strided;

@@ -164,11 +164,7 @@ impl SequenceClassifier {
         let hidden = self.encoder.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, mode)?;
         let pooled = match &self.pooler {
             Some(pooler) => pooler.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)?.tanh()?,
-            None => {
-                let mask = batch.attention_mask.to_device(hidden.device())?.unsqueeze(2)?;
-                let sum = hidden.broadcast_mul(&mask)?.sum(1)?;
-                sum.broadcast_div(&mask.sum(1)?.clamp(1.0, f64::INFINITY)?)?
-            }
+            None => crate::sentence::PoolingMode::Mean.pool(&hidden, &batch.attention_mask)?,
         };
         self.classifier.forward(&self.dropout.forward(&pooled, mode)?)
     }
