@@ -46,9 +46,9 @@ fn write_data(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 fn options() -> TrainOptions {
     TrainOptions {
         task: Task::Retrieval,
-        epochs: 6,
+        epochs: 10,
         batch_size: 8,
-        lr: 3e-3,
+        lr: 1e-2,
         max_len: 8,
         seed: 3,
         patience: 0,
@@ -86,14 +86,14 @@ fn loss_falls_dev_mrr_is_scored_and_the_folder_loads_back() {
     let full = tmp.path().join("full");
     let summary = run(&full, false, None).unwrap();
     let losses = step_losses(&full);
-    let per_epoch = losses.len() / 6;
+    let per_epoch = losses.len() / 10;
     let mean = |s: &[f64]| s.iter().sum::<f64>() / s.len() as f64;
     let (first, last) = (mean(&losses[..per_epoch]), mean(&losses[losses.len() - per_epoch..]));
     assert!(last < first * 0.7, "loss {first} -> {last}");
     let best = summary.best_dev_score.unwrap();
     assert!(best > 0.5 && best <= 1.0, "dev MRR@10 {best}");
     let model = full.join("model");
-    for file in ["modules.json", "1_Pooling/config.json", "config_sentence_transformers.json", "tokenizer.json"] {
+    for file in ["modules.json", "1_Pooling/config.json", "config_sentence_transformers.json", "vocab.txt"] {
         assert!(model.join(file).is_file(), "{file}");
     }
     let loaded = SentenceEncoder::load(&model, None, &candle_core::Device::Cpu).unwrap();
@@ -101,7 +101,7 @@ fn loss_falls_dev_mrr_is_scored_and_the_folder_loads_back() {
     assert_ne!(embedding(&model), embedding(&base), "trained");
 
     let resumed = tmp.path().join("resumed");
-    run(&resumed, false, Some(3)).unwrap();
+    run(&resumed, false, Some(4)).unwrap();
     run(&resumed, true, None).unwrap();
     assert_eq!(embedding(&resumed.join("model")), embedding(&model));
 
