@@ -23,12 +23,17 @@ pub struct RunArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Training data. ner: CoNLL (token, tag per line) or JSONL {"tokens", "tags"};
+    /// retrieval: TSV/CSV/JSONL with query, positive and optionally negative;
     /// other tasks: TSV/CSV with a header (text,label or text_a,text_b,label) or JSONL.
     #[arg(long)]
     train: Option<PathBuf>,
-    /// Dev data used to keep the best epoch and stop early.
+    /// Dev data used to keep the best epoch and stop early (retrieval: queries
+    /// with relevant ids or a label, searched in --dev-corpus).
     #[arg(long)]
     dev: Option<PathBuf>,
+    /// Retrieval: the corpus (id, text[, label]) the dev queries search.
+    #[arg(long)]
+    dev_corpus: Option<PathBuf>,
     /// Output folder for the model, metrics.jsonl and checkpoints.
     #[arg(long)]
     output: Option<PathBuf>,
@@ -118,6 +123,7 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
             model_dir: model,
             train,
             dev: run.dev.as_deref(),
+            dev_corpus: run.dev_corpus.as_deref(),
             output,
             options,
             resume: run.resume,

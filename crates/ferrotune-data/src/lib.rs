@@ -1,8 +1,8 @@
 //! Reading data: labelled CoNLL-style files and JSONL for token
 //! classification, TSV/CSV/JSONL texts for sequence classification, the
-//! unlabelled inputs of `predict`, FAQs and the user questions labelled
-//! against them, label sets, tasks, atomic writes, `.npy` matrices, and
-//! errors that name file and line.
+//! unlabelled inputs of `predict`, retrieval corpora, queries and training
+//! pairs, FAQs and the user questions labelled against them, label sets,
+//! tasks, atomic writes, `.npy` matrices, and errors that name file and line.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -15,6 +15,7 @@ mod inputs;
 mod labels;
 pub mod npy;
 mod reader;
+mod retrieval;
 mod table;
 mod task;
 mod texts;
@@ -25,5 +26,6 @@ pub use format::{DataFormat, FileRole};
 pub use inputs::{read_inputs, InputReader, NumberedInput, TextInput};
 pub use labels::{entity_type, LabelSet};
 pub use reader::{read_tagged, read_tagged_as, TaggedSentence};
+pub use retrieval::{read_corpus, read_pairs, read_queries, CorpusEntry, RetrievalQuery, TrainingPair};
 pub use task::{encode_target, text_labels, SequenceKind, Target, Task, REGRESSION_LABEL};
 pub use texts::{read_texts, read_texts_as, TextExample};

@@ -52,15 +52,19 @@ pub enum Task {
     Ner,
     /// A class, classes or a number per text (`BertForSequenceClassification`).
     Sequence(SequenceKind),
+    /// One vector per text, compared by cosine similarity (a
+    /// sentence-transformers bi-encoder trained on query/positive pairs).
+    Retrieval,
 }
 
 impl Task {
     /// Every task, in the order the command line lists them.
-    pub const ALL: [Task; 4] = [
+    pub const ALL: [Task; 5] = [
         Task::Ner,
         Task::Sequence(SequenceKind::Classify),
         Task::Sequence(SequenceKind::Multilabel),
         Task::Sequence(SequenceKind::Regression),
+        Task::Retrieval,
     ];
 
     /// The name used on the command line and in option files.
@@ -68,6 +72,7 @@ impl Task {
         match self {
             Task::Ner => "ner",
             Task::Sequence(kind) => kind.name(),
+            Task::Retrieval => "retrieval",
         }
     }
 
@@ -81,6 +86,7 @@ impl Task {
         match self {
             Task::Ner => "sentences",
             Task::Sequence(_) => "texts",
+            Task::Retrieval => "pairs",
         }
     }
 
@@ -88,7 +94,7 @@ impl Task {
     pub fn long_input_handling(self) -> &'static str {
         match self {
             Task::Ner => "split into overlapping windows",
-            Task::Sequence(_) => "cut",
+            Task::Sequence(_) | Task::Retrieval => "cut",
         }
     }
 }
@@ -126,6 +132,7 @@ impl clap::ValueEnum for Task {
             Task::Sequence(SequenceKind::Classify) => "one class per text",
             Task::Sequence(SequenceKind::Multilabel) => "any classes per text",
             Task::Sequence(SequenceKind::Regression) => "a number per text",
+            Task::Retrieval => "a vector per text, for search",
         };
         Some(clap::builder::PossibleValue::new(self.name()).help(help))
     }

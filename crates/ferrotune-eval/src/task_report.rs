@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-use crate::{Report, TextReport};
+use crate::{Report, RetrievalReport, TextReport};
 
-/// An entity report (NER) or a text-level report (sequence tasks).
+/// An entity report (NER), a text-level report (sequence tasks) or a
+/// retrieval report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum TaskReport {
@@ -13,15 +14,18 @@ pub enum TaskReport {
     Entities(Report),
     /// A class, classes or a number per text (scikit-learn).
     Text(TextReport),
+    /// Queries against a corpus (sentence-transformers' evaluator).
+    Retrieval(RetrievalReport),
 }
 
 impl TaskReport {
     /// The number that picks the best epoch (higher is better): entity
-    /// micro F1, or see [`TextReport::score`].
+    /// micro F1, MRR@10, or see [`TextReport::score`].
     pub fn score(&self) -> f64 {
         match self {
             TaskReport::Entities(r) => r.micro.f1,
             TaskReport::Text(r) => r.score(),
+            TaskReport::Retrieval(r) => r.score(),
         }
     }
 
@@ -32,6 +36,7 @@ impl TaskReport {
                 format!("P {:.4} R {:.4} F1 {:.4}", r.micro.precision, r.micro.recall, r.micro.f1)
             }
             TaskReport::Text(r) => r.summary(),
+            TaskReport::Retrieval(r) => r.summary(),
         }
     }
 
@@ -40,6 +45,7 @@ impl TaskReport {
         match self {
             TaskReport::Entities(r) => r.to_table(),
             TaskReport::Text(r) => r.to_table(),
+            TaskReport::Retrieval(r) => r.to_table(),
         }
     }
 }

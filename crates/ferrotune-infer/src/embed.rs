@@ -12,7 +12,7 @@ use ferrotune_model::{Batch, BertConfig, Mode, ModelError};
 use ferrotune_text::{EncodedText, WordTokenizer};
 use sha2::{Digest, Sha256};
 
-use crate::{InferError, RunSettings};
+use crate::{BatchLimits, InferError, RunSettings};
 
 /// Embeddings of texts: row `i` is `data[i * dim..(i + 1) * dim]`, rows in
 /// input order.
@@ -150,24 +150,40 @@ impl Embedder {
     /// The embeddings of `texts`, in order: texts cut at `max_len` tokens,
     /// sorted by length and run in batches within the settings' limits.
     pub fn embed(&self, texts: &[String]) -> Result<Embeddings, InferError> {
-        let encoded = self.encode(texts)?;
-        let dim = self.dim();
-        let long_inputs = encoded.iter().filter(|e| e.input_ids.len() >= self.settings.max_len).count();
-        let mut order: Vec<usize> = (0..encoded.len()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].input_ids.len()));
-        let lengths: Vec<usize> = order.iter().map(|&i| encoded[i].input_ids.len()).collect();
-        let mut data = vec![0f32; encoded.len() * dim];
-        for range in self.settings.batch_limits().split(&lengths) {
-            let chunk = &order[range];
-            let ids: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].input_ids.as_slice()).collect();
-            let batch = Batch::pad(&ids, self.tokenizer.pad_id)?;
-            let rows = self.model.forward(&batch, &mut Mode::Eval)?.flatten_all()?.to_vec1::<f32>()?;
-            for (&i, row) in chunk.iter().zip(rows.chunks_exact(dim)) {
-                data[i * dim..(i + 1) * dim].copy_from_slice(row);
-            }
-        }
-        Ok(Embeddings { data, dim, long_inputs })
+        let settings = &self.settings;
+        embed_texts(&self.model, &self.tokenizer, texts, settings.max_len, settings.batch_limits())
     }
+}
+
+/// The embeddings of `texts` by `model` (in evaluation mode), in order:
+/// texts cut at `max_len` tokens, sorted by length and run in batches
+/// within `limits`. [`Embedder::embed`], and the trainer's dev pass with the
+/// model being trained.
+pub fn embed_texts(
+    model: &SentenceEncoder,
+    tokenizer: &WordTokenizer,
+    texts: &[String],
+    max_len: usize,
+    limits: BatchLimits,
+) -> Result<Embeddings, InferError> {
+    let encoded: Vec<EncodedText> =
+        texts.iter().map(|t| tokenizer.encode_text(t, None, max_len)).collect::<Result<_, _>>()?;
+    let dim = model.dim();
+    let long_inputs = encoded.iter().filter(|e| e.input_ids.len() >= max_len).count();
+    let mut order: Vec<usize> = (0..encoded.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(encoded[i].input_ids.len()));
+    let lengths: Vec<usize> = order.iter().map(|&i| encoded[i].input_ids.len()).collect();
+    let mut data = vec![0f32; encoded.len() * dim];
+    for range in limits.split(&lengths) {
+        let chunk = &order[range];
+        let ids: Vec<&[u32]> = chunk.iter().map(|&i| encoded[i].input_ids.as_slice()).collect();
+        let batch = Batch::pad(&ids, tokenizer.pad_id)?;
+        let rows = model.forward(&batch, &mut Mode::Eval)?.flatten_all()?.to_vec1::<f32>()?;
+        for (&i, row) in chunk.iter().zip(rows.chunks_exact(dim)) {
+            data[i * dim..(i + 1) * dim].copy_from_slice(row);
+        }
+    }
+    Ok(Embeddings { data, dim, long_inputs })
 }
 
 #[cfg(test)]

@@ -31,6 +31,10 @@ pub enum InferError {
         /// The model's task.
         model: Task,
     },
+    /// A labelled file or a fine-tuned head was asked of a retrieval model,
+    /// which embeds texts and is scored against a corpus.
+    #[error("a retrieval model has no labels or head: evaluate it with queries against a corpus (eval --task retrieval --corpus --queries)")]
+    RetrievalModel,
     /// `--precision` differs from the precision the folder was quantized to.
     #[error("{path}: the model is quantized to {saved}; run it in {saved} (asked: {asked})")]
     PrecisionMismatch {

@@ -60,6 +60,7 @@ impl EvalSet {
                 let cut = inputs.iter().filter(|e| e.input_ids.len() >= max_len).count();
                 Ok(EvalSet::Texts { kind, inputs, gold, cut })
             }
+            Task::Retrieval => Err(InferError::RetrievalModel),
         }
     }
 

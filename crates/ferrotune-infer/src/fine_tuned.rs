@@ -154,6 +154,7 @@ impl FineTuned {
             Task::Sequence(_) => TaskModel::Sequence(
                 SequenceClassifier::load(dir, SequenceHead::Saved, device)?.frozen()?.with_precision(precision)?,
             ),
+            Task::Retrieval => return Err(InferError::RetrievalModel),
         };
         let config = match &model {
             TaskModel::Token(m) => &m.config,

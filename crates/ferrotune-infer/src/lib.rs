@@ -36,15 +36,17 @@ mod error;
 mod evaluate;
 mod fine_tuned;
 mod record;
+mod retrieval;
 mod sequence;
 mod token;
 
 pub use batches::BatchLimits;
-pub use embed::{Embedder, Embeddings};
+pub use embed::{embed_texts, Embedder, Embeddings};
 pub use error::InferError;
 pub use evaluate::EvalSet;
 pub use ferrotune_data::TextInput;
 pub use fine_tuned::{Evaluation, FineTuned, Outputs, Record, RunSettings, TaskModel};
 pub use record::{ClassifyRecord, EntityOut, NerRecord, PredictionInput};
+pub use retrieval::{RetrievalEvaluation, RetrievalSet};
 pub use sequence::{decide, score_encoded, Decision};
 pub use token::{tag_windows, WindowedSentences, WordPrediction};

@@ -276,15 +276,18 @@ impl BertConfig {
     pub fn to_head_json(&self, task: Task, labels: &[String], pooling: Pooling) -> serde_json::Value {
         let mut value = self.raw.clone();
         let object = value.as_object_mut().expect("config.json is an object");
-        let architecture =
-            if task == Task::Ner { "BertForTokenClassification" } else { "BertForSequenceClassification" };
+        let architecture = match task {
+            Task::Ner => "BertForTokenClassification",
+            Task::Sequence(_) => "BertForSequenceClassification",
+            Task::Retrieval => "BertModel",
+        };
         object.insert("architectures".into(), serde_json::json!([architecture]));
         object.insert("model_type".into(), "bert".into());
         // A model saved from a quantized folder is saved in fp32.
         object.remove("quantization_config");
         match task {
             Task::Sequence(kind) => object.insert("problem_type".into(), kind.problem_type().into()),
-            Task::Ner => object.remove("problem_type"),
+            Task::Ner | Task::Retrieval => object.remove("problem_type"),
         };
         match (task, pooling) {
             (Task::Sequence(_), Pooling::Mean) => object.insert("ferrotune_pooling".into(), "mean".into()),

@@ -1,6 +1,7 @@
 //! Shuffled batches, either length-bucketed (similar lengths share a batch
 //! so that little of it is padding, while the order stays random) or plain
-//! random (as `transformers`' Trainer without `group_by_length`).
+//! random (as `transformers`' Trainer without `group_by_length`); or, for
+//! in-batch negatives, batches in which no text occurs twice.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -58,6 +59,39 @@ fn bucketed_batches(lengths: &[usize], batch_size: usize, rng: &mut impl Rng) ->
     batches
 }
 
+/// Batches of up to `batch_size` examples in which no text occurs twice
+/// (`texts[i]`: ids of example i's texts, e.g. query, positive, negative), as
+/// sentence-transformers' `NoDuplicatesBatchSampler`: shuffle, then fill each
+/// batch with the first remaining examples that share no text with it,
+/// leaving the others, in order, for later batches. Every example is in
+/// exactly one batch; the last batches may be smaller.
+pub fn distinct_batches(texts: &[Vec<usize>], batch_size: usize, rng: &mut impl Rng) -> Vec<Vec<usize>> {
+    let batch_size = batch_size.max(1);
+    let mut remaining: Vec<usize> = (0..texts.len()).collect();
+    remaining.shuffle(rng);
+    let mut batches = Vec::with_capacity(texts.len().div_ceil(batch_size));
+    while !remaining.is_empty() {
+        let mut batch = Vec::with_capacity(batch_size);
+        let mut seen = std::collections::HashSet::new();
+        let mut deferred = Vec::new();
+        for (position, &example) in remaining.iter().enumerate() {
+            if batch.len() == batch_size {
+                deferred.extend_from_slice(&remaining[position..]);
+                break;
+            }
+            if texts[example].iter().any(|t| seen.contains(t)) {
+                deferred.push(example);
+            } else {
+                seen.extend(texts[example].iter().copied());
+                batch.push(example);
+            }
+        }
+        batches.push(batch);
+        remaining = deferred;
+    }
+    batches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +123,26 @@ mod tests {
         assert_ne!(all[..16], (0..16).collect::<Vec<_>>()[..], "shuffled");
         all.sort();
         assert_eq!(all, (0..101).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn distinct_batches_never_repeat_a_text() {
+        // 60 examples over 10 distinct positives (text ids 100..110): each
+        // batch of 8 can hold each positive once only.
+        let texts: Vec<Vec<usize>> = (0..60).map(|i| vec![i, 100 + i % 10]).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let batches = distinct_batches(&texts, 8, &mut rng);
+        for batch in &batches {
+            let mut ids: Vec<usize> = batch.iter().flat_map(|&i| texts[i].clone()).collect();
+            let n = ids.len();
+            ids.sort();
+            ids.dedup();
+            assert_eq!(ids.len(), n, "a text twice in {batch:?}");
+        }
+        let mut all: Vec<usize> = batches.concat();
+        all.sort();
+        assert_eq!(all, (0..60).collect::<Vec<_>>());
+        assert_eq!(batches, distinct_batches(&texts, 8, &mut ChaCha8Rng::seed_from_u64(3)));
+        assert!(batches.iter().filter(|b| b.len() == 8).count() >= 6);
     }
 }

@@ -69,6 +69,9 @@ pub enum TrainError {
         /// The model's `config.json`.
         path: PathBuf,
     },
+    /// A retrieval dev set needs both its queries and its corpus.
+    #[error("retrieval: the dev queries (dev) and the corpus they search (dev_corpus) go together")]
+    RetrievalDev,
     /// The loss became NaN or infinite.
     #[error("the loss diverged (NaN or infinite) at step {step}; try a lower learning rate")]
     Diverged {

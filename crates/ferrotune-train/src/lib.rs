@@ -1,4 +1,4 @@
-//! Fine-tuning for NER and sequence tasks (one loop): AdamW with parameter
+//! Fine-tuning for NER, sequence and retrieval tasks (one loop): AdamW with parameter
 //! groups, warmup and decay, clipping, length-bucketed batches, dev-set
 //! model selection, early stopping, and resumable end-of-epoch checkpoints.
 //! Progress goes to a [`TrainObserver`]; the library never prints.
@@ -16,6 +16,7 @@
 //!         model_dir: &base,
 //!         train: &data,
 //!         dev: Some(&data),
+//!         dev_corpus: None,
 //!         output: &output,
 //!         options: TrainOptions { epochs: 2, batch_size: 4, max_len: 16, ..Default::default() },
 //!         resume: false,
@@ -41,15 +42,18 @@ mod ner_task;
 mod observer;
 mod optimizer;
 mod options;
+mod ranking_loss;
+mod retrieval_task;
 mod schedule;
 mod sequence_task;
 mod task;
 mod trainer;
 
-pub use batching::{epoch_batches, Batching};
+pub use batching::{distinct_batches, epoch_batches, Batching};
 pub use error::TrainError;
 pub use observer::{DataSummary, EpochReport, RunStart, Silent, StepReport, TrainObserver};
 pub use optimizer::{decays, AdamW, AdamWConfig};
 pub use options::TrainOptions;
+pub use ranking_loss::ranking_loss;
 pub use schedule::{learning_rate, Schedule};
 pub use trainer::{train, TrainRequest, TrainSummary};

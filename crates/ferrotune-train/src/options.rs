@@ -62,6 +62,10 @@ pub struct TrainOptions {
     /// Windows (texts) per forward pass when evaluating on the dev set.
     #[arg(long, default_value_t = TrainOptions::default().eval_batch_size)]
     pub eval_batch_size: usize,
+    /// Retrieval: the multiplier of the cosine similarities in the ranking
+    /// loss (1 / temperature).
+    #[arg(long, default_value_t = TrainOptions::default().scale)]
+    pub scale: f64,
     /// Linear-layer products: fp32, or bf16 (mixed precision: bf16 operands,
     /// fp32 accumulation, fp32 weights, gradients and optimizer; fast with
     /// AVX-512 BF16, emulated elsewhere).
@@ -87,6 +91,7 @@ impl Default for TrainOptions {
             patience: 2,
             eval_batch_size: 64,
             precision: Precision::Fp32,
+            scale: 20.0,
         }
     }
 }
@@ -120,6 +125,9 @@ impl TrainOptions {
         if !(self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite()) {
             return invalid("max_grad_norm", "a number of at least 0 (0 disables clipping)");
         }
+        if !(self.scale > 0.0 && self.scale.is_finite()) {
+            return invalid("scale", "a positive number");
+        }
         if self.precision == Precision::Int8 {
             return invalid("precision", "fp32 or bf16 (int8 is for inference: `ferrotune quantize`)");
         }
@@ -140,6 +148,7 @@ mod tests {
             (TrainOptions { lr: f64::NAN, ..Default::default() }, "lr must be a positive number"),
             (TrainOptions { max_len: 2, ..Default::default() }, "max_len must be between 3 and 4096"),
             (TrainOptions { warmup_ratio: 1.5, ..Default::default() }, "warmup_ratio must be between 0 and 1"),
+            (TrainOptions { scale: 0.0, ..Default::default() }, "scale must be a positive number"),
             (
                 TrainOptions { precision: Precision::Int8, ..Default::default() },
                 "precision must be fp32 or bf16 (int8 is for inference: `ferrotune quantize`)",

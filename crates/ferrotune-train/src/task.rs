@@ -10,7 +10,7 @@ use ferrotune_eval::TaskReport;
 use ferrotune_model::ParamStore;
 use rand_chacha::ChaCha8Rng;
 
-use crate::TrainError;
+use crate::{epoch_batches, Batching, TrainError};
 
 /// A model with its encoded training (and dev) data.
 pub trait TrainTask {
@@ -22,6 +22,11 @@ pub trait TrainTask {
     fn examples(&self) -> usize;
     /// Of those, how many were longer than `max_len` (split or cut).
     fn long_inputs(&self) -> usize;
+    /// The batches of one epoch (example indices): `batching` over the
+    /// inputs' lengths unless the task needs its own grouping.
+    fn batches(&self, batching: Batching, batch_size: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<usize>> {
+        epoch_batches(batching, &self.lengths(), batch_size, rng)
+    }
     /// Whether the examples are text pairs.
     fn pairs(&self) -> bool {
         false

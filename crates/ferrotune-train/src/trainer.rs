@@ -11,11 +11,11 @@ use ferrotune_text::copy_tokenizer_files;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::batching::epoch_batches;
 use crate::checkpoint::{self, RunState};
 use crate::ner_task::NerTask;
 use crate::observer::{DataSummary, EpochReport, RunStart, StepReport, TrainObserver};
 use crate::optimizer::{AdamW, AdamWConfig};
+use crate::retrieval_task::RetrievalTask;
 use crate::schedule::learning_rate;
 use crate::sequence_task::SequenceTask;
 use crate::task::TrainTask;
@@ -30,8 +30,11 @@ pub struct TrainRequest<'a> {
     pub model_dir: &'a Path,
     /// The training file (NER: CoNLL or JSONL; other tasks: TSV, CSV or JSONL).
     pub train: &'a Path,
-    /// The dev file used to pick the best epoch, if any.
+    /// The dev file used to pick the best epoch, if any (retrieval: the
+    /// dev queries).
     pub dev: Option<&'a Path>,
+    /// Retrieval: the corpus the dev queries search.
+    pub dev_corpus: Option<&'a Path>,
     /// The output folder: the best model (in `model/`), `metrics.jsonl`, `checkpoint/`.
     pub output: &'a Path,
     /// Hyper-parameters.
@@ -89,6 +92,7 @@ pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result
     let task: Box<dyn TrainTask> = match options.task {
         Task::Ner => Box::new(NerTask::load(request, options)?),
         Task::Sequence(kind) => Box::new(SequenceTask::load(request, options, kind)?),
+        Task::Retrieval => Box::new(RetrievalTask::load(request, options)?),
     };
     let task = task.as_ref();
     observer.data(&DataSummary {
@@ -181,7 +185,6 @@ struct Run<'a> {
     optimizer: AdamW,
     state: RunState,
     metrics: MetricsLog,
-    lengths: Vec<usize>,
     warmup_steps: u64,
     total_steps: u64,
     trained_examples: usize,
@@ -247,15 +250,13 @@ impl<'a> Run<'a> {
                 observer.start(&RunStart::Fresh);
             }
         }
-        let lengths = task.lengths();
-        let total_steps = lengths.len().div_ceil(options.batch_size) as u64 * options.epochs as u64;
+        let total_steps = task.lengths().len().div_ceil(options.batch_size) as u64 * options.epochs as u64;
         Ok(Self {
             request,
             task,
             optimizer,
             state,
             metrics: MetricsLog::open(metrics_path)?,
-            lengths,
             warmup_steps: (options.warmup_ratio * total_steps as f64).ceil() as u64,
             total_steps,
             trained_examples: 0,
@@ -270,7 +271,7 @@ impl<'a> Run<'a> {
         // resumed run draws the same batches and dropout masks.
         let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
         rng.set_stream(epoch as u64);
-        let batches = epoch_batches(options.batching, &self.lengths, options.batch_size, &mut rng);
+        let batches = self.task.batches(options.batching, options.batch_size, &mut rng);
         observer.epoch_start(epoch, options.epochs, batches.len());
         let started = Instant::now();
         let (mut loss_sum, mut examples) = (0f64, 0usize);

@@ -79,6 +79,7 @@ fn train_task(kind: SequenceKind, pairs: bool, pooling: Pooling) -> (tempfile::T
             model_dir: &base,
             train: &data,
             dev: Some(&data),
+            dev_corpus: None,
             output: &output,
             options,
             resume: false,
