@@ -12,7 +12,7 @@ use crate::config::{Activation, BertConfig};
 use crate::dropout::{Dropout, Mode};
 use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, PackedLayer, Products};
 use crate::ops;
-use crate::quant::{PackedLinear, Precision};
+use crate::quant::{widen_int8, Int8Matrix, PackedLinear, Precision};
 
 /// A dense layer `x W^T + b` over the last dimension.
 pub struct Linear {
@@ -21,9 +21,16 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// Loads `weight` `[out, in]` and `bias` `[out]`.
+    /// Loads `weight` `[out, in]` and `bias` `[out]`. A weight stored in
+    /// int8 (beside a `weight_scale`, in a quantized folder) is left empty
+    /// here: the encoder layer packs it for its kernels.
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
-        Ok(Self { weight: vb.get((out_dim, in_dim), "weight")?, bias: vb.get(out_dim, "bias")? })
+        let weight = if vb.contains_tensor("weight_scale") {
+            Tensor::zeros(0, DType::F32, vb.device())?
+        } else {
+            vb.get((out_dim, in_dim), "weight")?
+        };
+        Ok(Self { weight, bias: vb.get(out_dim, "bias")? })
     }
 }
 
@@ -59,9 +66,42 @@ impl Module for LayerNorm {
     }
 }
 
+/// The word-embedding table: f32, or int8 rows with one scale each as a
+/// quantized folder stores them (widened row by row at lookup).
+enum WordTable {
+    F32(Tensor),
+    Int8 { values: Tensor, scales: Tensor },
+}
+
+impl WordTable {
+    fn new(vb: VarBuilder, vocab: usize, hidden: usize) -> Result<Self> {
+        if vb.contains_tensor("weight_scale") {
+            let values = vb.get_with_hints_dtype((vocab, hidden), "weight", candle_nn::Init::Const(0.), DType::U8)?;
+            Ok(Self::Int8 { values, scales: vb.get(vocab, "weight_scale")? })
+        } else {
+            Ok(Self::F32(vb.get((vocab, hidden), "weight")?))
+        }
+    }
+
+    /// The rows of `ids` (u32, one dimension).
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::F32(table) => table.index_select(ids, 0),
+            Self::Int8 { values, scales } => widen_int8(&values.index_select(ids, 0)?, &scales.index_select(ids, 0)?),
+        }
+    }
+
+    fn values(&self) -> &Tensor {
+        match self {
+            Self::F32(table) => table,
+            Self::Int8 { values, .. } => values,
+        }
+    }
+}
+
 /// Word, position and token-type embeddings, summed and normalised.
 struct Embeddings {
-    word: Tensor,
+    word: WordTable,
     position: Tensor,
     token_type: Tensor,
     norm: LayerNorm,
@@ -71,7 +111,7 @@ struct Embeddings {
 impl Embeddings {
     fn new(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
         Ok(Self {
-            word: vb.get((c.vocab_size, c.hidden_size), "word_embeddings.weight")?,
+            word: WordTable::new(vb.pp("word_embeddings"), c.vocab_size, c.hidden_size)?,
             position: vb.get((c.max_position_embeddings, c.hidden_size), "position_embeddings.weight")?,
             token_type: vb.get((c.type_vocab_size, c.hidden_size), "token_type_embeddings.weight")?,
             norm: LayerNorm::new(vb.pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
@@ -81,11 +121,11 @@ impl Embeddings {
 
     fn forward(&self, input_ids: &Tensor, token_type_ids: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let (batch, len) = input_ids.dims2()?;
-        let hidden = self.word.dim(1)?;
+        let hidden = self.word.values().dim(1)?;
         if len > self.position.dim(0)? {
             candle_core::bail!("input of {len} tokens exceeds max_position_embeddings {}", self.position.dim(0)?);
         }
-        let words = self.word.index_select(&input_ids.flatten_all()?, 0)?.reshape((batch, len, hidden))?;
+        let words = self.word.lookup(&input_ids.flatten_all()?)?.reshape((batch, len, hidden))?;
         let types = self.token_type.index_select(&token_type_ids.flatten_all()?, 0)?.reshape((batch, len, hidden))?;
         let positions = self.position.narrow(0, 0, len)?;
         let sum = words.add(&types)?.broadcast_add(&positions)?;
@@ -166,9 +206,13 @@ struct Layer {
     products: Products,
 }
 
+/// The six weight matrices of a layer in the packed order.
+const MATRICES: [&str; 6] =
+    ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "intermediate.dense", "output.dense"];
+
 impl Layer {
     fn new(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
-        Ok(Self {
+        let mut layer = Self {
             attention: Attention::new(vb.pp("attention"), c)?,
             intermediate: Linear::new(vb.pp("intermediate").pp("dense"), c.hidden_size, c.intermediate_size)?,
             output: Linear::new(vb.pp("output").pp("dense"), c.intermediate_size, c.hidden_size)?,
@@ -186,7 +230,52 @@ impl Layer {
             attention_dropout: c.attention_probs_dropout_prob,
             packed: None,
             products: Products::Fp32,
-        })
+        };
+        layer.pack_stored_int8(&vb)?;
+        Ok(layer)
+    }
+
+    /// Packs the matrices a quantized folder stores in int8, as they are
+    /// (no f32 copy is made). The fused op runs all six matrices in one
+    /// precision, so a matrix of the layer kept in fp32 is quantized here.
+    fn pack_stored_int8(&mut self, vb: &VarBuilder) -> Result<()> {
+        let stored = |name: &str| vb.contains_tensor(&format!("{name}.weight_scale"));
+        if !MATRICES.iter().any(|name| stored(name)) {
+            return Ok(());
+        }
+        let packed: Vec<PackedLinear> = MATRICES
+            .iter()
+            .zip(self.matrices())
+            .map(|(name, linear)| {
+                let out_dim = linear.bias.dim(0)?;
+                let matrix = if stored(name) {
+                    let vb = vb.pp(name);
+                    let scales: Vec<f32> = vb.get(out_dim, "weight_scale")?.to_vec1()?;
+                    let q = vb.get_unchecked_dtype("weight", DType::U8)?;
+                    let (rows, in_dim) = q.dims2()?;
+                    if rows != out_dim {
+                        candle_core::bail!("'{name}.weight' has {rows} rows, its bias {out_dim}");
+                    }
+                    let bytes: Vec<u8> = q.flatten_all()?.to_vec1()?;
+                    Int8Matrix::from_quantized(bytemuck::cast_slice(&bytes), &scales, out_dim, in_dim)
+                } else {
+                    let (out_dim, in_dim) = linear.weight.dims2()?;
+                    Int8Matrix::quantize(&linear.weight.flatten_all()?.to_vec1()?, out_dim, in_dim)
+                };
+                Ok(PackedLinear::Int8(matrix))
+            })
+            .collect::<Result<_>>()?;
+        self.packed = Some(Arc::new(packed.try_into().expect("six matrices")));
+        self.drop_fp32_matrices()
+    }
+
+    /// Frees the fp32 weight matrices once packed copies replace them.
+    fn drop_fp32_matrices(&mut self) -> Result<()> {
+        let a = &mut self.attention;
+        for l in [&mut a.query, &mut a.key, &mut a.value, &mut a.output, &mut self.intermediate, &mut self.output] {
+            l.weight = Tensor::zeros(0, DType::F32, l.bias.device())?;
+        }
+        Ok(())
     }
 
     /// The six weight matrices in the packed order, with their shapes.
@@ -195,9 +284,15 @@ impl Layer {
         [&a.query, &a.key, &a.value, &a.output, &self.intermediate, &self.output]
     }
 
-    /// Converts the weight matrices to `precision` for inference (fp32:
-    /// back to the fp32 weights).
+    /// Converts the weight matrices to `precision` for inference; a layer
+    /// already packed (stored int8) only accepts its own precision.
     fn set_precision(&mut self, precision: Precision) -> Result<()> {
+        if let Some(packed) = &self.packed {
+            return match packed[0].precision() {
+                p if p == precision => Ok(()),
+                p => candle_core::bail!("the weights are stored in {p}; they cannot run in {precision}"),
+            };
+        }
         let packed: Option<Vec<PackedLinear>> = self
             .matrices()
             .iter()
@@ -211,11 +306,7 @@ impl Layer {
             .collect();
         self.packed = packed.map(|p| Arc::new(p.try_into().expect("six matrices")));
         if self.packed.is_some() {
-            // The packed copies replace the fp32 matrices: free those.
-            let a = &mut self.attention;
-            for l in [&mut a.query, &mut a.key, &mut a.value, &mut a.output, &mut self.intermediate, &mut self.output] {
-                l.weight = Tensor::zeros(0, DType::F32, l.weight.device())?;
-            }
+            self.drop_fp32_matrices()?;
         }
         Ok(())
     }
@@ -291,7 +382,7 @@ impl BertEncoder {
     /// inference on the CPU: training and other devices use fp32); int8 and
     /// bf16 replace the fp32 matrices, so call it once, on a frozen model.
     pub fn set_precision(&mut self, precision: Precision) -> Result<()> {
-        if precision != Precision::Fp32 && !self.embeddings.word.device().is_cpu() {
+        if precision != Precision::Fp32 && !self.embeddings.word.values().device().is_cpu() {
             candle_core::bail!("{precision} inference runs on the CPU only; use fp32 on this device");
         }
         self.layers.iter_mut().try_for_each(|l| l.set_precision(precision))
@@ -302,9 +393,12 @@ impl BertEncoder {
     /// weights, gradients and everything else stay fp32 (`Bf16`), or fp32
     /// throughout (`Fp32`). For training on the CPU; int8 is refused.
     pub fn set_training_precision(&mut self, precision: Precision) -> Result<()> {
+        if self.layers.iter().any(|l| l.packed.is_some()) || matches!(self.embeddings.word, WordTable::Int8 { .. }) {
+            candle_core::bail!("the weights are stored quantized, for inference only; train from the fp32 folder");
+        }
         let products = match precision {
             Precision::Fp32 => Products::Fp32,
-            Precision::Bf16 if self.embeddings.word.device().is_cpu() => Products::Bf16,
+            Precision::Bf16 if self.embeddings.word.values().device().is_cpu() => Products::Bf16,
             Precision::Bf16 => candle_core::bail!("bf16 training runs on the CPU only; use fp32 on this device"),
             Precision::Int8 => candle_core::bail!("int8 is an inference precision; train in fp32 or bf16"),
         };
@@ -322,7 +416,7 @@ impl BertEncoder {
         mode: &mut Mode,
     ) -> Result<Tensor> {
         // Inputs are built on the CPU; the model may live elsewhere.
-        let device = self.embeddings.word.device();
+        let device = self.embeddings.word.values().device();
         let (input_ids, token_type_ids) = (&input_ids.to_device(device)?, &token_type_ids.to_device(device)?);
         let attention_mask = attention_mask.to_device(device)?;
         // 0 where attended, the most negative f32 where padded (as transformers does).

@@ -26,6 +26,7 @@ mod strided;
 #[cfg(feature = "test-support")]
 pub mod tiny;
 mod token_classifier;
+mod weights_file;
 
 pub use batch::Batch;
 pub use bert::{BertEncoder, LayerNorm, Linear};

@@ -1,6 +1,7 @@
 //! The named parameters of a model: read from `model.safetensors` under
 //! canonical names (no `bert.` prefix), handed to layers through one
-//! `VarBuilder`, and written back under Hugging Face names.
+//! `VarBuilder`, and written back under Hugging Face names. int8 tensors of
+//! a quantized folder stay int8 (see [`ParamStore::load`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,11 +13,15 @@ use candle_nn::VarBuilder;
 
 use crate::ModelError;
 
-/// Trainable tensors by canonical name, in a fixed (sorted) order. Clones
-/// share the tensors.
+/// Trainable tensors by canonical name, in a fixed (sorted) order, and the
+/// int8 tensors of a quantized folder. Clones share the tensors.
 #[derive(Clone)]
 pub struct ParamStore {
     vars: BTreeMap<String, Var>,
+    /// int8 bit patterns (`U8`) and their `_scale` rows (f32), by canonical
+    /// name: handed out as stored when a layer asks for `U8`, widened to
+    /// f32 (a new tensor each time) when it asks for f32.
+    int8: BTreeMap<String, Tensor>,
     source: PathBuf,
     device: Device,
 }
@@ -47,7 +52,7 @@ impl ParamStore {
     /// An empty store on `device`; `source` names the weights file in
     /// error messages.
     pub fn new(source: PathBuf, device: &Device) -> Self {
-        Self { vars: BTreeMap::new(), source, device: device.clone() }
+        Self { vars: BTreeMap::new(), int8: BTreeMap::new(), source, device: device.clone() }
     }
 
     /// The device the tensors live on.
@@ -55,22 +60,37 @@ impl ParamStore {
         &self.device
     }
 
-    /// Reads every floating-point tensor of a safetensors file as f32.
-    /// Integer buffers such as `embeddings.position_ids` are skipped.
+    /// Reads a safetensors file one tensor at a time: floating-point
+    /// tensors as f32; int8 matrices (`U8` bit patterns beside a `_scale`
+    /// row per output channel, as `ferrotune quantize` writes them) stay
+    /// int8. Other integer buffers such as `embeddings.position_ids` are
+    /// skipped.
     pub fn load(path: &Path, device: &Device) -> Result<Self, ModelError> {
         let weights_error = |message: String| ModelError::Weights { path: path.to_path_buf(), message };
         if !path.is_file() {
             return Err(weights_error("file not found".into()));
         }
-        let mut tensors = candle_core::safetensors::load(path, device).map_err(|e| weights_error(e.to_string()))?;
-        crate::quant::dequantize(&mut tensors, path)?;
+        let mut file = crate::weights_file::WeightsFile::open(path)?;
+        let names: Vec<String> = file.names().cloned().collect();
         let mut store = Self::new(path.to_path_buf(), device);
-        for (name, tensor) in tensors {
-            if !tensor.dtype().is_float() {
-                continue;
+        for name in &names {
+            let scale = crate::quant::scale_name(name);
+            let int8 = file.is_bytes(name) && names.contains(&scale);
+            if store.int8.contains_key(&canonical_name(name)) {
+                continue; // a scale, read with its matrix (which sorts first)
             }
-            let tensor = tensor.to_dtype(DType::F32)?;
-            store.vars.insert(canonical_name(&name), Var::from_tensor(&tensor)?);
+            let Some(tensor) = file.read(name, device)? else { continue };
+            if int8 {
+                let rows = tensor.dims2().map_err(|_| weights_error(format!("int8 tensor '{name}' is not a matrix")))?.0;
+                let scales = file.read(&scale, device)?.ok_or_else(|| weights_error(format!("'{scale}' is not f32")))?;
+                if scales.dims() != [rows] {
+                    return Err(weights_error(format!("'{scale}' has shape {:?} for {rows} rows", scales.dims())));
+                }
+                store.int8.insert(canonical_name(name), tensor);
+                store.int8.insert(canonical_name(&scale), scales);
+            } else {
+                store.vars.insert(canonical_name(name), Var::from_tensor(&tensor)?);
+            }
         }
         Ok(store)
     }
@@ -86,9 +106,21 @@ impl ParamStore {
         self.vars.get(name)
     }
 
+    /// Whether a tensor of that name is stored (f32 or int8).
+    pub fn contains(&self, name: &str) -> bool {
+        self.vars.contains_key(name) || self.int8.contains_key(name)
+    }
+
+    /// Whether any tensor is stored in int8 (a quantized folder: for
+    /// inference only).
+    pub fn has_int8(&self) -> bool {
+        !self.int8.is_empty()
+    }
+
     /// Drops every tensor not in `keep` (e.g. a pooler the head does not use).
     pub fn retain(&mut self, keep: &BTreeSet<String>) {
         self.vars.retain(|name, _| keep.contains(name));
+        self.int8.retain(|name, _| keep.contains(name));
     }
 
     /// Canonical names and tensors, sorted by name.
@@ -96,9 +128,10 @@ impl ParamStore {
         self.vars.iter()
     }
 
-    /// Number of scalar parameters.
+    /// Number of scalar parameters (int8 ones included, their scales not).
     pub fn parameter_count(&self) -> usize {
-        self.vars.values().map(|v| v.elem_count()).sum()
+        let int8 = self.int8.iter().filter(|(_, t)| t.dtype() == DType::U8).map(|(_, t)| t.elem_count());
+        self.vars.values().map(|v| v.elem_count()).sum::<usize>() + int8.sum::<usize>()
     }
 
     /// A `VarBuilder` over the store. Every tensor a layer asks for must be
@@ -162,8 +195,8 @@ struct Backend<'a> {
 }
 
 impl SimpleBackend for Backend<'_> {
-    fn get(&self, shape: Shape, name: &str, _: candle_nn::Init, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        let tensor = self.get_unchecked(name, DType::F32, &self.store.device)?;
+    fn get(&self, shape: Shape, name: &str, _: candle_nn::Init, dtype: DType, _: &Device) -> candle_core::Result<Tensor> {
+        let tensor = self.get_unchecked(name, dtype, &self.store.device)?;
         if tensor.shape() != &shape {
             candle_core::bail!(
                 "{}: tensor '{name}' has shape {:?}, the model expects {:?}",
@@ -175,16 +208,27 @@ impl SimpleBackend for Backend<'_> {
         Ok(tensor)
     }
 
-    fn get_unchecked(&self, name: &str, _: DType, _: &Device) -> candle_core::Result<Tensor> {
-        let var = self.store.vars.get(name).ok_or_else(|| {
-            candle_core::Error::Msg(format!("{}: missing tensor '{name}'", self.store.source.display()))
-        })?;
+    fn get_unchecked(&self, name: &str, dtype: DType, _: &Device) -> candle_core::Result<Tensor> {
+        let tensor = match (self.store.vars.get(name), self.store.int8.get(name)) {
+            (Some(var), _) if self.detach => var.as_tensor().detach(),
+            (Some(var), _) => var.as_tensor().clone(),
+            (None, Some(q)) if dtype == DType::U8 || q.dtype() != DType::U8 => q.clone(),
+            (None, Some(q)) => {
+                let scales = &self.store.int8[&crate::quant::scale_name(name)];
+                crate::quant::widen_int8(q, scales)?
+            }
+            (None, None) => candle_core::bail!("{}: missing tensor '{name}'", self.store.source.display()),
+        };
         self.used.lock().expect("lock").insert(name.to_string());
-        Ok(if self.detach { var.as_tensor().detach() } else { var.as_tensor().clone() })
+        if tensor.dtype() == DType::U8 {
+            // The scales go with the matrix they belong to.
+            self.used.lock().expect("lock").insert(crate::quant::scale_name(name));
+        }
+        Ok(tensor)
     }
 
     fn contains_tensor(&self, name: &str) -> bool {
-        self.store.vars.contains_key(name)
+        self.store.contains(name)
     }
 }
 

@@ -1,11 +1,12 @@
 //! Quantized model folders: the weight matrices of the encoder (and the
 //! word embeddings) stored as int8 with one scale per row, or as bf16;
 //! `config.json` says what was quantized (`quantization_config`). Loading
-//! widens them back to f32 exactly, and the precision named there is the
-//! one the model runs in.
+//! keeps int8 matrices int8 (packed for the kernels as they are read) and
+//! widens bf16 ones to f32; the precision named there is the one the model
+//! runs in.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -145,7 +146,7 @@ pub fn save_quantized(
 /// in the weights.
 pub(crate) fn check_names(config: &BertConfig, params: &ParamStore, dir: &Path) -> Result<(), ModelError> {
     let Some(q) = &config.quantization else { return Ok(()) };
-    match q.weights.iter().find(|w| params.get(&crate::params::canonical_name(w)).is_none()) {
+    match q.weights.iter().find(|w| !params.contains(&crate::params::canonical_name(w))) {
         Some(missing) => Err(ModelError::Config {
             path: dir.join("config.json"),
             message: format!("quantization_config names '{missing}', which model.safetensors does not have"),
@@ -154,31 +155,10 @@ pub(crate) fn check_names(config: &BertConfig, params: &ParamStore, dir: &Path) 
     }
 }
 
-/// Widens the int8 tensors of a loaded safetensors file (with their
-/// `_scale` rows) to f32; `path` names the file in errors.
-pub(crate) fn dequantize(tensors: &mut HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
-    let error = |message: String| ModelError::Weights { path: PathBuf::from(path), message };
-    // int8 matrices are stored as u8 bit patterns beside their `_scale`.
-    let int8: Vec<String> = tensors
-        .iter()
-        .filter(|(n, t)| t.dtype() == DType::U8 && tensors.contains_key(&scale_name(n)))
-        .map(|(n, _)| n.clone())
-        .collect();
-    for name in int8 {
-        let q = tensors.remove(&name).expect("listed");
-        let scale = tensors.remove(&scale_name(&name)).expect("listed with its scale");
-        let (rows, cols) = q.dims2().map_err(|_| error(format!("int8 tensor '{name}' is not a matrix")))?;
-        let scales: Vec<f32> = scale.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
-        if scales.len() != rows {
-            return Err(error(format!("'{}' has {} values for {rows} rows", scale_name(&name), scales.len())));
-        }
-        let bytes: Vec<u8> = q.flatten_all()?.to_vec1()?;
-        let values: Vec<f32> = bytes
-            .chunks(cols.max(1))
-            .zip(&scales)
-            .flat_map(|(row, &s)| row.iter().map(move |&b| b as i8 as f32 * s))
-            .collect();
-        tensors.insert(name, Tensor::from_vec(values, (rows, cols), q.device())?);
-    }
-    Ok(())
+/// The f32 values of int8 bit patterns `q` (`U8`, `[rows, cols]`) with one
+/// scale per row (`[rows]`): `(q as i8) * scale`, exactly as stored.
+pub(crate) fn widen_int8(q: &Tensor, scales: &Tensor) -> candle_core::Result<Tensor> {
+    let negative = q.ge(128u8)?.to_dtype(DType::F32)?;
+    let values = (q.to_dtype(DType::F32)? - (negative * 256.0)?)?;
+    values.broadcast_mul(&scales.unsqueeze(1)?)
 }

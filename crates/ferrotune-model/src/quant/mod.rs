@@ -9,7 +9,7 @@ mod int8;
 
 pub(crate) use bf16::matmul_bf16;
 pub use bf16::{from_bf16, to_bf16, Bf16Matrix};
-pub(crate) use folder::{check_names, dequantize, is_layer_matrix};
+pub(crate) use folder::{check_names, is_layer_matrix, scale_name, widen_int8};
 pub use folder::{save_quantized, QuantizationConfig, QuantizedFolder};
 pub use int8::Int8Matrix;
 
