@@ -207,8 +207,14 @@ struct Layer {
 }
 
 /// The six weight matrices of a layer in the packed order.
-const MATRICES: [&str; 6] =
-    ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense", "intermediate.dense", "output.dense"];
+const MATRICES: [&str; 6] = [
+    "attention.self.query",
+    "attention.self.key",
+    "attention.self.value",
+    "attention.output.dense",
+    "intermediate.dense",
+    "output.dense",
+];
 
 impl Layer {
     fn new(vb: VarBuilder, c: &BertConfig) -> Result<Self> {

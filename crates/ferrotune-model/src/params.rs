@@ -81,8 +81,10 @@ impl ParamStore {
             }
             let Some(tensor) = file.read(name, device)? else { continue };
             if int8 {
-                let rows = tensor.dims2().map_err(|_| weights_error(format!("int8 tensor '{name}' is not a matrix")))?.0;
-                let scales = file.read(&scale, device)?.ok_or_else(|| weights_error(format!("'{scale}' is not f32")))?;
+                let rows =
+                    tensor.dims2().map_err(|_| weights_error(format!("int8 tensor '{name}' is not a matrix")))?.0;
+                let scales =
+                    file.read(&scale, device)?.ok_or_else(|| weights_error(format!("'{scale}' is not f32")))?;
                 if scales.dims() != [rows] {
                     return Err(weights_error(format!("'{scale}' has shape {:?} for {rows} rows", scales.dims())));
                 }
@@ -195,7 +197,14 @@ struct Backend<'a> {
 }
 
 impl SimpleBackend for Backend<'_> {
-    fn get(&self, shape: Shape, name: &str, _: candle_nn::Init, dtype: DType, _: &Device) -> candle_core::Result<Tensor> {
+    fn get(
+        &self,
+        shape: Shape,
+        name: &str,
+        _: candle_nn::Init,
+        dtype: DType,
+        _: &Device,
+    ) -> candle_core::Result<Tensor> {
         let tensor = self.get_unchecked(name, dtype, &self.store.device)?;
         if tensor.shape() != &shape {
             candle_core::bail!(
