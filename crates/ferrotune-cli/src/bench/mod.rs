@@ -3,6 +3,7 @@
 //! (`scripts/bench_torch.py` prints the same fields).
 
 mod peak;
+mod search;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -37,6 +38,8 @@ enum Workload {
     TrainStep(Shape),
     /// This machine's measured fp32 peak (vector FMA chains on every thread).
     Peak,
+    /// Nearest-neighbour search: exact, and HNSW with its recall against exact.
+    Search(search::SearchBench),
 }
 
 #[derive(Args)]
@@ -69,6 +72,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut record = match &args.workload {
         Workload::Forward(shape) => crate::runtime::run_in_pool(|| forward(shape, &device))?,
         Workload::TrainStep(shape) => crate::runtime::run_in_pool(|| train_step(shape, &device))?,
+        Workload::Search(bench) => crate::runtime::run_in_pool(|| search::run(bench))?,
         Workload::Peak => {
             let gflops = peak::fp32_peak_gflops().context("no vector FMA unit this probe knows")?;
             json!({ "workload": "peak", "gflops": gflops })
