@@ -4,6 +4,7 @@
 
 mod faq_ask;
 mod peak;
+mod search;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -40,6 +41,8 @@ enum Workload {
     Peak,
     /// Latency of answering one question at a time from a FAQ index.
     FaqAsk(faq_ask::FaqAskArgs),
+    /// Nearest-neighbour search: exact, and HNSW with its recall against exact.
+    Search(search::SearchBench),
 }
 
 #[derive(Args)]
@@ -73,6 +76,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::Forward(shape) => crate::runtime::run_in_pool(|| forward(shape, &device))?,
         Workload::TrainStep(shape) => crate::runtime::run_in_pool(|| train_step(shape, &device))?,
         Workload::FaqAsk(faq) => crate::runtime::run_in_pool(|| faq_ask::run(faq, &device))?,
+        Workload::Search(bench) => crate::runtime::run_in_pool(|| search::run(bench))?,
         Workload::Peak => {
             let gflops = peak::fp32_peak_gflops().context("no vector FMA unit this probe knows")?;
             json!({ "workload": "peak", "gflops": gflops })
