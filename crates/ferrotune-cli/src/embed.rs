@@ -34,6 +34,18 @@ pub struct EmbedArgs {
     /// lines on stdout]. Files are written atomically.
     #[arg(long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    pooling: PoolingArgs,
+    /// Maximum tokens per text, longer texts are cut [default: max_seq_length
+    /// of sentence_bert_config.json, else 128]. Other options as `predict`.
+    #[command(flatten)]
+    inference: InferenceArgs,
+}
+
+/// How token states become one sentence embedding: the flags shared by
+/// every command that embeds (`embed`, `eval --task retrieval`).
+#[derive(Args)]
+pub struct PoolingArgs {
     /// Pooling of the token states [default: the folder's 1_Pooling/config.json;
     /// required for a plain BERT folder].
     #[arg(long, value_enum)]
@@ -42,10 +54,34 @@ pub struct EmbedArgs {
     /// the folder has a Normalize module; false for a plain BERT folder].
     #[arg(long)]
     normalize: Option<bool>,
-    /// Maximum tokens per text, longer texts are cut [default: max_seq_length
-    /// of sentence_bert_config.json, else 128]. Other options as `predict`.
-    #[command(flatten)]
-    inference: InferenceArgs,
+}
+
+impl PoolingArgs {
+    /// The embedder of `model` these flags ask for: pooling and
+    /// normalisation from the flags or the folder, `--max-len` from the flag
+    /// or the folder's `max_seq_length` (`matches`: the subcommand's).
+    pub fn load(&self, model: &Path, inference: &InferenceArgs, matches: &ArgMatches) -> anyhow::Result<Embedder> {
+        let dir = ferrotune_model::model_folder(model);
+        let folder = read_sentence_folder(&dir)?;
+        let mode = match (self.pooling, folder) {
+            (Some(mode), _) => mode,
+            (None, Some(folder)) => folder.pooling.mode,
+            (None, None) => {
+                let message = format!("{}: not a sentence-transformers folder (no modules.json)", dir.display());
+                let usage = format!("--pooling (mean, cls, max, mean_sqrt_len) is required: {message}");
+                return Err(UsageError(usage).into());
+            }
+        };
+        let normalize = self.normalize.or(folder.map(|f| f.pooling.normalize)).unwrap_or(false);
+        let mut settings = inference.settings()?;
+        let max_len_given = matches.value_source("max_len") == Some(ValueSource::CommandLine);
+        if let Some(max_seq_length) = folder.and_then(|f| f.max_seq_length).filter(|_| !max_len_given) {
+            settings.max_len = max_seq_length;
+            settings.max_batch_tokens = settings.max_batch_tokens.max(max_seq_length);
+        }
+        let device = inference.init()?;
+        Ok(Embedder::load_with_pooling(&dir, Some(SentencePooling { mode, normalize }), settings, &device)?)
+    }
 }
 
 /// Texts embedded per round: bounds memory on large inputs while giving the
@@ -82,7 +118,7 @@ impl<W: Write + std::io::Seek> Sink<W> {
 /// Runs `ferrotune embed`.
 pub fn run(args: EmbedArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let start = Instant::now();
-    let embedder = load(&args, matches)?;
+    let embedder = args.pooling.load(&args.model, &args.inference, matches)?;
     let load_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let (count, long_inputs) = match &args.output {
@@ -106,31 +142,6 @@ pub fn run(args: EmbedArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         count as f64 / seconds.max(1e-9)
     );
     Ok(())
-}
-
-/// The embedder the options ask for: pooling and normalisation from the
-/// flags or the folder, `--max-len` from the flag or the folder's
-/// `max_seq_length`.
-fn load(args: &EmbedArgs, matches: &ArgMatches) -> anyhow::Result<Embedder> {
-    let dir = ferrotune_model::model_folder(&args.model);
-    let folder = read_sentence_folder(&dir)?;
-    let mode = match (args.pooling, folder) {
-        (Some(mode), _) => mode,
-        (None, Some(folder)) => folder.pooling.mode,
-        (None, None) => {
-            let message = format!("{}: not a sentence-transformers folder (no modules.json)", dir.display());
-            return Err(UsageError(format!("--pooling (mean, cls, max, mean_sqrt_len) is required: {message}")).into());
-        }
-    };
-    let normalize = args.normalize.or(folder.map(|f| f.pooling.normalize)).unwrap_or(false);
-    let mut settings = args.inference.settings()?;
-    let max_len_given = matches.value_source("max_len") == Some(ValueSource::CommandLine);
-    if let Some(max_seq_length) = folder.and_then(|f| f.max_seq_length).filter(|_| !max_len_given) {
-        settings.max_len = max_seq_length;
-        settings.max_batch_tokens = settings.max_batch_tokens.max(max_seq_length);
-    }
-    let device = args.inference.init()?;
-    Ok(Embedder::load_with_pooling(&dir, Some(SentencePooling { mode, normalize }), settings, &device)?)
 }
 
 /// Writes `path` atomically through `write`, keeping `write`'s own error.

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::Args;
+use clap::{ArgMatches, Args};
 use ferrotune_data::Task;
 use ferrotune_eval::{confusion_svg, TaskReport, TextReport};
-use ferrotune_infer::{Embedder, RetrievalSet};
+use ferrotune_infer::RetrievalSet;
 
 use crate::UsageError;
 
@@ -37,6 +37,9 @@ pub struct EvalArgs {
     /// Classification models: also draw the confusion matrix to this SVG file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// Retrieval: pooling and normalisation (as `embed`).
+    #[command(flatten)]
+    pooling: crate::embed::PoolingArgs,
     #[command(flatten)]
     inference: crate::predict::InferenceArgs,
 }
@@ -47,10 +50,10 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 /// Runs `ferrotune eval` with the task the model was trained for, or
 /// retrieval.
-pub fn run(args: EvalArgs) -> anyhow::Result<()> {
+pub fn run(args: EvalArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let retrieval = args.task == Some(Task::Retrieval);
     match (&args.data, &args.corpus, &args.queries) {
-        (None, Some(corpus), Some(queries)) if retrieval => return run_retrieval(&args, corpus, queries),
+        (None, Some(corpus), Some(queries)) if retrieval => return run_retrieval(&args, corpus, queries, matches),
         (Some(data), None, None) if !retrieval => return run_labelled(&args, data),
         _ => {}
     }
@@ -63,12 +66,11 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 /// Embeds the corpus and the queries and scores the rankings.
-fn run_retrieval(args: &EvalArgs, corpus: &Path, queries: &Path) -> anyhow::Result<()> {
+fn run_retrieval(args: &EvalArgs, corpus: &Path, queries: &Path, matches: &ArgMatches) -> anyhow::Result<()> {
     if args.plot.is_some() {
         anyhow::bail!(UsageError("--plot draws a confusion matrix: classification models only".into()));
     }
-    let settings = args.inference.settings()?;
-    let embedder = Embedder::load(&args.model, settings, &args.inference.init()?)?;
+    let embedder = args.pooling.load(&args.model, &args.inference, matches)?;
     let set = RetrievalSet::read(corpus, queries)?;
     let start = std::time::Instant::now();
     let evaluation = set.evaluate(|texts| embedder.embed(texts))?;
@@ -79,7 +81,7 @@ fn run_retrieval(args: &EvalArgs, corpus: &Path, queries: &Path) -> anyhow::Resu
         evaluation.texts,
         evaluation.texts as f64 / seconds.max(1e-9),
         evaluation.long_inputs,
-        args.inference.max_len,
+        embedder.settings().max_len,
     );
     if let Some(path) = &args.json {
         write_file(path, serde_json::to_string_pretty(&evaluation.report)?.as_bytes())?;

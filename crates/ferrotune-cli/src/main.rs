@@ -77,7 +77,7 @@ impl std::error::Error for UsageError {}
 fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
     match command {
         Command::Train(args) => train::run(args, matches.subcommand_matches("train").expect("train was parsed")),
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => eval::run(args, matches.subcommand_matches("eval").expect("eval was parsed")),
         Command::Predict(args) => predict::run(args),
         Command::Embed(args) => embed::run(args, matches.subcommand_matches("embed").expect("embed was parsed")),
         Command::Quantize(args) => quantize::run(args),

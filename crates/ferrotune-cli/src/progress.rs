@@ -22,17 +22,18 @@ impl TrainProgress {
 impl TrainObserver for TrainProgress {
     fn data(&mut self, d: &DataSummary) {
         let noun = d.task.example_noun();
+        // Retrieval learns from pairs, not labels.
+        let labels = if d.labels > 0 { format!(", {} labels", d.labels) } else { String::new() };
         eprintln!(
-            "train: {} {noun}{}, {} model inputs, {} labels; {} {noun} longer than max-len {} were {}",
+            "train: {} {noun}{}, {} model inputs{labels}; {} {noun} longer than max-len {} were {}",
             d.examples,
             if d.pairs { " (pairs)" } else { "" },
             d.model_inputs,
-            d.labels,
             d.long_inputs,
             d.max_len,
             d.task.long_input_handling()
         );
-        eprintln!("model: {} parameters, {} labels", d.parameters, d.labels);
+        eprintln!("model: {} parameters{labels}", d.parameters);
     }
 
     fn start(&mut self, start: &RunStart) {

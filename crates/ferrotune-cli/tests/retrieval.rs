@@ -47,6 +47,27 @@ fn retrieval_train_eval_and_bad_files() {
     let run = ferrotune(&args, "");
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(out.join("model/modules.json").is_file());
+    assert!(!stderr(&run).contains("labels"), "retrieval has no labels: {}", stderr(&run));
+
+    // A plain BERT folder needs --pooling; with the pooling the sentence
+    // folder was saved with, it scores the same.
+    let scores = |model: &str, pooling: &[&str]| {
+        let json = t.join("scores.json");
+        let _ = std::fs::remove_file(&json);
+        let args = ["eval", "--task", "retrieval", "--model", model, "--corpus", &corpus, "--queries", &queries];
+        let run = ferrotune(&[&args[..], pooling, &["--max-len", "8", "--json", json.to_str().unwrap()]].concat(), "");
+        let report: Option<serde_json::Value> =
+            std::fs::read_to_string(&json).ok().map(|text| serde_json::from_str(&text).unwrap());
+        (run.status.code(), report)
+    };
+    let plain = base.to_str().unwrap();
+    assert_eq!(scores(plain, &[]).0, Some(2));
+    let pooled = scores(plain, &["--pooling", "mean", "--normalize", "true"]);
+    assert_eq!(pooled.0, Some(0));
+    assert!(pooled.1.as_ref().is_some_and(|r| r["mrr@10"].as_f64().is_some()), "{pooled:?}");
+    assert_eq!(pooled, scores(st.to_str().unwrap(), &[]));
+    let cls = scores(plain, &["--pooling", "cls", "--normalize", "true"]);
+    assert_ne!(cls.1, pooled.1, "the pooling flag is used");
 
     let json = t.join("report.json");
     let eval_args = ["eval", "--task", "retrieval", "--model", o, "--corpus", &corpus, "--queries", &queries];

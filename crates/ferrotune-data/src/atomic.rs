@@ -38,8 +38,14 @@ pub fn rename_durably(from: &Path, to: &Path) -> io::Result<()> {
 }
 
 /// Calls `write` on a temporary path next to `path`, flushes it, renames it
-/// into place and flushes the folder.
+/// into place and flushes the folder. A `path` that exists and is not a
+/// regular file (a pipe, a terminal, `/dev/stdout`) is written directly.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&Path) -> io::Result<()>) -> io::Result<()> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        // A pipe, a terminal or `/dev/stdout`: written in place, never
+        // replaced by a file.
+        return write(path);
+    }
     let tmp = temp_path(path);
     let result = write(&tmp).and_then(|()| {
         std::fs::File::open(&tmp)?.sync_all()?;
@@ -128,6 +134,21 @@ mod tests {
         });
         assert!(err.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_pipe_is_written_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let reader = std::thread::spawn({
+            let fifo = fifo.clone();
+            move || std::fs::read(fifo).unwrap()
+        });
+        write_bytes_atomic(&fifo, b"report").unwrap();
+        assert_eq!(reader.join().unwrap(), b"report");
+        assert!(!std::fs::metadata(&fifo).unwrap().is_file());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

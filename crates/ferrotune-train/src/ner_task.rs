@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use ferrotune_data::{read_tagged, LabelSet, Task};
 use ferrotune_eval::TaskReport;
-use ferrotune_infer::{BatchLimits, EvalSet, RunSettings, TaskModel};
+use ferrotune_infer::{EvalSet, TaskModel};
 use ferrotune_model::{Batch, Mode, ParamStore, TokenClassifier, TokenHead};
 use ferrotune_text::{Window, WordTokenizer};
 use rand_chacha::ChaCha8Rng;
@@ -114,12 +114,7 @@ impl TrainTask for NerTask {
     fn evaluate(&self, batch_size: usize) -> Result<Option<TaskReport>, TrainError> {
         let Some(dev) = &self.dev else { return Ok(None) };
         let model = TaskModel::Token(self.model.frozen()?);
-        Ok(Some(dev.evaluate(
-            &model,
-            self.pad_id,
-            BatchLimits::inputs(batch_size),
-            RunSettings::default().threshold,
-        )?))
+        Ok(Some(crate::task::dev_report(dev, &model, self.pad_id, batch_size)?))
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {

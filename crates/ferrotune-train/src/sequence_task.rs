@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::Tensor;
 use ferrotune_data::{encode_target, read_texts, text_labels, SequenceKind, Target, Task};
 use ferrotune_eval::TaskReport;
-use ferrotune_infer::{BatchLimits, EvalSet, RunSettings, TaskModel};
+use ferrotune_infer::{EvalSet, TaskModel};
 use ferrotune_model::{Batch, Mode, ParamStore, SequenceClassifier, SequenceHead};
 use ferrotune_text::{EncodedText, WordTokenizer};
 use rand_chacha::ChaCha8Rng;
@@ -100,12 +100,7 @@ impl TrainTask for SequenceTask {
     fn evaluate(&self, batch_size: usize) -> Result<Option<TaskReport>, TrainError> {
         let Some(dev) = &self.dev else { return Ok(None) };
         let model = TaskModel::Sequence(self.model.frozen()?);
-        Ok(Some(dev.evaluate(
-            &model,
-            self.pad_id,
-            BatchLimits::inputs(batch_size),
-            RunSettings::default().threshold,
-        )?))
+        Ok(Some(crate::task::dev_report(dev, &model, self.pad_id, batch_size)?))
     }
 
     fn save(&self, dir: &Path) -> Result<(), TrainError> {

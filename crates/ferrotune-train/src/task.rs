@@ -42,3 +42,16 @@ pub trait TrainTask {
     /// Writes the model folder (without tokenizer files).
     fn save(&self, dir: &Path) -> Result<(), TrainError>;
 }
+
+/// The dev report of a classifier head's frozen copy on `dev`, in batches
+/// of `batch_size` inputs at the default decision threshold: the dev pass
+/// of the NER and sequence tasks.
+pub(crate) fn dev_report(
+    dev: &ferrotune_infer::EvalSet,
+    model: &ferrotune_infer::TaskModel,
+    pad_id: u32,
+    batch_size: usize,
+) -> Result<TaskReport, TrainError> {
+    let limits = ferrotune_infer::BatchLimits::inputs(batch_size);
+    Ok(dev.evaluate(model, pad_id, limits, ferrotune_infer::RunSettings::default().threshold)?)
+}
