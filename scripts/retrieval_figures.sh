@@ -20,11 +20,11 @@ recipe=(--batch-size 32 --lr 5e-5 --warmup-ratio 0.1 --schedule linear --weight-
 figures() { # name pairs corpus queries epochs reference-dataset
   local name=$1 pairs=$2 corpus=$3 queries=$4 epochs=$5 dataset=$6
   [ -f "$out/$name-zero.json" ] || "$bin" eval --task retrieval --model models/all-MiniLM-L6-v2 \
-    --corpus "$corpus" --queries "$queries" --json "$out/$name-zero.json" > /dev/null
+    --corpus "$corpus" --queries "$queries" --max-len 128 --json "$out/$name-zero.json" > /dev/null
   if [ ! -f "$out/$name-tuned.json" ]; then
     "$bin" train --task retrieval --model models/all-MiniLM-L6-v2 --train "$pairs" --output "$out/$name-model" \
       --epochs "$epochs" "${recipe[@]}" > "$out/$name-train.log" 2>&1
-    "$bin" eval --task retrieval --model "$out/$name-model" --corpus "$corpus" --queries "$queries" \
+    "$bin" eval --task retrieval --model "$out/$name-model" --corpus "$corpus" --queries "$queries" --max-len 128 \
       --json "$out/$name-tuned.json" > /dev/null
   fi
   .venv/bin/python scripts/reference_retrieval.py --dataset "$dataset" --epochs "$epochs" \

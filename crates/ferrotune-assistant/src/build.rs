@@ -2,6 +2,7 @@
 //! embedding model's identity, the intents the FAQ covers, and the
 //! hand-over threshold calibrated on labelled dev questions.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -36,6 +37,10 @@ pub struct BuildOptions {
     pub settings: RunSettings,
     /// Entries given besides the best one.
     pub alternatives: usize,
+    /// An index built before (usually the one being replaced): a key whose
+    /// text is in it, embedded by the same model (identity) with the same
+    /// `max_len`, keeps its vector instead of being embedded again.
+    pub previous: Option<FaqIndex>,
 }
 
 /// A built index, ready to answer, and its dev report.
@@ -44,6 +49,10 @@ pub struct Built {
     pub assistant: FaqAssistant,
     /// The dev questions answered at the calibrated threshold.
     pub dev: Option<Evaluation>,
+    /// Keys embedded by this build.
+    pub embedded: usize,
+    /// Keys whose vectors came from the previous index.
+    pub reused: usize,
 }
 
 /// The folder as an absolute path, so that the index finds it from anywhere.
@@ -62,8 +71,21 @@ pub fn build(options: &BuildOptions, device: &Device) -> Result<Built, Assistant
     let texts: Vec<String> = entries.iter().flat_map(|e| options.keys.texts(e)).collect();
     let keys = options.keys.per_entry();
     let ids: Vec<String> = (0..texts.len()).map(|row| row_id(row / keys, row % keys)).collect();
+    let identity = embedder.identity()?.to_string();
+    let max_len = embedder.settings().max_len;
+    let mut known = match &options.previous {
+        Some(index) if index.model.identity == identity && index.model.max_len == Some(max_len) => key_vectors(index),
+        _ => HashMap::new(),
+    };
+    let reused = texts.iter().filter(|t| known.contains_key(*t)).count();
+    let mut missing: Vec<String> = texts.iter().filter(|t| !known.contains_key(*t)).cloned().collect();
+    missing.sort();
+    missing.dedup();
+    let embedded = embedder.embed(&missing)?;
+    known.extend(missing.into_iter().zip(embedded.rows().map(<[f32]>::to_vec)));
+    let data: Vec<f32> = texts.iter().flat_map(|t| known[t].iter().copied()).collect();
     let mut vectors = VectorIndex::new(embedder.dim())?;
-    vectors.add_many(&ids, &embedder.embed(&texts)?.data)?;
+    vectors.add_many(&ids, &data)?;
     let (intent_model, intent) = match &options.intent_model {
         Some(dir) => {
             let model = FineTuned::load(dir, options.settings, device)?;
@@ -73,7 +95,7 @@ pub fn build(options: &BuildOptions, device: &Device) -> Result<Built, Assistant
         None => (None, None),
     };
     let index = FaqIndex {
-        model: ModelRef { path: absolute(&options.model), identity: embedder.identity()?.to_string() },
+        model: ModelRef { path: absolute(&options.model), identity, max_len: Some(max_len) },
         keys: options.keys,
         dim: embedder.dim(),
         entries,
@@ -83,14 +105,28 @@ pub fn build(options: &BuildOptions, device: &Device) -> Result<Built, Assistant
         intent,
     };
     let mut assistant = FaqAssistant::new(index, embedder, intent_model, options.alternatives);
-    let Some(dev) = &options.dev else { return Ok(Built { assistant, dev: None }) };
+    let embedded = texts.len() - reused;
+    let Some(dev) = &options.dev else { return Ok(Built { assistant, dev: None, embedded, reused }) };
     let questions = read_faq_questions(dev, None)?;
     let scored = assistant.evaluate(&questions, dev)?;
     let (scores, correct): (Vec<f32>, Vec<bool>) = scored.judged.iter().map(|j| (j.score, j.correct)).unzip();
     let calibration = ferrotune_eval::calibrate(&scores, &correct, options.target_precision);
     assistant.set_threshold(calibration);
     let dev = assistant.evaluate(&questions, dev)?;
-    Ok(Built { assistant, dev: Some(dev) })
+    Ok(Built { assistant, dev: Some(dev), embedded, reused })
+}
+
+/// The vector of every key text of `index`.
+fn key_vectors(index: &FaqIndex) -> HashMap<String, Vec<f32>> {
+    let mut known = HashMap::new();
+    for (e, entry) in index.entries.iter().enumerate() {
+        for (k, text) in index.keys.texts(entry).into_iter().enumerate() {
+            if let Some(vector) = index.vectors.get(&row_id(e, k)) {
+                known.insert(text, vector.to_vec());
+            }
+        }
+    }
+    known
 }
 
 /// The intents of the FAQ's `intent` column, or else those the intent model

@@ -93,6 +93,10 @@ pub struct ModelRef {
     pub path: PathBuf,
     /// Its identity.
     pub identity: String,
+    /// Tokens per text the entries were embedded with (absent in indexes
+    /// built before it was recorded: their vectors are never reused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<usize>,
 }
 
 /// The intent model of an index and the intents its FAQ covers: a question
@@ -293,7 +297,7 @@ pub(crate) mod tests {
             vectors.add(&row_id(row / 2, row % 2), &v).unwrap();
         }
         FaqIndex {
-            model: ModelRef { path: "models/emb".into(), identity: "abc".into() },
+            model: ModelRef { path: "models/emb".into(), identity: "abc".into(), max_len: Some(128) },
             keys: Keys::QuestionAndAnswer,
             dim: 4,
             entries: vec![entry("f1", "one?"), entry("f2", "two?"), entry("f3", "three?")],

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use ferrotune_assistant::{build, BuildOptions, FaqAssistant, Keys, OpenOptions};
+use ferrotune_assistant::{build, BuildOptions, FaqAssistant, FaqIndex, Keys, OpenOptions};
 use ferrotune_data::{read_faq_questions, read_inputs, DataFormat, TextInput};
 
 use crate::predict::{parse_format, InferenceArgs};
@@ -39,9 +39,14 @@ struct BuildArgs {
     /// FAQ file format: tsv, csv or jsonl [default: from the extension].
     #[arg(long, value_parser = parse_format)]
     format: Option<DataFormat>,
-    /// Index folder to write (replaced whole).
+    /// Index folder to write (replaced whole). Where it already holds an
+    /// index of the same model and max-len, entries whose text is unchanged
+    /// keep their vectors: only new and changed entries are embedded.
     #[arg(long)]
     output: PathBuf,
+    /// Embed every entry, even those the index at --output already has.
+    #[arg(long)]
+    rebuild: bool,
     /// Labelled user questions (query, and faq_id or answer; empty for out of scope) to calibrate the
     /// hand-over threshold on.
     #[arg(long)]
@@ -139,16 +144,19 @@ fn run_build(args: BuildArgs) -> anyhow::Result<()> {
         intent_model: args.intent_model,
         settings: args.inference.settings()?,
         alternatives: OpenOptions::default().alternatives,
+        previous: previous_index(&args.output, args.rebuild),
     };
     let built = build(&options, &args.inference.init()?)?;
     let index = built.assistant.index();
     index.save(&args.output)?;
     eprintln!(
-        "wrote {}: {} entries, {} key(s) each, {} dimensions, in {:.1} s",
+        "wrote {}: {} entries, {} key(s) each, {} dimensions ({} keys embedded, {} kept from the previous index), in {:.1} s",
         args.output.display(),
         index.entries.len(),
         index.keys.per_entry(),
         index.dim,
+        built.embedded,
+        built.reused,
         start.elapsed().as_secs_f64()
     );
     if let Some(gate) = &index.intent {
@@ -169,6 +177,15 @@ fn run_build(args: BuildArgs) -> anyhow::Result<()> {
         eprint!("{}", dev.report.to_table());
     }
     Ok(())
+}
+
+/// The index `faq build` replaces, to take unchanged entries' vectors
+/// from; one that cannot be read is rebuilt whole (said on stderr).
+fn previous_index(output: &Path, rebuild: bool) -> Option<FaqIndex> {
+    if rebuild || !output.exists() {
+        return None;
+    }
+    FaqIndex::load(output).inspect_err(|e| eprintln!("not reusing {}: {e}", output.display())).ok()
 }
 
 /// Questions answered per round: bounds memory on large inputs.

@@ -112,6 +112,41 @@ fn build_ask_and_eval() {
 }
 
 #[test]
+fn rebuilding_embeds_only_new_and_changed_entries() {
+    let s = Setup::new();
+    let index = s.path("index");
+    let run = s.build(&s.file("faq.tsv", FAQ), &index, &[]);
+    assert!(stderr(&run).contains("(4 keys embedded, 0 kept"), "{}", stderr(&run));
+    // f2 reworded, f3 removed, f5 added: two keys to embed.
+    let edited = "id\tquestion\tanswer\n\
+        f1\thow do i open an account\tUse the app.\n\
+        f2\thow do i close an account\tCall us.\n\
+        f4\thow do i reset my password\tClick forgot password.\n\
+        f5\ti lost my password\tReset it.\n";
+    let edited = s.file("edited.tsv", edited);
+    let run = s.build(&edited, &index, &[]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("(2 keys embedded, 2 kept"), "{}", stderr(&run));
+    let fresh = s.path("fresh");
+    let run = s.build(&edited, &fresh, &[]);
+    assert!(stderr(&run).contains("(4 keys embedded, 0 kept"), "{}", stderr(&run));
+    let read = |dir: &str| ferrotune_data::npy::read_f32_matrix(&Path::new(dir).join("vectors.npy")).unwrap().data;
+    let (kept, scratch) = (read(&index), read(&fresh));
+    assert_eq!(kept.len(), scratch.len());
+    assert!(kept.iter().zip(&scratch).all(|(a, b)| (a - b).abs() < 1e-5), "the vectors of a build from scratch");
+    let run = s.build(&edited, &index, &["--rebuild"]);
+    assert!(stderr(&run).contains("(4 keys embedded, 0 kept"), "{}", stderr(&run));
+    // Another max-len: every key is embedded again.
+    let run = s.build(&edited, &index, &["--max-len", "16"]);
+    assert!(stderr(&run).contains("(4 keys embedded, 0 kept"), "{}", stderr(&run));
+    // A damaged index is rebuilt whole, and says so.
+    std::fs::write(Path::new(&index).join("ids.json"), "[]").unwrap();
+    let run = s.build(&edited, &index, &[]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("not reusing") && stderr(&run).contains("(4 keys embedded"), "{}", stderr(&run));
+}
+
+#[test]
 fn bad_faq_files_name_file_line_and_id() {
     let s = Setup::new();
     let index = s.path("index");
