@@ -12,10 +12,10 @@ use ferrotune_infer::{Embedder, FineTuned, Record, RunSettings};
 use crate::assistant::{intent_label, Evaluation};
 use crate::index::row_id;
 use crate::{AssistantError, Entry, FaqAssistant, FaqIndex, IntentGate, Keys, ModelRef};
-use ferrotune_search::VectorIndex;
+use ferrotune_search::{AnnSettings, SearchIndex, VectorIndex};
 
 /// What to build an index from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BuildOptions {
     /// The sentence-embedding model folder.
     pub model: PathBuf,
@@ -37,6 +37,9 @@ pub struct BuildOptions {
     pub settings: RunSettings,
     /// Entries given besides the best one.
     pub alternatives: usize,
+    /// Search through an HNSW graph with these settings instead of scoring
+    /// every entry (for large FAQs).
+    pub ann: Option<AnnSettings>,
     /// An index built before (usually the one being replaced): a key whose
     /// text is in it, embedded by the same model (identity) with the same
     /// `max_len`, keeps its vector instead of being embedded again.
@@ -99,7 +102,7 @@ pub fn build(options: &BuildOptions, device: &Device) -> Result<Built, Assistant
         keys: options.keys,
         dim: embedder.dim(),
         entries,
-        vectors,
+        vectors: SearchIndex::new(vectors, options.ann)?,
         threshold: None,
         calibration: None,
         intent,
@@ -121,7 +124,7 @@ fn key_vectors(index: &FaqIndex) -> HashMap<String, Vec<f32>> {
     let mut known = HashMap::new();
     for (e, entry) in index.entries.iter().enumerate() {
         for (k, text) in index.keys.texts(entry).into_iter().enumerate() {
-            if let Some(vector) = index.vectors.get(&row_id(e, k)) {
+            if let Some(vector) = index.vectors.exact().get(&row_id(e, k)) {
                 known.insert(text, vector.to_vec());
             }
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use ferrotune_data::FaqEntry;
 use ferrotune_eval::Calibration;
-use ferrotune_search::{Search, VectorIndex, IDS_FILE, VECTORS_FILE};
+use ferrotune_search::{AnnSettings, Search, SearchIndex, VectorIndex, IDS_FILE, VECTORS_FILE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -120,7 +120,7 @@ pub(crate) fn entry_of(id: &str) -> Option<usize> {
 }
 
 /// A FAQ index in memory.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct FaqIndex {
     /// The embedding model it was built with.
     pub model: ModelRef,
@@ -131,8 +131,10 @@ pub struct FaqIndex {
     /// The entries, in the FAQ file's order.
     pub entries: Vec<Entry>,
     /// `keys.per_entry()` unit vectors per entry, with the ids of
-    /// [`row_id`]-form (`entry/key`).
-    pub vectors: VectorIndex,
+    /// [`row_id`]-form (`entry/key`), searched exactly or through an HNSW
+    /// graph (its settings are saved; the graph is built when the index
+    /// is loaded).
+    pub vectors: SearchIndex,
     /// Answers scoring below this are handed over (none without one).
     pub threshold: Option<f32>,
     /// How the threshold was calibrated on a dev set, if it was.
@@ -159,6 +161,9 @@ struct Manifest {
     threshold: Option<f32>,
     calibration: Option<Calibration>,
     intent: Option<IntentGate>,
+    /// The HNSW graph's settings when the index searches approximately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ann: Option<AnnSettings>,
     files: BTreeMap<String, FileCheck>,
 }
 
@@ -177,7 +182,7 @@ impl FaqIndex {
         }
         ferrotune_data::atomic::write_dir(dir, |staged| {
             std::fs::write(staged.join(ENTRIES), &entries)?;
-            self.vectors.write_files(staged).map_err(std::io::Error::other)?;
+            self.vectors.exact().write_files(staged).map_err(std::io::Error::other)?;
             let mut files = BTreeMap::new();
             for name in [ENTRIES, VECTORS_FILE, IDS_FILE] {
                 files.insert(name.to_string(), check_of(&std::fs::read(staged.join(name))?));
@@ -192,6 +197,7 @@ impl FaqIndex {
                 threshold: self.threshold,
                 calibration: self.calibration,
                 intent: self.intent.clone(),
+                ann: self.vectors.ann_settings(),
                 files,
             };
             std::fs::write(staged.join(MANIFEST), serde_json::to_vec_pretty(&manifest).expect("manifests serialise"))
@@ -199,8 +205,19 @@ impl FaqIndex {
         .map_err(|e| AssistantError::io(dir, e))
     }
 
-    /// Loads the index in `dir`, checking every file against the manifest.
+    /// Loads the index in `dir`, checking every file against the manifest;
+    /// an index built with `ann` settings gets its HNSW graph built here.
     pub fn load(dir: &Path) -> Result<Self, AssistantError> {
+        Self::read(dir, true)
+    }
+
+    /// As [`Self::load`], but searched exactly whatever the manifest says
+    /// (no graph is built): for reading the vectors back.
+    pub fn load_exact(dir: &Path) -> Result<Self, AssistantError> {
+        Self::read(dir, false)
+    }
+
+    fn read(dir: &Path, with_graph: bool) -> Result<Self, AssistantError> {
         let manifest_path = dir.join(MANIFEST);
         let text = std::fs::read(&manifest_path).map_err(|e| AssistantError::io(&manifest_path, e))?;
         let manifest: Manifest = serde_json::from_slice(&text)
@@ -270,7 +287,7 @@ impl FaqIndex {
             keys: manifest.keys,
             dim: manifest.dim,
             entries,
-            vectors,
+            vectors: SearchIndex::new(vectors, manifest.ann.filter(|_| with_graph))?,
             threshold: manifest.threshold,
             calibration: manifest.calibration,
             intent: manifest.intent,
@@ -301,7 +318,7 @@ pub(crate) mod tests {
             keys: Keys::QuestionAndAnswer,
             dim: 4,
             entries: vec![entry("f1", "one?"), entry("f2", "two?"), entry("f3", "three?")],
-            vectors,
+            vectors: SearchIndex::Exact(vectors),
             threshold: Some(0.5),
             calibration: None,
             intent: None,
@@ -311,7 +328,8 @@ pub(crate) mod tests {
     fn same(a: &FaqIndex, b: &FaqIndex) {
         assert_eq!((&a.model, a.keys, a.dim, &a.entries), (&b.model, b.keys, b.dim, &b.entries));
         assert_eq!((a.threshold, a.calibration, &a.intent), (b.threshold, b.calibration, &b.intent));
-        assert_eq!(a.vectors.to_matrix(), b.vectors.to_matrix());
+        assert_eq!(a.vectors.exact().to_matrix(), b.vectors.exact().to_matrix());
+        assert_eq!(a.vectors.ann_settings(), b.vectors.ann_settings());
     }
 
     #[test]

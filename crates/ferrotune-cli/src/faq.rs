@@ -47,6 +47,8 @@ struct BuildArgs {
     /// Embed every entry, even those the index at --output already has.
     #[arg(long)]
     rebuild: bool,
+    #[command(flatten)]
+    ann: crate::ann::AnnArgs,
     /// Labelled user questions (query, and faq_id or answer; empty for out of scope) to calibrate the
     /// hand-over threshold on.
     #[arg(long)]
@@ -134,6 +136,7 @@ pub fn run(args: FaqArgs) -> anyhow::Result<()> {
 
 fn run_build(args: BuildArgs) -> anyhow::Result<()> {
     let start = Instant::now();
+    let device = args.inference.init()?;
     let options = BuildOptions {
         model: args.model,
         faq: args.faq,
@@ -144,9 +147,10 @@ fn run_build(args: BuildArgs) -> anyhow::Result<()> {
         intent_model: args.intent_model,
         settings: args.inference.settings()?,
         alternatives: OpenOptions::default().alternatives,
+        ann: args.ann.settings(),
         previous: previous_index(&args.output, args.rebuild),
     };
-    let built = build(&options, &args.inference.init()?)?;
+    let built = build(&options, &device)?;
     let index = built.assistant.index();
     index.save(&args.output)?;
     eprintln!(
@@ -159,6 +163,12 @@ fn run_build(args: BuildArgs) -> anyhow::Result<()> {
         built.reused,
         start.elapsed().as_secs_f64()
     );
+    if let Some(ann) = index.vectors.ann_settings() {
+        eprintln!(
+            "searched through an HNSW graph (M {}, ef_construction {}, ef_search {}), built again when the index is opened",
+            ann.m, ann.ef_construction, ann.ef_search
+        );
+    }
     if let Some(gate) = &index.intent {
         eprintln!("intents covered: {}", gate.covered.join(", "));
     }
@@ -185,7 +195,7 @@ fn previous_index(output: &Path, rebuild: bool) -> Option<FaqIndex> {
     if rebuild || !output.exists() {
         return None;
     }
-    FaqIndex::load(output).inspect_err(|e| eprintln!("not reusing {}: {e}", output.display())).ok()
+    FaqIndex::load_exact(output).inspect_err(|e| eprintln!("not reusing {}: {e}", output.display())).ok()
 }
 
 /// Questions answered per round: bounds memory on large inputs.

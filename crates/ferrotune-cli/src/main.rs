@@ -1,5 +1,6 @@
 //! `ferrotune`: fine-tune, evaluate, run and serve BERT models.
 
+mod ann;
 mod bench;
 mod brand;
 mod embed;

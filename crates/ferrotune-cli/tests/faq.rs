@@ -147,6 +147,40 @@ fn rebuilding_embeds_only_new_and_changed_entries() {
 }
 
 #[test]
+fn an_hnsw_index_answers_as_the_exact_one() {
+    let s = Setup::new();
+    let faq = s.file("faq.tsv", FAQ);
+    let (exact, graph) = (s.path("exact"), s.path("graph"));
+    assert!(s.build(&faq, &exact, &[]).status.success());
+    let run = s.build(&faq, &graph, &["--ann", "--ann-m", "8", "--ann-ef-search", "32"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("HNSW graph (M 8, ef_construction 200, ef_search 32)"), "{}", stderr(&run));
+    let manifest = std::fs::read_to_string(Path::new(&graph).join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["ann"]["m"], 8);
+    let questions = s.file("q.txt", "i lost my card\nhow do i close my account\nreset password\n");
+    let ask = |index: &str| json_lines(&ferrotune(&["faq", "ask", "--index", index, "--input", &questions], ""));
+    // The same entries in the same order; scores equal but for the order of summation.
+    let ranked = |answers: Vec<serde_json::Value>| -> Vec<(String, f64)> {
+        let pair = |a: &serde_json::Value| (a["faq_id"].as_str().unwrap().to_string(), a["score"].as_f64().unwrap());
+        answers
+            .iter()
+            .flat_map(|a| std::iter::once(pair(a)).chain(a["alternatives"].as_array().unwrap().iter().map(pair)))
+            .collect()
+    };
+    let (want, got) = (ranked(ask(&exact)), ranked(ask(&graph)));
+    assert_eq!(want.len(), 12);
+    for ((want_id, want_score), (got_id, got_score)) in want.iter().zip(&got) {
+        assert!(want_id == got_id && (want_score - got_score).abs() < 1e-5, "{want:?}\n{got:?}");
+    }
+    let bad = s.build(&faq, &graph, &["--ann", "--ann-m", "1"]);
+    fails_with(&bad, "m must be between 2 and 256");
+    let no_ann =
+        ferrotune(&["faq", "build", "--model", &s.model, "--faq", &faq, "--output", &graph, "--ann-m", "8"], "");
+    assert_eq!(no_ann.status.code(), Some(2), "--ann-m needs --ann");
+}
+
+#[test]
 fn bad_faq_files_name_file_line_and_id() {
     let s = Setup::new();
     let index = s.path("index");

@@ -13,7 +13,8 @@ use rayon::prelude::*;
 use crate::{check_vector, Hit, Search, SearchError, VectorIndex};
 
 /// The settings of the graph.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AnnSettings {
     /// Neighbours per node and layer (`M`), 2 to 256.
     pub m: usize,

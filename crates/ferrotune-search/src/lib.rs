@@ -21,12 +21,14 @@
 #![deny(missing_docs)]
 
 mod ann;
+mod either;
 mod error;
 mod exact;
 mod store;
 mod top_k;
 
 pub use ann::{AnnIndex, AnnSettings};
+pub use either::SearchIndex;
 pub use error::SearchError;
 pub use exact::VectorIndex;
 pub use store::{IDS_FILE, VECTORS_FILE};

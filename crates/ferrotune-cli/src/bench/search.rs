@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use ferrotune_search::{AnnIndex, AnnSettings, Search, VectorIndex};
+use ferrotune_search::{AnnIndex, Search, VectorIndex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
@@ -35,18 +35,9 @@ pub struct SearchBench {
     /// 1/sqrt(dim).
     #[arg(long, default_value_t = 0.5)]
     noise: f32,
-    /// Also build the HNSW index and time it.
-    #[arg(long)]
-    ann: bool,
-    /// HNSW neighbours per node (M).
-    #[arg(long, default_value_t = AnnSettings::default().m)]
-    m: usize,
-    /// HNSW candidates while building.
-    #[arg(long, default_value_t = AnnSettings::default().ef_construction)]
-    ef_construction: usize,
-    /// HNSW candidates while searching.
-    #[arg(long, default_value_t = AnnSettings::default().ef_search)]
-    ef_search: usize,
+    /// With --ann: also build the HNSW index, time it and measure its recall.
+    #[command(flatten)]
+    ann: crate::ann::AnnArgs,
     /// Seed of the noise and of the query draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -129,13 +120,7 @@ pub fn run(args: &SearchBench) -> anyhow::Result<serde_json::Value> {
         "vectors": args.vectors.as_ref().map(|p| p.display().to_string()), "noise": args.noise,
         "exact_p50_ms": p50, "exact_p99_ms": p99, "exact_batched_ms_per_query": batched_ms,
     });
-    if args.ann {
-        let settings = AnnSettings {
-            m: args.m,
-            ef_construction: args.ef_construction,
-            ef_search: args.ef_search,
-            ..AnnSettings::default()
-        };
+    if let Some(settings) = args.ann.settings() {
         let start = Instant::now();
         let ann = AnnIndex::build(exact, settings)?;
         let build_s = start.elapsed().as_secs_f64();
@@ -147,7 +132,7 @@ pub fn run(args: &SearchBench) -> anyhow::Result<serde_json::Value> {
         }
         let recall = found as f64 / (args.queries * args.k) as f64;
         record["ann"] = json!({
-            "m": args.m, "ef_construction": args.ef_construction, "ef_search": args.ef_search,
+            "m": settings.m, "ef_construction": settings.ef_construction, "ef_search": settings.ef_search,
             "build_s": build_s, "p50_ms": p50, "p99_ms": p99, "recall_at_k": recall,
         });
     }
