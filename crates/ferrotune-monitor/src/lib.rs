@@ -1,0 +1,50 @@
+//! The sentiment monitor's core (issue 15, first part): classified records
+//! counted in tumbling windows per topic ([`Windows`], late records
+//! accepted up to an allowed lateness, a window final once the watermark
+//! passes it), and each final window tested against its topic's own
+//! baseline ([`Detector`]: a beta-binomial tail probability of the negative
+//! count, a Poisson tail of the volume, cooldown and resolution events).
+//!
+//! No tensor code and no I/O: the command that reads a stream, runs the
+//! model and stores the state sits on top.
+//!
+//! ```
+//! use ferrotune_monitor::{Classified, DetectorSettings, Detector, Windows};
+//!
+//! let mut windows = Windows::new(3600, 0);
+//! let mut detector = Detector::new(DetectorSettings::default());
+//! let mut alerts = Vec::new();
+//! for hour in 0..30u32 {
+//!     // 100 texts an hour, 30% negative; 60% in hour 25.
+//!     let negatives = if hour == 25 { 60 } else { 30 };
+//!     for i in 0..100 {
+//!         let negative = i < negatives;
+//!         let record = Classified {
+//!             time: i64::from(hour) * 3600 + i,
+//!             topic: "acme".into(),
+//!             label: if negative { "negative" } else { "positive" }.into(),
+//!             negative,
+//!             negative_score: if negative { 0.9 } else { 0.1 },
+//!             text: format!("post {i}"),
+//!         };
+//!         for window in windows.add(record).unwrap() {
+//!             alerts.extend(detector.observe(&window));
+//!         }
+//!     }
+//! }
+//! assert_eq!(alerts.len(), 2); // the rise, then its resolution
+//! assert_eq!(alerts[0].window_start, 25 * 3600);
+//! ```
+
+#![deny(missing_docs)]
+
+mod detect;
+mod duration;
+mod error;
+mod stats;
+mod window;
+
+pub use detect::{Alert, AlertKind, Baseline, Detector, DetectorSettings, Severity};
+pub use duration::parse_duration;
+pub use error::MonitorError;
+pub use window::{Classified, Window, Windows};
