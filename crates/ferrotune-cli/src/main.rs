@@ -6,6 +6,7 @@ mod brand;
 mod embed;
 mod eval;
 mod faq;
+mod monitor;
 mod predict;
 mod progress;
 mod quantize;
@@ -49,6 +50,8 @@ enum Command {
     Brand(brand::BrandArgs),
     /// A FAQ assistant: build an index from a FAQ file, answer questions, hand over when unsure.
     Faq(faq::FaqArgs),
+    /// A sentiment monitor: classify a stream, count it in windows per topic, alert on a rise in negative news.
+    Monitor(monitor::MonitorArgs),
     /// Serve fine-tuned models over HTTP (JSON), with dynamic batching.
     Serve(serve::ServeArgs),
     /// Time the model's hot paths on this machine (JSON; see scripts/bench.sh).
@@ -84,6 +87,7 @@ fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Quantize(args) => quantize::run(args),
         Command::Brand(args) => brand::run(args),
         Command::Faq(args) => faq::run(args),
+        Command::Monitor(args) => monitor::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
     }

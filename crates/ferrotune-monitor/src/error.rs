@@ -9,6 +9,33 @@ pub enum MonitorError {
         /// The text given.
         text: String,
     },
+    /// A `--topics` file that cannot be read or compiled.
+    #[error("{}: {message}", path.display())]
+    Topics {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A polarity label the model does not have.
+    #[error("the {polarity} label '{label}' is not one of the model's labels: {}", labels.join(", "))]
+    UnknownLabel {
+        /// The label asked for.
+        label: String,
+        /// Which list it was in: negative or positive.
+        polarity: &'static str,
+        /// The model's labels.
+        labels: Vec<String>,
+    },
+    /// A label given as negative and as positive.
+    #[error("label '{label}' is both negative and positive")]
+    BothPolarities {
+        /// The label.
+        label: String,
+    },
+    /// No negative label given.
+    #[error("no negative label: name the model's negative labels")]
+    NoNegativeLabel,
     /// A record older than the allowed lateness behind the watermark.
     #[error("record at {time} is too late: the window it belongs to closed at watermark {watermark}")]
     TooLate {

@@ -5,8 +5,10 @@
 //! baseline ([`Detector`]: a beta-binomial tail probability of the negative
 //! count, a Poisson tail of the volume, cooldown and resolution events).
 //!
-//! No tensor code and no I/O: the command that reads a stream, runs the
-//! model and stores the state sits on top.
+//! Also: stream records parsed line by line ([`parse_record`]; the error is
+//! the reason a record goes to the dead-letter file), topic rules
+//! ([`TopicRules`]) and the model's negative labels ([`Polarity`]). No
+//! tensor code: `ferrotune monitor run` reads the stream and runs the model.
 //!
 //! ```
 //! use ferrotune_monitor::{Classified, DetectorSettings, Detector, Windows};
@@ -41,10 +43,16 @@
 mod detect;
 mod duration;
 mod error;
+mod polarity;
+mod record;
 mod stats;
+mod topics;
 mod window;
 
 pub use detect::{Alert, AlertKind, Baseline, Detector, DetectorSettings, Severity};
 pub use duration::parse_duration;
 pub use error::MonitorError;
+pub use polarity::Polarity;
+pub use record::{parse_record, parse_time, StreamRecord};
+pub use topics::TopicRules;
 pub use window::{Classified, Window, Windows};
