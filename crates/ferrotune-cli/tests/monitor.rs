@@ -135,3 +135,56 @@ fn bad_options_stop_at_start() {
     );
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
 }
+
+#[test]
+fn a_replayed_stream_is_scored_against_its_bursts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let data = t.join("test.tsv");
+    std::fs::write(&data, "text\tlabel\nloss fell\tnegative\nawful bad loss\tnegative\nprofit rose\tpositive\ngreat profit\tpositive\ngood profit\tneutral\n").unwrap();
+    let (stream, truth, alerts) = (t.join("stream.jsonl"), t.join("truth.json"), t.join("alerts.jsonl"));
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let mut args = vec!["monitor".to_string(), "simulate".into(), "--data".into(), path(&data), "--negative".into()];
+    args.extend(["negative".into(), "--output".into(), path(&stream), "--truth".into(), path(&truth)]);
+    args.extend(
+        ["--windows", "120", "--volume", "40", "--bursts", "4", "--burst-rise", "0.3", "--seed", "3"].map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = ferrotune(&args, "");
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("4800 records over 120 windows, negative share 0.400 outside 4 bursts"),
+        "{}",
+        stderr(&run)
+    );
+    let s = path(&stream);
+    let a = path(&alerts);
+    let run = ferrotune(
+        &[
+            "monitor",
+            "run",
+            "--model",
+            &model,
+            "--input",
+            &s,
+            "--negative",
+            "negative",
+            "--alerts",
+            &a,
+            "--threads",
+            "1",
+        ],
+        "",
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let tr = path(&truth);
+    let scored = ferrotune(&["monitor", "score", "--truth", &tr, "--alerts", &a], "");
+    assert!(scored.status.success(), "{}", stderr(&scored));
+    let result: serde_json::Value = serde_json::from_slice(&scored.stdout).unwrap();
+    assert_eq!((result["bursts"].as_u64(), result["detected"].as_u64()), (Some(4), Some(4)), "{result}");
+    assert_eq!(result["false_alerts"], 0, "{result}");
+    let bad = ferrotune(&["monitor", "score", "--truth", &a, "--alerts", &a], "");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("not a truth file"), "{}", stderr(&bad));
+}

@@ -36,6 +36,14 @@ pub enum MonitorError {
     /// No negative label given.
     #[error("no negative label: name the model's negative labels")]
     NoNegativeLabel,
+    /// A simulation setting out of its range.
+    #[error("{field}: expected {expected}")]
+    InvalidSetting {
+        /// The setting.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+    },
     /// A record older than the allowed lateness behind the watermark.
     #[error("record at {time} is too late: the window it belongs to closed at watermark {watermark}")]
     TooLate {
