@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use candle_core::Device;
 use ferrotune_model::sentence::{SentenceEncoder, SentencePooling};
-use ferrotune_model::{Batch, BertConfig, Mode, ModelError};
+use ferrotune_model::{Batch, Mode, ModelError};
 use ferrotune_text::{EncodedText, WordTokenizer};
 use sha2::{Digest, Sha256};
 
@@ -76,13 +76,7 @@ impl Embedder {
         settings.validate()?;
         let dir = &ferrotune_model::model_folder(dir);
         let config_path = dir.join("config.json");
-        let saved = BertConfig::load(&config_path)?.quantization.map(|q| q.precision);
-        let precision = match (saved, settings.precision) {
-            (Some(saved), Some(asked)) if saved != asked => {
-                return Err(InferError::PrecisionMismatch { path: config_path, saved, asked })
-            }
-            (saved, asked) => asked.or(saved).unwrap_or_default(),
-        };
+        let precision = settings.precision_for(&config_path)?;
         let model = SentenceEncoder::load(dir, pooling, device)?.frozen()?.with_precision(precision)?;
         let tokenizer = WordTokenizer::load(dir)?;
         model.config.check_tokenizer_vocab(&config_path, tokenizer.vocab_size())?;

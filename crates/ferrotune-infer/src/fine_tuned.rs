@@ -48,6 +48,19 @@ impl RunSettings {
         BatchLimits { inputs: self.batch_size, tokens: self.max_batch_tokens }
     }
 
+    /// The precision to run the folder of `config_path` in: the one asked
+    /// for, else the one it was quantized to, else fp32; asking for another
+    /// than a quantized folder's is an error.
+    pub fn precision_for(&self, config_path: &Path) -> Result<Precision, InferError> {
+        let saved = BertConfig::load(config_path)?.quantization.map(|q| q.precision);
+        match (saved, self.precision) {
+            (Some(saved), Some(asked)) if saved != asked => {
+                Err(InferError::PrecisionMismatch { path: config_path.to_path_buf(), saved, asked })
+            }
+            (saved, asked) => Ok(asked.or(saved).unwrap_or_default()),
+        }
+    }
+
     /// Checks that every setting is in range.
     pub fn validate(&self) -> Result<(), InferError> {
         let invalid = |field, expected| Err(InferError::InvalidSetting { field, expected });
@@ -140,13 +153,7 @@ impl FineTuned {
         settings.validate()?;
         let dir = &ferrotune_model::model_folder(dir);
         let config_path = dir.join("config.json");
-        let saved = BertConfig::load(&config_path)?.quantization.map(|q| q.precision);
-        let precision = match (saved, settings.precision) {
-            (Some(saved), Some(asked)) if saved != asked => {
-                return Err(InferError::PrecisionMismatch { path: config_path, saved, asked })
-            }
-            (saved, asked) => asked.or(saved).unwrap_or_default(),
-        };
+        let precision = settings.precision_for(&config_path)?;
         let model = match BertConfig::fine_tuned_task(dir)? {
             Task::Ner => TaskModel::Token(
                 TokenClassifier::load(dir, TokenHead::Saved, device)?.frozen()?.with_precision(precision)?,
