@@ -46,7 +46,7 @@ pub struct DetectorSettings {
 
 impl Default for DetectorSettings {
     fn default() -> Self {
-        Self { alpha: 1e-3, min_count: 30, min_rise: 0.1, warmup: 3, half_life: 24.0, cooldown: 3 }
+        Self { alpha: 1e-2, min_count: 30, min_rise: 0.1, warmup: 3, half_life: 24.0, cooldown: 3 }
     }
 }
 
