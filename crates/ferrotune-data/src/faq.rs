@@ -145,14 +145,8 @@ pub fn read_faq_questions(path: &Path, format: Option<DataFormat>) -> Result<Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
-    fn write(name: &str, content: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(name);
-        std::fs::write(&path, content).unwrap();
-        (dir, path)
-    }
+    use crate::write_temp as write;
 
     #[test]
     fn reads_a_faq_in_every_format() {

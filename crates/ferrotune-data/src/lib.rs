@@ -20,6 +20,16 @@ mod table;
 mod task;
 mod texts;
 
+/// A file `name` holding `content` in a new temporary folder (kept while
+/// the returned guard lives): the unit tests' input files.
+#[cfg(test)]
+pub(crate) fn write_temp(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, content).unwrap();
+    (dir, path)
+}
+
 pub use error::DataError;
 pub use faq::{read_faq, read_faq_questions, Expected, FaqEntry, FaqQuestion};
 pub use format::{DataFormat, FileRole};

@@ -186,12 +186,7 @@ pub fn read_pairs(path: &Path, format: Option<DataFormat>) -> Result<Vec<Trainin
 mod tests {
     use super::*;
 
-    fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(name);
-        std::fs::write(&path, content).unwrap();
-        (dir, path)
-    }
+    use crate::write_temp as write;
 
     #[test]
     fn corpus_queries_by_id_or_label_and_pairs() {

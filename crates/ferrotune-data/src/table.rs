@@ -89,12 +89,7 @@ fn read_jsonl(path: &Path, columns: &[&str]) -> Result<Table, DataError> {
 mod tests {
     use super::*;
 
-    fn write(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(name);
-        std::fs::write(&path, content).unwrap();
-        (dir, path)
-    }
+    use crate::write_temp as write;
 
     #[test]
     fn columns_by_name_in_every_format() {

@@ -141,12 +141,7 @@ fn read_jsonl(path: &Path) -> Result<Vec<TextExample>, DataError> {
 mod tests {
     use super::*;
 
-    fn write(name: &str, content: &str) -> (tempfile::TempDir, PathBuf) {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(name);
-        std::fs::write(&path, content).unwrap();
-        (dir, path)
-    }
+    use crate::write_temp as write;
 
     #[test]
     fn reads_tsv_csv_and_jsonl() {
