@@ -8,8 +8,13 @@
 mod common;
 
 use std::fmt::Write;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{ferrotune, stderr};
+use rand::{Rng, SeedableRng};
 
 const WORDS: [&str; 8] = ["good", "great", "bad", "awful", "profit", "loss", "rose", "fell"];
 
@@ -61,9 +66,12 @@ fn a_burst_alerts_once_then_resolves_and_bad_records_are_kept() {
     args.extend(["--negative", "negative", "--positive", "positive", "--topics", topics.to_str().unwrap()]);
     args.extend(["--alerts", alerts.to_str().unwrap(), "--rejects", rejects.to_str().unwrap(), "--threads", "1"]);
     args.extend(["--window", "1h", "--allowed-lateness", "30m", "--min-count", "20"]);
+    let db = t.join("monitor.sqlite");
+    args.extend(["--db", db.to_str().unwrap()]);
     let run = ferrotune(&args, "");
     assert!(run.status.success(), "{}", stderr(&run));
-    assert!(stderr(&run).contains("560 records classified, 4 rejected; 42 final windows"), "{}", stderr(&run));
+    let summary = "561 records classified: 560 stored, 0 already stored; 4 rejected; 42 final windows, 6 alerts";
+    assert!(stderr(&run).contains(summary), "{}", stderr(&run));
 
     let alerts: Vec<serde_json::Value> =
         std::fs::read_to_string(&alerts).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -111,8 +119,10 @@ fn bad_options_stop_at_start() {
     let model = sentiment_model(t);
     let input = t.join("stream.jsonl");
     std::fs::write(&input, "{\"time\": 0, \"text\": \"loss\"}\n").unwrap();
+    let db = t.join("monitor.sqlite");
     let run_with = |extra: &[&str]| {
         let mut args = vec!["monitor", "run", "--model", &model, "--input", input.to_str().unwrap(), "--threads", "1"];
+        args.extend(["--db", db.to_str().unwrap()]);
         args.extend_from_slice(extra);
         ferrotune(&args, "")
     };
@@ -126,6 +136,11 @@ fn bad_options_stop_at_start() {
     let run = run_with(&["--negative", "negative", "--topics", "missing.toml"]);
     assert_eq!(run.status.code(), Some(1));
     assert!(stderr(&run).contains("missing.toml"), "{}", stderr(&run));
+    let run = run_with(&["--negative", "negative"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let run = run_with(&["--negative", "negative", "--window", "15m"]);
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(stderr(&run).contains("the store was made with window = 3600, this run asks for 900"), "{}", stderr(&run));
     let run = run_with(&["--negative", "negative", "--window", "1w"]);
     assert_eq!(run.status.code(), Some(2), "{}", stderr(&run));
     let missing = t.join("nowhere");
@@ -172,6 +187,8 @@ fn a_replayed_stream_is_scored_against_its_bursts() {
             "negative",
             "--alerts",
             &a,
+            "--db",
+            &path(&t.join("monitor.sqlite")),
             "--threads",
             "1",
         ],
@@ -187,4 +204,185 @@ fn a_replayed_stream_is_scored_against_its_bursts() {
     let bad = ferrotune(&["monitor", "score", "--truth", &a, "--alerts", &a], "");
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("not a truth file"), "{}", stderr(&bad));
+}
+
+/// `records` records an hour over `hours` hours, a quarter negative, 80%
+/// in hour `burst`; under two topics; every record with an id.
+fn steady_stream(hours: i64, records: i64, burst: i64) -> String {
+    let mut stream = String::new();
+    for hour in 0..hours {
+        let negatives = if hour == burst { records * 4 / 5 } else { records / 4 };
+        for i in 0..records {
+            let text = if i < negatives { "loss fell" } else { "profit rose" };
+            let time = 1_767_225_600 + hour * 3600 + i * 3600 / records;
+            let topic = if i % 2 == 0 { "acme" } else { "globex" };
+            writeln!(stream, r#"{{"time": {time}, "text": "{text} {i}", "topic": "{topic}", "id": "{hour}-{i}"}}"#)
+                .unwrap();
+        }
+    }
+    stream
+}
+
+/// Every final window and every alert in a store, in order.
+fn store_contents(db: &Path) -> (Vec<ferrotune_monitor::StoredWindow>, Vec<ferrotune_monitor::StoredAlert>) {
+    let store = ferrotune_monitor::Store::open(db).unwrap();
+    (store.windows(&[], i64::MIN, i64::MAX).unwrap(), store.alerts(0, None, None).unwrap())
+}
+
+fn monitor_command(model: &str, input: &Path, db: &Path, alerts: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferrotune"));
+    command.args(["monitor", "run", "--model", model, "--negative", "negative", "--threads", "1"]);
+    command.args(["--input", input.to_str().unwrap(), "--db", db.to_str().unwrap()]);
+    command.args(["--alerts", alerts.to_str().unwrap(), "--min-count", "20"]).args(extra);
+    command.stdout(Stdio::null()).stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn sigkill_at_random_moments_then_restart_equals_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let input = t.join("stream.jsonl");
+    std::fs::write(&input, steady_stream(50, 100, 30)).unwrap();
+    let small_batches = ["--batch-records", "20"];
+
+    let (full_db, full_alerts) = (t.join("full.sqlite"), t.join("full.jsonl"));
+    let started = Instant::now();
+    let run = monitor_command(&model, &input, &full_db, &full_alerts, &small_batches).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let whole = started.elapsed();
+
+    let (db, alerts) = (t.join("killed.sqlite"), t.join("killed.jsonl"));
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
+    let (mut kills, mut progress) = (0, Vec::new());
+    while kills < 5 {
+        let mut child = monitor_command(&model, &input, &db, &alerts, &small_batches).spawn().unwrap();
+        std::thread::sleep(whole.mul_f64(rng.random_range(0.05..0.2)));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kills += 1;
+        progress.push(stored_records(&db));
+    }
+    let run = monitor_command(&model, &input, &db, &alerts, &small_batches).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(kills, 5, "the run ended before 5 kills landed (uninterrupted run: {whole:?})");
+    let mid_stream = progress.windows(2).filter(|p| p[0] < p[1] && p[1] < 5000).count();
+    assert!(mid_stream >= 3, "records stored after each kill: {progress:?} (uninterrupted run: {whole:?})");
+    eprintln!("records stored after each kill: {progress:?}; uninterrupted run {whole:?}");
+
+    let (windows, raised) = store_contents(&db);
+    let (full_windows, full_raised) = store_contents(&full_db);
+    assert_eq!(windows.len(), 150, "50 hours of 3 topics");
+    assert_eq!(windows.iter().map(|w| w.window.count).sum::<u64>(), 2 * 5000, "each record in * and its topic");
+    assert_eq!(windows.iter().map(counts).collect::<Vec<_>>(), full_windows.iter().map(counts).collect::<Vec<_>>());
+    assert!(raised.iter().any(|a| a.alert.window_start == 1_767_225_600 + 30 * 3600), "{raised:?}");
+    let alerts_of = |raised: &[ferrotune_monitor::StoredAlert]| -> Vec<_> {
+        raised
+            .iter()
+            .map(|a| (a.id, a.alert.kind, a.alert.severity, a.alert.topic.clone(), a.alert.window_start))
+            .collect()
+    };
+    assert_eq!(alerts_of(&raised), alerts_of(&full_raised));
+    let ids = |path: &Path| -> Vec<i64> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(ids(&alerts), ids(&full_alerts), "each alert written once");
+    assert_eq!(stored_records(&db), 5000);
+}
+
+/// A window's counts: batches of other sizes after a restart change the
+/// model's scores in their last bits, never the labels.
+fn counts(w: &ferrotune_monitor::StoredWindow) -> (String, i64, u64, u64, Vec<(String, u64)>) {
+    let labels = w.window.labels.iter().map(|(l, n)| (l.clone(), *n)).collect();
+    (w.window.topic.clone(), w.window.start, w.window.count, w.window.negatives, labels)
+}
+
+fn stored_records(db: &Path) -> i64 {
+    let store = ferrotune_monitor::Store::open(db).unwrap();
+    store.counts().unwrap().into_iter().find(|(table, _)| *table == "records").unwrap().1
+}
+
+#[test]
+fn a_followed_csv_stream_stops_on_sigterm_and_continues_from_its_position() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let lines: Vec<String> = steady_stream(12, 40, 8)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            format!(
+                "{},{},\"{}\",{}",
+                v["id"].as_str().unwrap(),
+                v["time"],
+                v["text"].as_str().unwrap(),
+                v["topic"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let input = t.join("stream.csv");
+    let (db, alerts) = (t.join("m.sqlite"), t.join("alerts.jsonl"));
+    std::fs::write(&input, format!("id,time,text,topic\n{}\n", lines[..200].join("\n"))).unwrap();
+    let child = monitor_command(&model, &input, &db, &alerts, &["--follow"]).spawn().unwrap();
+    let store = ferrotune_monitor::Store::open(&db);
+    let stored = |n: i64| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(store) = &store {
+                if store.counts().is_ok_and(|c| c.contains(&("records", n))) {
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(stored(200), "the first 200 rows were not stored");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+    writeln!(file, "{}", lines[200..300].join("\n")).unwrap();
+    file.write_all(lines[300].as_bytes()).unwrap();
+    assert!(stored(300), "appended rows were not stored");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("300 records classified: 300 stored"), "{}", stderr(&out));
+    let (windows, _) = store_contents(&db);
+    assert!(windows.iter().all(|w| w.window.start < 1_767_225_600 + 7 * 3600), "windows stay open when followed");
+
+    // The rest of row 300, then the rest of the stream; a run without --follow ends it.
+    writeln!(file, "\n{}", lines[301..].join("\n")).unwrap();
+    let run = monitor_command(&model, &input, &db, &alerts, &[]).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("180 records classified: 180 stored, 0 already stored; 0 rejected"),
+        "{}",
+        stderr(&run)
+    );
+    let (windows, raised) = store_contents(&db);
+    assert_eq!(windows.iter().map(|w| w.window.count).sum::<u64>(), 2 * 480);
+    let burst: Vec<_> = raised.iter().filter(|a| a.alert.window_start == 1_767_225_600 + 8 * 3600).collect();
+    assert_eq!(burst.len(), 3, "{raised:?}");
+}
+
+#[test]
+fn records_already_stored_are_not_counted_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let stream = steady_stream(6, 40, 99);
+    let input = t.join("stream.jsonl");
+    // Every record twice: the second copies repeat ids; a record without an id repeats its time and text.
+    let without_id = "{\"time\": 1767225601, \"text\": \"loss fell\"}\n";
+    std::fs::write(&input, format!("{stream}{without_id}{stream}{without_id}")).unwrap();
+    let (db, alerts) = (t.join("m.sqlite"), t.join("alerts.jsonl"));
+    let run = monitor_command(&model, &input, &db, &alerts, &["--allowed-lateness", "1d"]).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stderr(&run).contains("482 records classified: 241 stored, 241 already stored"), "{}", stderr(&run));
+    let (windows, _) = store_contents(&db);
+    assert_eq!(windows.iter().filter(|w| w.window.topic == "*").map(|w| w.window.count).sum::<u64>(), 241);
 }

@@ -52,4 +52,32 @@ pub enum MonitorError {
         /// The watermark when it arrived.
         watermark: i64,
     },
+    /// The store could not be read or written.
+    #[error("{}: {message}", path.display())]
+    Store {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The stream could not be read.
+    #[error("{}: {message}", path.display())]
+    Input {
+        /// The stream's file (`-` for stdin).
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// A store made with other settings than this run's.
+    #[error("{}: the store was made with {field} = {stored}, this run asks for {asked}: use the same settings or a new store", path.display())]
+    SettingsChanged {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// The setting.
+        field: &'static str,
+        /// Its value in the store.
+        stored: String,
+        /// Its value in this run.
+        asked: String,
+    },
 }

@@ -42,19 +42,27 @@
 
 mod detect;
 mod duration;
+mod engine;
 mod error;
 mod polarity;
 mod record;
 mod simulate;
+mod source;
 mod stats;
+mod store;
 mod topics;
 mod window;
 
 pub use detect::{Alert, AlertKind, Baseline, Detector, DetectorSettings, Severity};
 pub use duration::parse_duration;
+pub use engine::{store_classified, BatchOutcome, Labelled, Monitor, MonitorSettings, Reject, OVERALL};
 pub use error::MonitorError;
 pub use polarity::Polarity;
 pub use record::{parse_record, parse_time, StreamRecord};
 pub use simulate::{score, simulate, Burst, DetectionScore, ReplayRecord, SimulationSettings, Truth};
+pub use source::{Position, SourceItem, StreamFormat, StreamReader};
+pub use store::{
+    record_key, DeliveryAttempt, Emitted, Store, StoreTransaction, StoredAlert, StoredRecord, StoredWindow,
+};
 pub use topics::TopicRules;
 pub use window::{Classified, Window, Windows};

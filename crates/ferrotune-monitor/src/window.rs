@@ -128,16 +128,20 @@ impl Windows {
         self.latest.map(|t| t - self.lateness)
     }
 
+    /// Why a record at `time` would be refused: its window is final.
+    pub fn lateness_error(&self, time: i64) -> Option<MonitorError> {
+        let watermark = self.watermark()?;
+        (self.window_start(time) + self.width <= watermark).then_some(MonitorError::TooLate { time, watermark })
+    }
+
     /// Counts `record` in its window and returns the windows that became
     /// final (in time order, topics sorted within a period). A record
     /// whose window is already final is refused.
     pub fn add(&mut self, record: Classified) -> Result<Vec<Window>, MonitorError> {
-        let start = self.window_start(record.time);
-        if let Some(watermark) = self.watermark() {
-            if start + self.width <= watermark {
-                return Err(MonitorError::TooLate { time: record.time, watermark });
-            }
+        if let Some(late) = self.lateness_error(record.time) {
+            return Err(late);
         }
+        let start = self.window_start(record.time);
         self.next_final = Some(self.next_final.map_or(start, |s| s.min(start)));
         self.topics.insert(record.topic.clone());
         let (topic, width) = (record.topic.clone(), self.width);

@@ -1,0 +1,41 @@
+//! `ferrotune monitor`: classify a stream of records with a sentiment
+//! model, count them in windows per topic and alert when a topic's negative
+//! share (or volume) rises beyond its own baseline (`run`); replay a
+//! labelled set as a stream with known bursts and score the alerts against
+//! them (`simulate`, `score`).
+
+mod replay;
+mod run;
+
+use clap::{Args, Subcommand};
+use ferrotune_monitor::parse_duration;
+
+#[derive(Args)]
+pub struct MonitorArgs {
+    #[command(subcommand)]
+    command: MonitorCommand,
+}
+
+#[derive(Subcommand)]
+enum MonitorCommand {
+    /// Classify a stream of records {"time", "text", "topic"?, "id"?, "source"?} (JSON lines or CSV), count
+    /// it in windows per topic, keep everything in a SQLite store and write alerts as JSON lines.
+    Run(run::RunArgs),
+    /// Build a replay stream from a labelled text file, with negative bursts at known windows.
+    Simulate(replay::SimulateArgs),
+    /// Score a run's alerts against a replay's bursts: recall, delay, false alerts.
+    Score(replay::ScoreArgs),
+}
+
+/// Seconds from a duration such as `15m`.
+fn parse_seconds(text: &str) -> Result<i64, String> {
+    parse_duration(text).map_err(|e| e.to_string())
+}
+
+pub fn run(args: MonitorArgs) -> anyhow::Result<()> {
+    match args.command {
+        MonitorCommand::Run(args) => run::run(args),
+        MonitorCommand::Simulate(args) => replay::simulate(args),
+        MonitorCommand::Score(args) => replay::score(args),
+    }
+}
