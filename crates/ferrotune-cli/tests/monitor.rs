@@ -386,3 +386,121 @@ fn records_already_stored_are_not_counted_again() {
     let (windows, _) = store_contents(&db);
     assert_eq!(windows.iter().filter(|w| w.window.topic == "*").map(|w| w.window.count).sum::<u64>(), 241);
 }
+
+/// A `redis-server` (Debian's package) on a free loopback port, stopped on drop.
+struct RedisServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian's redis-server package; .ci/run installs it)");
+        let server = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while server.connection().is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on port {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        let mut connection = redis::Client::open(format!("redis://127.0.0.1:{}", self.port))?.get_connection()?;
+        redis::cmd("PING").query::<String>(&mut connection)?;
+        Ok(connection)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Entries of a consumer group not yet acknowledged.
+fn pending(connection: &mut redis::Connection, stream: &str, group: &str) -> i64 {
+    let reply: redis::Value = redis::cmd("XPENDING").arg(stream).arg(group).query(connection).unwrap();
+    match reply {
+        redis::Value::Array(values) => match values.first() {
+            Some(redis::Value::Int(n)) => *n,
+            other => panic!("XPENDING: {other:?}"),
+        },
+        other => panic!("XPENDING: {other:?}"),
+    }
+}
+
+#[test]
+fn two_redis_workers_one_killed_store_every_record_once_and_count_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let redis = RedisServer::start(t);
+    let stream = steady_stream(50, 100, 30);
+    let input = t.join("stream.jsonl");
+    std::fs::write(&input, &stream).unwrap();
+    let mut connection = redis.connection().unwrap();
+    let mut feed = redis::pipe();
+    for line in stream.lines() {
+        feed.cmd("XADD").arg("news").arg("*").arg("record").arg(line).ignore();
+    }
+    feed.query::<()>(&mut connection).unwrap();
+
+    let lateness = ["--allowed-lateness", "3d"];
+    let (single_db, single_alerts) = (t.join("single.sqlite"), t.join("single.jsonl"));
+    let run = monitor_command(&model, &input, &single_db, &single_alerts, &lateness).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    let db = t.join("shared.sqlite");
+    let url = format!("redis://127.0.0.1:{}/news", redis.port);
+    let worker = |name: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferrotune"));
+        command.args(["monitor", "run", "--model", &model, "--negative", "negative", "--threads", "1"]);
+        command.args(["--input", &url, "--group", "monitors", "--consumer", name, "--claim-idle", "1s"]);
+        command.args(["--batch-records", "50", "--db", db.to_str().unwrap()]);
+        command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    let (mut first, second) = (worker("w1"), worker("w2"));
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for("1,000 records", &|| stored_records(&db) >= 1000);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let at_kill = stored_records(&db);
+    wait_for("every record", &|| {
+        stored_records(&db) == 5000 && pending(&mut redis.connection().unwrap(), "news", "monitors") == 0
+    });
+    assert!(Command::new("kill").args(["-TERM", &second.id().to_string()]).status().unwrap().success());
+    let out = second.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    eprintln!("w1 killed at {at_kill} records stored; w2: {}", stderr(&out));
+    assert!(at_kill < 5000, "w1 was killed after the end ({at_kill} records)");
+
+    let alerts = t.join("alerts.jsonl");
+    let mut aggregate = Command::new(env!("CARGO_BIN_EXE_ferrotune"));
+    aggregate.args(["monitor", "aggregate", "--db", db.to_str().unwrap(), "--alerts", alerts.to_str().unwrap()]);
+    let out = aggregate.args(["--min-count", "20"]).args(lateness).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("5000 stored records counted, 0 rejected; 150 final windows"), "{}", stderr(&out));
+    let (windows, raised) = store_contents(&db);
+    let (single_windows, single_raised) = store_contents(&single_db);
+    assert_eq!(windows.iter().map(counts).collect::<Vec<_>>(), single_windows.iter().map(counts).collect::<Vec<_>>());
+    let alerts_of = |raised: &[ferrotune_monitor::StoredAlert]| -> Vec<_> {
+        raised.iter().map(|a| (a.alert.kind, a.alert.severity, a.alert.topic.clone(), a.alert.window_start)).collect()
+    };
+    assert_eq!(alerts_of(&raised), alerts_of(&single_raised));
+    assert!(!raised.is_empty());
+}

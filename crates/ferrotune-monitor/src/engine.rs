@@ -80,6 +80,19 @@ pub struct BatchOutcome {
     pub final_windows: usize,
     /// Alerts and resolutions raised, with their ids.
     pub alerts: Vec<StoredAlert>,
+    /// Stored records read to be counted ([`Monitor::aggregate`]).
+    pub read: usize,
+}
+
+impl BatchOutcome {
+    /// Adds `batch`'s counts to these (its rejects and alerts are dropped:
+    /// they have been written).
+    pub fn add(&mut self, batch: BatchOutcome) {
+        self.stored += batch.stored;
+        self.duplicates += batch.duplicates;
+        self.final_windows += batch.final_windows;
+        self.read += batch.read;
+    }
 }
 
 /// Windows and detection over a store.
@@ -178,10 +191,13 @@ impl Monitor {
     /// Counts up to `limit` records that workers stored since the last
     /// call (this process being the one that counts).
     pub fn aggregate(&mut self, limit: usize) -> Result<BatchOutcome, MonitorError> {
-        let rows = self.store.records_after(self.state.cursor, limit)?;
+        let mut rows = self.store.records_after(self.state.cursor, limit)?;
+        // Workers commit in parallel: time order within a read keeps the
+        // counts independent of which worker committed first.
+        rows.sort_by_key(|r| (r.time, r.rowid));
         let Self { store, state, topics } = self;
         let tx = store.transaction()?;
-        let mut outcome = BatchOutcome::default();
+        let mut outcome = BatchOutcome { read: rows.len(), ..Default::default() };
         for row in rows {
             let raw = serde_json::json!({ "time": row.time, "text": row.text, "topic": row.topic }).to_string();
             count(&tx, state, topics.as_ref(), row, 0, &raw, &mut outcome)?;

@@ -80,4 +80,12 @@ pub enum MonitorError {
         /// Its value in this run.
         asked: String,
     },
+    /// A Redis server that cannot be reached or refuses a command.
+    #[error("{url}: {message}")]
+    Redis {
+        /// The server.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
 }

@@ -46,6 +46,7 @@ mod engine;
 mod error;
 mod polarity;
 mod record;
+mod redis_stream;
 mod simulate;
 mod source;
 mod stats;
@@ -59,6 +60,7 @@ pub use engine::{store_classified, BatchOutcome, Labelled, Monitor, MonitorSetti
 pub use error::MonitorError;
 pub use polarity::Polarity;
 pub use record::{parse_record, parse_time, StreamRecord};
+pub use redis_stream::{RedisStream, RedisStreamAddress};
 pub use simulate::{score, simulate, Burst, DetectionScore, ReplayRecord, SimulationSettings, Truth};
 pub use source::{Position, SourceItem, StreamFormat, StreamReader};
 pub use store::{

@@ -268,19 +268,25 @@ fn read_csv(
 
 /// A CSV row as a record; the error is why it is rejected.
 fn csv_record(headers: &csv::ByteRecord, row: &csv::ByteRecord) -> Result<StreamRecord, String> {
-    let field = |name: &str| -> Result<Option<&str>, String> {
-        let Some(i) = headers.iter().position(|h| h == name.as_bytes()) else { return Ok(None) };
-        let Some(bytes) = row.get(i) else { return Ok(None) };
+    record_from_fields(|name| headers.iter().position(|h| h == name.as_bytes()).and_then(|i| row.get(i)))
+}
+
+/// A record from named fields (CSV columns, a Redis entry's fields): a
+/// time in Unix seconds or RFC 3339, a text, and optionally a topic, id and
+/// source; the error is why it is rejected.
+pub fn record_from_fields<'a>(field: impl Fn(&str) -> Option<&'a [u8]>) -> Result<StreamRecord, String> {
+    let text_of = |name: &str| -> Result<Option<&'a str>, String> {
+        let Some(bytes) = field(name) else { return Ok(None) };
         let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid UTF-8 in '{name}': {e}"))?;
         Ok(Some(text).filter(|t| !t.is_empty()))
     };
-    let text = field("text")?.filter(|t| !t.trim().is_empty()).ok_or("no text")?.to_string();
-    let time = field("time")?.ok_or("no time")?;
+    let text = text_of("text")?.filter(|t| !t.trim().is_empty()).ok_or("no text")?.to_string();
+    let time = text_of("time")?.ok_or("no time")?;
     let time = match time.parse::<f64>() {
         Ok(seconds) => parse_time(&serde_json::json!(seconds))?,
         Err(_) => parse_time(&Value::String(time.to_string()))?,
     };
-    let owned = |name| field(name).map(|v| v.map(str::to_string));
+    let owned = |name| text_of(name).map(|v| v.map(str::to_string));
     Ok(StreamRecord { time, text, topic: owned("topic")?, id: owned("id")?, source: owned("source")? })
 }
 

@@ -4,8 +4,14 @@
 //! labelled set as a stream with known bursts and score the alerts against
 //! them (`simulate`, `score`).
 
+mod aggregate;
+mod counting;
 mod replay;
 mod run;
+mod sinks;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use ferrotune_monitor::parse_duration;
@@ -20,7 +26,10 @@ pub struct MonitorArgs {
 enum MonitorCommand {
     /// Classify a stream of records {"time", "text", "topic"?, "id"?, "source"?} (JSON lines or CSV), count
     /// it in windows per topic, keep everything in a SQLite store and write alerts as JSON lines.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
+    /// Count the records Redis workers stored: windows, detection and alerts, in one place so that counts are
+    /// exact.
+    Aggregate(aggregate::AggregateArgs),
     /// Build a replay stream from a labelled text file, with negative bursts at known windows.
     Simulate(replay::SimulateArgs),
     /// Score a run's alerts against a replay's bursts: recall, delay, false alerts.
@@ -34,8 +43,19 @@ fn parse_seconds(text: &str) -> Result<i64, String> {
 
 pub fn run(args: MonitorArgs) -> anyhow::Result<()> {
     match args.command {
-        MonitorCommand::Run(args) => run::run(args),
+        MonitorCommand::Run(args) => run::run(*args),
+        MonitorCommand::Aggregate(args) => aggregate::run(args),
         MonitorCommand::Simulate(args) => replay::simulate(args),
         MonitorCommand::Score(args) => replay::score(args),
     }
+}
+
+/// A flag set by SIGINT or SIGTERM (a second one kills at once).
+fn stop_on_signal() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(stop)
 }
