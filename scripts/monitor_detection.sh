@@ -18,8 +18,10 @@ for rise in $rises; do
     "$bin" monitor simulate --data data/financial-phrasebank/test.tsv --negative negative \
       --output "$work/stream.jsonl" --truth "$work/truth.json" --windows "$windows" --volume "$volume" \
       --bursts 20 --burst-rise "$rise" --burst-windows 2 --seed 1 2> /dev/null
+    rm -f "$work"/monitor.sqlite* "$work/alerts.jsonl" "$work/rejects.jsonl"
     "$bin" monitor run --model "$model" --input "$work/stream.jsonl" --negative negative --positive positive \
-      --alerts "$work/alerts.jsonl" --rejects "$work/rejects.jsonl" ${MONITOR_ARGS:-} 2> "$work/run.log"
+      --db "$work/monitor.sqlite" --alerts "$work/alerts.jsonl" --rejects "$work/rejects.jsonl" ${MONITOR_ARGS:-} \
+      2> "$work/run.log"
     score=$("$bin" monitor score --truth "$work/truth.json" --alerts "$work/alerts.jsonl" | tr -d ' \n')
     echo "{\"args\":\"${MONITOR_ARGS:-}\",\"rise\":$rise,\"volume\":$volume,\"windows\":$windows,\"score\":$score,\"run\":\"$(tail -1 "$work/run.log")\"}"
   done
