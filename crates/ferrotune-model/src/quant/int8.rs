@@ -193,15 +193,36 @@ fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode, level: SimdLeve
                 return;
             }
             let _ = level;
-            let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-            *scale = if max > 0.0 { max / code.max } else { 1.0 };
-            let inv = 1.0 / *scale;
-            for (q, v) in q.iter_mut().zip(x) {
-                *q = (round_even((v * inv).clamp(-code.max, code.max)) + code.zero as f32) as u8;
-            }
+            *scale = quantize_row_plain(x, code.max, code.zero as f32, q);
         },
     );
     (q, scales)
+}
+
+simd::multiversion! {
+    /// Quantizes one row in plain Rust, compiled for each vector width (the
+    /// AVX2 path's: measured 16% of an AVX2 int8 forward pass when it was
+    /// compiled for the baseline only); returns the row's scale.
+    fn quantize_row_plain(x: &[f32], max_code: f32, zero: f32, q: &mut [u8]) -> f32 {
+        // Eight running maxima, so that the reduction vectorises.
+        let mut lanes = [0f32; 8];
+        let chunks = x.chunks_exact(8);
+        for v in chunks.remainder() {
+            lanes[0] = lanes[0].max(v.abs());
+        }
+        for chunk in chunks {
+            for (m, v) in lanes.iter_mut().zip(chunk) {
+                *m = m.max(v.abs());
+            }
+        }
+        let max = lanes.iter().fold(0f32, |m, &v| m.max(v));
+        let scale = if max > 0.0 { max / max_code } else { 1.0 };
+        let inv = 1.0 / scale;
+        for (q, v) in q.iter_mut().zip(x) {
+            *q = (round_even((v * inv).clamp(-max_code, max_code)) + zero) as u8;
+        }
+        scale
+    }
 }
 
 /// Rounds to the nearest integer, ties to even (what the vector convert
