@@ -10,7 +10,7 @@ use rand::RngCore;
 
 use crate::config::{Activation, BertConfig};
 use crate::dropout::{Dropout, Mode};
-use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, PackedLayer, Products};
+use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, PackedLayer, Products, ScratchScope};
 use crate::ops;
 use crate::quant::{widen_int8, Int8Matrix, PackedLinear, Precision};
 
@@ -428,6 +428,8 @@ impl BertEncoder {
         // 0 where attended, the most negative f32 where padded (as transformers does).
         let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * (-(f32::MIN as f64)))?;
         let mut hidden = self.embeddings.forward(input_ids, token_type_ids, mode)?;
+        // Inference layers pass their large buffers on to the next one.
+        let _scratch = ScratchScope::enter();
         for layer in &self.layers {
             hidden = layer.forward(&hidden, &mask_bias, mode)?;
         }
@@ -577,12 +579,20 @@ mod tests {
             &c,
         )
         .unwrap();
-        let x = random(&[2, 5, 32], &mut ChaCha8Rng::seed_from_u64(1), 1.0);
-        let mask = mask_bias(&[5, 3], 5);
-        let a = layer.forward(&x, &mask, &mut Mode::Eval).unwrap();
-        let b = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
-        assert!(!b.track_op());
-        assert_eq!(max_diff(&a, &b), 0.0);
+        // 10 rows; then 1,152, which inference's feed-forward block takes in
+        // two chunks (512 and 640 rows), inside a scratch scope as the
+        // encoder runs it.
+        let _scratch = ScratchScope::enter();
+        for (lengths, len) in [(vec![5, 3], 5), (vec![128, 100, 7, 128, 1, 64, 128, 128, 90], 128)] {
+            let x = random(&[lengths.len(), len, 32], &mut ChaCha8Rng::seed_from_u64(1), 1.0);
+            let mask = mask_bias(&lengths, len);
+            let a = layer.forward(&x, &mask, &mut Mode::Eval).unwrap();
+            let b = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
+            assert!(!b.track_op());
+            assert_eq!(max_diff(&a, &b), 0.0, "{} rows", x.dims()[0] * len);
+            let again = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
+            assert_eq!(max_diff(&again, &b), 0.0, "reused buffers change nothing");
+        }
     }
 
     const WEIGHT_NAMES: [&str; 16] = [

@@ -105,6 +105,30 @@ pub(super) fn activate(x: &[f32], activation: Activation) -> Vec<f32> {
     out
 }
 
+/// `x = activation(x)`, element-wise, in place.
+pub(super) fn activate_in_place(x: &mut [f32], activation: Activation) {
+    let chunks = x.par_chunks_mut(1 << 14);
+    match activation {
+        Activation::GeluErf => chunks.for_each(gelu_in_place),
+        Activation::GeluTanh => chunks.for_each(gelu_tanh_in_place),
+        Activation::Relu => chunks.for_each(|x| x.iter_mut().for_each(|x| *x = x.max(0.0))),
+    }
+}
+
+multiversion! {
+    /// `x = gelu(x)`, element-wise.
+    fn gelu_in_place(x: &mut [f32]) {
+        x.iter_mut().for_each(|x| *x = gelu(*x))
+    }
+}
+
+multiversion! {
+    /// `x = gelu_tanh(x)`, element-wise.
+    fn gelu_tanh_in_place(x: &mut [f32]) {
+        x.iter_mut().for_each(|x| *x = gelu_tanh(*x))
+    }
+}
+
 multiversion! {
     /// `y = gelu(x)`, element-wise.
     fn gelu_into(y: &mut [f32], x: &[f32]) {

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 mod elementwise;
 mod matmul;
+mod scratch;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
@@ -28,8 +29,9 @@ use rayon::prelude::*;
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
 use crate::quant::PackedLinear;
+pub(crate) use scratch::ScratchScope;
 use elementwise::{
-    activate, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, softmax_row,
+    activate, activate_in_place, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, softmax_row,
 };
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
@@ -51,6 +53,10 @@ const W2: usize = 12;
 const B2: usize = 13;
 const LN2_W: usize = 14;
 const LN2_B: usize = 15;
+
+/// Rows per chunk of inference's feed-forward block (above
+/// `row_matmul::MAX_ROWS`, so that chunks take the whole batch's kernel).
+const FFN_ROWS: usize = 2 * crate::row_matmul::MAX_ROWS;
 
 /// Sizes and settings of one layer.
 #[derive(Debug, Clone, Copy)]
@@ -255,7 +261,7 @@ impl FusedLayer {
         let len = rows / batch;
         let weight = |i: usize| w[i];
 
-        let mut qkv = vec![0f32; rows * 3 * h];
+        let mut qkv = scratch::take(rows * 3 * h);
         for j in 0..3 {
             self.linear(2 * j, w, x, h, &mut qkv, 3 * h, j * h);
         }
@@ -266,7 +272,7 @@ impl FusedLayer {
         let pairs = batch * heads;
         let attention_mask = self.mask(pairs * len * len, 0);
         let keep = 1.0 / (1.0 - self.attention_p());
-        let mut context = vec![0f32; rows * h];
+        let mut context = scratch::take(rows * h);
         let context_out = Out(context.as_mut_ptr());
         let qkv_ref = &qkv;
         // One (sequence, head) pair: its probabilities into `p`, its context
@@ -315,23 +321,42 @@ impl FusedLayer {
             );
         }
 
-        let mut z1 = vec![0f32; rows * h];
+        let mut z1 = scratch::take(rows * h);
         self.linear(WO, w, &context, h, &mut z1, h, 0);
+        // Inference keeps nothing for a backward pass: its buffers go back
+        // as soon as they are used, for the feed-forward block to take.
+        let (qkv, context) = if self.save {
+            (qkv, context)
+        } else {
+            scratch::give_back(qkv);
+            scratch::give_back(context);
+            (Vec::new(), Vec::new())
+        };
         let hidden_mask_1 = self.mask(rows * h, 1);
         dropout_add(&mut z1, hidden_mask_1.as_deref(), self.hidden_p(), x);
         let (attended, stats1) = layer_norm_rows(&z1, weight(LN1_W), weight(LN1_B), eps);
 
-        let mut inner = vec![0f32; rows * inner_dim];
-        self.linear(WI, w, &attended, h, &mut inner, inner_dim, 0);
-        let activated = activate(&inner, activation);
-        let mut z2 = vec![0f32; rows * h];
-        self.linear(W2, w, &activated, inner_dim, &mut z2, h, 0);
-        drop(activated);
+        let mut z2 = scratch::take(rows * h);
+        let inner = if self.save {
+            let mut inner = vec![0f32; rows * inner_dim];
+            self.linear(WI, w, &attended, h, &mut inner, inner_dim, 0);
+            let activated = activate(&inner, activation);
+            self.linear(W2, w, &activated, inner_dim, &mut z2, h, 0);
+            inner
+        } else {
+            scratch::give_back(std::mem::take(&mut z1));
+            self.feed_forward_in_chunks(w, &attended, &mut z2);
+            Vec::new()
+        };
         let hidden_mask_2 = self.mask(rows * h, 2);
         dropout_add(&mut z2, hidden_mask_2.as_deref(), self.hidden_p(), &attended);
         let (y, stats2) = layer_norm_rows(&z2, weight(LN2_W), weight(LN2_B), eps);
 
-        let saved = self.save.then_some(Saved {
+        if !self.save {
+            scratch::give_back(z2);
+            return (y, None);
+        }
+        let saved = Some(Saved {
             qkv,
             probs,
             attention_mask,
@@ -346,6 +371,27 @@ impl FusedLayer {
             stats2,
         });
         (y, saved)
+    }
+
+    /// Inference's feed-forward block (`z2 = W2 · act(Wi · attended)`), a
+    /// few hundred rows at a time: its `[rows, inner]` activations are a
+    /// layer's largest buffer, and per chunk they stay small. Chunks are at
+    /// least [`FFN_ROWS`] rows, so each takes the same product kernel as the
+    /// whole would.
+    fn feed_forward_in_chunks(&self, w: &[&[f32]; 16], attended: &[f32], z2: &mut [f32]) {
+        let LayerShape { hidden: h, inner: inner_dim, activation, .. } = self.shape;
+        let rows = attended.len() / h;
+        let chunks = (rows / FFN_ROWS).max(1);
+        let mut inner = scratch::take((rows - (chunks - 1) * FFN_ROWS) * inner_dim);
+        for chunk in 0..chunks {
+            let start = chunk * FFN_ROWS;
+            let end = if chunk + 1 == chunks { rows } else { start + FFN_ROWS };
+            let values = &mut inner[..(end - start) * inner_dim];
+            self.linear(WI, w, &attended[start * h..end * h], h, values, inner_dim, 0);
+            activate_in_place(values, activation);
+            self.linear(W2, w, values, inner_dim, &mut z2[start * h..end * h], h, 0);
+        }
+        scratch::give_back(inner);
     }
 
     fn backward(&self, s: Saved, x: &[f32], w: &[&[f32]; 16], batch: usize, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {

@@ -1,0 +1,95 @@
+//! Buffers reused from one layer to the next within one encoder pass.
+//!
+//! Every layer of an inference pass needs the same large buffers (q, k, v;
+//! the attention context; the feed-forward block's). Allocated afresh they
+//! are zeroed each time (memset, or page faults), though every value is
+//! overwritten before it is read. Inside a [`ScratchScope`] a layer takes
+//! its buffers from a pool on the calling thread and gives them back when
+//! it is done; their old values stay (every `f32` is initialised, only
+//! unspecified), and the pool is freed when the scope ends, so nothing is
+//! kept between passes.
+
+use std::cell::RefCell;
+
+thread_local! {
+    static POOL: RefCell<Option<Vec<Vec<f32>>>> = const { RefCell::new(None) };
+}
+
+/// Buffers given back inside this scope are reused until it ends.
+pub(crate) struct ScratchScope {
+    outermost: bool,
+}
+
+impl ScratchScope {
+    /// Starts a scope on this thread (nested scopes share the outermost's pool).
+    pub(crate) fn enter() -> Self {
+        POOL.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            let outermost = pool.is_none();
+            if outermost {
+                *pool = Some(Vec::new());
+            }
+            Self { outermost }
+        })
+    }
+}
+
+impl Drop for ScratchScope {
+    fn drop(&mut self) {
+        if self.outermost {
+            POOL.with(|pool| pool.borrow_mut().take());
+        }
+    }
+}
+
+/// `len` values to be overwritten: a pooled buffer (old values) inside a
+/// scope, zeros outside one.
+pub(crate) fn take(len: usize) -> Vec<f32> {
+    let pooled = POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let pool = pool.as_mut()?;
+        let best = (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity())?;
+        Some(pool.swap_remove(best))
+    });
+    match pooled {
+        Some(mut buffer) => {
+            buffer.resize(len, 0.0);
+            buffer
+        }
+        None => vec![0f32; len],
+    }
+}
+
+/// Gives `buffer` back for the next layer (dropped outside a scope).
+pub(crate) fn give_back(buffer: Vec<f32>) {
+    POOL.with(|pool| {
+        if let Some(pool) = pool.borrow_mut().as_mut() {
+            pool.push(buffer);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_reused_inside_a_scope_only() {
+        let outside = take(4);
+        assert_eq!(outside, [0.0; 4]);
+        give_back(outside);
+        let scope = ScratchScope::enter();
+        let mut a = take(8);
+        a.fill(7.0);
+        let ptr = a.as_ptr();
+        give_back(a);
+        let b = take(6);
+        assert_eq!((b.as_ptr(), b.len()), (ptr, 6), "the same buffer, shortened");
+        let inner = ScratchScope::enter();
+        drop(inner);
+        give_back(b);
+        assert_eq!(take(8).as_ptr(), ptr, "an inner scope does not free the pool");
+        drop(scope);
+        POOL.with(|pool| assert!(pool.borrow().is_none()));
+    }
+}
