@@ -88,7 +88,9 @@ mod tests {
         let inner = ScratchScope::enter();
         drop(inner);
         give_back(b);
-        assert_eq!(take(8).as_ptr(), ptr, "an inner scope does not free the pool");
+        let c = take(8);
+        assert_eq!(c.as_ptr(), ptr, "an inner scope does not free the pool");
+        drop(c);
         drop(scope);
         POOL.with(|pool| assert!(pool.borrow().is_none()));
     }
