@@ -7,8 +7,9 @@
 //!
 //! Also: stream records parsed line by line ([`parse_record`]; the error is
 //! the reason a record goes to the dead-letter file), topic rules
-//! ([`TopicRules`]) and the model's negative labels ([`Polarity`]). No
-//! tensor code: `ferrotune monitor run` reads the stream and runs the model.
+//! ([`TopicRules`]), the model's negative labels ([`Polarity`]) and the
+//! dashboard page ([`Dashboard`]). No tensor code: `ferrotune monitor run`
+//! reads the stream and runs the model.
 //!
 //! ```
 //! use ferrotune_monitor::{Classified, DetectorSettings, Detector, Windows};
@@ -40,6 +41,7 @@
 
 #![deny(missing_docs)]
 
+mod dashboard;
 mod detect;
 mod duration;
 mod engine;
@@ -54,6 +56,7 @@ mod store;
 mod topics;
 mod window;
 
+pub use dashboard::{Dashboard, TopicSeries, WindowPoint};
 pub use detect::{Alert, AlertKind, Baseline, Detector, DetectorSettings, Severity};
 pub use duration::parse_duration;
 pub use engine::{store_classified, BatchOutcome, Labelled, Monitor, MonitorSettings, Reject, OVERALL};
