@@ -504,3 +504,43 @@ fn two_redis_workers_one_killed_store_every_record_once_and_count_as_one() {
     assert_eq!(alerts_of(&raised), alerts_of(&single_raised));
     assert!(!raised.is_empty());
 }
+
+#[test]
+fn the_dashboard_shows_each_topic_and_alert_of_a_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let input = t.join("stream.jsonl");
+    std::fs::write(&input, steady_stream(12, 40, 8)).unwrap();
+    let (db, alerts) = (t.join("m.sqlite"), t.join("alerts.jsonl"));
+    let run = monitor_command(&model, &input, &db, &alerts, &[]).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let raised = std::fs::read_to_string(&alerts).unwrap().lines().count();
+    assert_eq!(raised, 6, "a rise and its resolution under *, acme and globex");
+
+    let page = t.join("dashboard.html");
+    let report = |extra: &[&str]| {
+        let mut args = vec!["monitor", "report", "--db", db.to_str().unwrap(), "--output", page.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = ferrotune(&args, "");
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read_to_string(&page).unwrap()
+    };
+    let html = report(&[]);
+    for topic in ["*", "acme", "globex"] {
+        assert!(html.contains(&format!("data-topic=\"{topic}\"")), "{topic}");
+    }
+    assert_eq!(html.matches("<section class=\"topic\"").count(), 3);
+    assert_eq!(html.matches("class=\"alert-marker").count(), raised);
+    assert!(html.contains("loss fell"), "the texts behind the alerts");
+    assert!(!html.contains("http") && !html.contains("<script"), "self-contained");
+
+    // One topic, from hour 9 on: the rise (hour 8) is out of range, its resolution (hour 9) in.
+    let html = report(&["--topic", "acme", "--from", "2026-01-01T09:00:00Z"]);
+    assert_eq!(html.matches("<section class=\"topic\"").count(), 1);
+    assert_eq!(html.matches("class=\"alert-marker").count(), 1);
+
+    let missing = ferrotune(&["monitor", "report", "--db", t.join("none.sqlite").to_str().unwrap()], "");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(stderr(&missing).contains("none.sqlite: no such store"), "{}", stderr(&missing));
+}

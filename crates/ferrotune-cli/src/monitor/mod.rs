@@ -7,6 +7,7 @@
 mod aggregate;
 mod counting;
 mod replay;
+mod report;
 mod run;
 mod sinks;
 
@@ -30,6 +31,9 @@ enum MonitorCommand {
     /// Count the records Redis workers stored: windows, detection and alerts, in one place so that counts are
     /// exact.
     Aggregate(aggregate::AggregateArgs),
+    /// Write a store's dashboard: one self-contained HTML page, per topic the negative share over time with
+    /// its baseline band, volume bars, alert markers and the texts behind each alert.
+    Report(report::ReportArgs),
     /// Build a replay stream from a labelled text file, with negative bursts at known windows.
     Simulate(replay::SimulateArgs),
     /// Score a run's alerts against a replay's bursts: recall, delay, false alerts.
@@ -45,6 +49,7 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<()> {
     match args.command {
         MonitorCommand::Run(args) => run::run(*args),
         MonitorCommand::Aggregate(args) => aggregate::run(args),
+        MonitorCommand::Report(args) => report::run(args),
         MonitorCommand::Simulate(args) => replay::simulate(args),
         MonitorCommand::Score(args) => replay::score(args),
     }

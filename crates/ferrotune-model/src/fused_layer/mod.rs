@@ -29,13 +29,14 @@ use rayon::prelude::*;
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
 use crate::quant::PackedLinear;
-pub(crate) use scratch::ScratchScope;
 use elementwise::{
-    activate, activate_in_place, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask, softmax_row,
+    activate, activate_in_place, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask,
+    softmax_row,
 };
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
 use matmul::{linear_backward, linear_in, product};
+pub(crate) use scratch::ScratchScope;
 
 use crate::strided::{Mat, Out};
 
