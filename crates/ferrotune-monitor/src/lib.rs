@@ -10,6 +10,11 @@
 //! ([`TopicRules`]) and the model's negative labels ([`Polarity`]). No
 //! tensor code: `ferrotune monitor run` reads the stream and runs the model.
 //!
+//! Two sinks: [`Webhook`] posts alerts as JSON from a thread of its own
+//! (retries with backoff, each attempt reported as a [`Delivery`] for the
+//! caller's store), and [`serve_metrics`] serves [`MonitorMetrics`] as
+//! Prometheus metrics, with `/health`.
+//!
 //! ```
 //! use ferrotune_monitor::{Classified, DetectorSettings, Detector, Windows};
 //!
@@ -43,18 +48,22 @@
 mod detect;
 mod duration;
 mod error;
+mod metrics;
 mod polarity;
 mod record;
 mod simulate;
 mod stats;
 mod topics;
+mod webhook;
 mod window;
 
 pub use detect::{Alert, AlertKind, Baseline, Detector, DetectorSettings, Severity};
 pub use duration::parse_duration;
 pub use error::MonitorError;
+pub use metrics::{serve_metrics, MetricsServer, MonitorMetrics};
 pub use polarity::Polarity;
 pub use record::{parse_record, parse_time, StreamRecord};
 pub use simulate::{score, simulate, Burst, DetectionScore, ReplayRecord, SimulationSettings, Truth};
 pub use topics::TopicRules;
+pub use webhook::{Delivery, Webhook, WebhookSettings};
 pub use window::{Classified, Window, Windows};
