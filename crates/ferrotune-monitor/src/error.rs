@@ -88,4 +88,29 @@ pub enum MonitorError {
         /// What went wrong.
         message: String,
     },
+    /// A webhook URL the client cannot post to.
+    #[error("webhook: '{url}' is not a webhook URL: {reason}")]
+    WebhookUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The metrics server cannot listen on its address.
+    #[error("listen: cannot serve metrics on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why not.
+        source: std::io::Error,
+    },
+    /// A background thread (the webhook's, the metrics server's) that
+    /// cannot be started.
+    #[error("cannot start the {name} thread: {source}")]
+    Thread {
+        /// The thread's name.
+        name: &'static str,
+        /// Why not.
+        source: std::io::Error,
+    },
 }

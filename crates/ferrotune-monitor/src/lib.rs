@@ -11,6 +11,11 @@
 //! dashboard page ([`Dashboard`]). No tensor code: `ferrotune monitor run`
 //! reads the stream and runs the model.
 //!
+//! Two sinks: [`Webhook`] posts alerts as JSON from a thread of its own
+//! (retries with backoff, each attempt reported as a [`Delivery`] for the
+//! caller's store), and [`serve_metrics`] serves [`MonitorMetrics`] as
+//! Prometheus metrics, with `/health`.
+//!
 //! ```
 //! use ferrotune_monitor::{Classified, DetectorSettings, Detector, Windows};
 //!
@@ -46,6 +51,7 @@ mod detect;
 mod duration;
 mod engine;
 mod error;
+mod metrics;
 mod polarity;
 mod record;
 mod redis_stream;
@@ -54,6 +60,7 @@ mod source;
 mod stats;
 mod store;
 mod topics;
+mod webhook;
 mod window;
 
 pub use dashboard::{Dashboard, TopicSeries, WindowPoint};
@@ -61,6 +68,7 @@ pub use detect::{Alert, AlertKind, Baseline, Detector, DetectorSettings, Severit
 pub use duration::parse_duration;
 pub use engine::{store_classified, BatchOutcome, Labelled, Monitor, MonitorSettings, Reject, OVERALL};
 pub use error::MonitorError;
+pub use metrics::{serve_metrics, MetricsServer, MonitorMetrics};
 pub use polarity::Polarity;
 pub use record::{parse_record, parse_time, StreamRecord};
 pub use redis_stream::{RedisStream, RedisStreamAddress};
@@ -70,4 +78,5 @@ pub use store::{
     record_key, DeliveryAttempt, Emitted, Store, StoreTransaction, StoredAlert, StoredRecord, StoredWindow,
 };
 pub use topics::TopicRules;
+pub use webhook::{Delivery, Webhook, WebhookSettings};
 pub use window::{Classified, Window, Windows};
