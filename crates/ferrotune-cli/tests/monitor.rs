@@ -544,3 +544,124 @@ fn the_dashboard_shows_each_topic_and_alert_of_a_store() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(stderr(&missing).contains("none.sqlite: no such store"), "{}", stderr(&missing));
 }
+
+/// A webhook endpoint on a free loopback port: it answers 500 to the first
+/// `failures` requests, then 200, and keeps the bodies it took.
+fn webhook_endpoint(failures: usize) -> (String, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/alerts", listener.local_addr().unwrap());
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let taken = bodies.clone();
+    std::thread::spawn(move || {
+        for (served, stream) in listener.incoming().enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let status = if served < failures { "500 Internal Server Error" } else { "200 OK" };
+            if served >= failures {
+                taken.lock().unwrap().push(serde_json::from_slice(&body).unwrap());
+            }
+            let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            stream.write_all(answer.as_bytes()).unwrap();
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn alerts_reach_a_webhook_through_failures_and_a_dead_one_is_caught_up_after_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let input = t.join("stream.jsonl");
+    std::fs::write(&input, steady_stream(12, 40, 8)).unwrap();
+
+    // Two failures, then every alert delivered, in order.
+    let (url, bodies) = webhook_endpoint(2);
+    let (db, alerts) = (t.join("m.sqlite"), t.join("alerts.jsonl"));
+    let run = monitor_command(&model, &input, &db, &alerts, &["--webhook", &url]).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let ids: Vec<i64> = bodies.lock().unwrap().iter().map(|b| b["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
+    assert_eq!(bodies.lock().unwrap()[0]["severity"], "critical");
+    let store = ferrotune_monitor::Store::open(&db).unwrap();
+    assert!(store.alerts(0, None, Some(false)).unwrap().is_empty(), "every alert recorded as delivered");
+    assert!(store.counts().unwrap().contains(&("deliveries", 8)), "{:?}", store.counts().unwrap());
+
+    // A dead endpoint holds nothing up; the next start delivers what it missed.
+    let dead = format!("http://{}/alerts", std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap());
+    let (db, alerts) = (t.join("dead.sqlite"), t.join("dead.jsonl"));
+    let quick = ["--webhook", dead.as_str(), "--webhook-timeout", "1s", "--webhook-retries", "1"];
+    let run = monitor_command(&model, &input, &db, &alerts, &quick).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(std::fs::read_to_string(&alerts).unwrap().lines().count(), 6);
+    let store = ferrotune_monitor::Store::open(&db).unwrap();
+    assert_eq!(store.alerts(0, None, Some(false)).unwrap().len(), 6, "none delivered");
+    let (url, bodies) = webhook_endpoint(0);
+    let run = monitor_command(&model, &input, &db, &alerts, &["--webhook", &url]).output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(bodies.lock().unwrap().len(), 6);
+    assert!(store.alerts(0, None, Some(false)).unwrap().is_empty());
+    assert_eq!(std::fs::read_to_string(&alerts).unwrap().lines().count(), 6, "the alerts file is not written again");
+}
+
+/// The body of `GET path` from a loopback server.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn a_followed_stream_serves_its_metrics_and_health() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let model = sentiment_model(t);
+    let input = t.join("stream.jsonl");
+    std::fs::write(&input, format!("{}not json\n", steady_stream(12, 40, 8))).unwrap();
+    let (db, alerts) = (t.join("m.sqlite"), t.join("alerts.jsonl"));
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let rejects = t.join("rejects.jsonl");
+    let extra = ["--follow", "--listen", addr.as_str(), "--rejects", rejects.to_str().unwrap()];
+    let child = monitor_command(&model, &input, &db, &alerts, &extra).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let metrics = loop {
+        assert!(Instant::now() < deadline, "no metrics");
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            let metrics = http_get(&addr, "/metrics");
+            if metrics.contains("ferrotune_monitor_records_in_total 481") {
+                break metrics;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for line in [
+        "ferrotune_monitor_rejected_total 1",
+        "ferrotune_monitor_classified_total 480",
+        "ferrotune_monitor_alerts_total 3",
+        "# TYPE ferrotune_monitor_queue_depth gauge",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    let health = http_get(&addr, "/health");
+    assert!(health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"), "{health}");
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -74,9 +74,7 @@ pub use record::{parse_record, parse_time, StreamRecord};
 pub use redis_stream::{RedisStream, RedisStreamAddress};
 pub use simulate::{score, simulate, Burst, DetectionScore, ReplayRecord, SimulationSettings, Truth};
 pub use source::{Position, SourceItem, StreamFormat, StreamReader};
-pub use store::{
-    record_key, DeliveryAttempt, Emitted, Store, StoreTransaction, StoredAlert, StoredRecord, StoredWindow,
-};
+pub use store::{record_key, Emitted, Store, StoreTransaction, StoredAlert, StoredRecord, StoredWindow};
 pub use topics::TopicRules;
 pub use webhook::{Delivery, Webhook, WebhookSettings};
 pub use window::{Classified, Window, Windows};

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::{Alert, Baseline, MonitorError, Reject, StreamRecord, Window};
+use crate::{Alert, Baseline, Delivery, MonitorError, Reject, StreamRecord, Window};
 
 /// How long a writer waits for another process's transaction (several
 /// workers may share one store).
@@ -84,23 +84,6 @@ pub struct StoredWindow {
     pub baseline_share: Option<f64>,
     /// Its standard deviation.
     pub baseline_sd: Option<f64>,
-}
-
-/// One attempt to deliver an alert to the webhook.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryAttempt {
-    /// The alert.
-    pub alert_id: i64,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    /// When, Unix seconds.
-    pub at: i64,
-    /// The HTTP status, if the endpoint answered.
-    pub status: Option<u16>,
-    /// What went wrong, if anything.
-    pub error: Option<String>,
-    /// Whether it was delivered.
-    pub delivered: bool,
 }
 
 /// What a sink writes once: alerts, or rejected records.
@@ -245,7 +228,7 @@ impl Store {
     }
 
     /// Records a webhook delivery attempt (and the alert as delivered).
-    pub fn record_delivery(&self, d: &DeliveryAttempt) -> Result<(), MonitorError> {
+    pub fn record_delivery(&self, d: &Delivery) -> Result<(), MonitorError> {
         let sql =
             "INSERT INTO deliveries (alert_id, attempt, at, status, error, delivered) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
         let values = params![d.alert_id, d.attempt, d.at, d.status, d.error, d.delivered];

@@ -12,7 +12,7 @@ use clap::Args;
 use ferrotune_monitor::{BatchOutcome, Monitor, Store};
 
 use super::counting::CountingArgs;
-use super::sinks::Sinks;
+use super::sinks::{SinkArgs, Sinks};
 use super::stop_on_signal;
 
 /// Stored records counted per transaction.
@@ -32,25 +32,30 @@ pub struct AggregateArgs {
     follow: bool,
     #[command(flatten)]
     counting: CountingArgs,
+    #[command(flatten)]
+    sinks: SinkArgs,
 }
 
 pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut monitor = Monitor::open(Store::open(&args.db)?, args.counting.settings()?, args.counting.topic_rules()?)?;
-    let counting = &args.counting;
-    let mut sinks = Sinks::open(counting.alerts.as_deref(), counting.rejects.as_deref(), monitor.store())?;
+    let mut sinks = Sinks::open(&args.sinks, monitor.store())?;
     let stop = if args.follow { Some(stop_on_signal()?) } else { None };
     let mut total = BatchOutcome::default();
     loop {
         let outcome = monitor.aggregate(BATCH_RECORDS)?;
         let read = outcome.read;
+        sinks.metrics.add_records_in(read as u64);
         sinks.write(&outcome, monitor.store())?;
         total.add(outcome);
         if read > 0 {
             continue;
         }
         match &stop {
-            Some(stop) if !stop.load(Ordering::Relaxed) => std::thread::sleep(POLL),
+            Some(stop) if !stop.load(Ordering::Relaxed) => {
+                sinks.record_deliveries(monitor.store())?;
+                std::thread::sleep(POLL);
+            }
             Some(_) => break,
             None => {
                 let outcome = monitor.end()?;
@@ -60,12 +65,14 @@ pub fn run(args: AggregateArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let (rejected, alerts) = (sinks.rejects.written, sinks.alerts.written);
+    sinks.finish(monitor.store())?;
     eprintln!(
         "{} stored records counted, {} rejected; {} final windows, {} alerts and resolutions, in {:.1} s",
         total.read,
-        sinks.rejects.written,
+        rejected,
         total.final_windows,
-        sinks.alerts.written,
+        alerts,
         start.elapsed().as_secs_f64()
     );
     Ok(())

@@ -21,13 +21,6 @@ pub struct CountingArgs {
     /// How far behind the latest record a record may arrive and still be counted.
     #[arg(long, default_value = "0s", value_parser = parse_lateness)]
     pub allowed_lateness: i64,
-    /// Alerts and resolutions as JSON lines appended to this file [default: stdout].
-    #[arg(long)]
-    pub alerts: Option<PathBuf>,
-    /// Rejected records (bad JSON, time or text; too late) as JSON lines {"line", "reason", "record"}
-    /// appended to this file [default: stderr].
-    #[arg(long)]
-    pub rejects: Option<PathBuf>,
     /// Tail probability below which a window is anomalous.
     #[arg(long, default_value_t = DetectorSettings::default().alpha)]
     pub alpha: f64,

@@ -15,7 +15,7 @@ use ferrotune_monitor::{
 };
 
 use super::counting::CountingArgs;
-use super::sinks::Sinks;
+use super::sinks::{SinkArgs, Sinks};
 use super::{parse_seconds, stop_on_signal};
 use crate::predict::InferenceArgs;
 use crate::UsageError;
@@ -72,6 +72,8 @@ pub struct RunArgs {
     claim_idle: i64,
     #[command(flatten)]
     counting: CountingArgs,
+    #[command(flatten)]
+    sinks: SinkArgs,
     #[command(flatten)]
     inference: InferenceArgs,
 }
@@ -135,17 +137,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let classifier = Classifier::load(&args)?;
     let mut monitor = Monitor::open(Store::open(&args.db)?, settings, topics)?;
-    let counting = &args.counting;
-    let mut sinks = Sinks::open(counting.alerts.as_deref(), counting.rejects.as_deref(), monitor.store())?;
+    let mut sinks = Sinks::open(&args.sinks, monitor.store())?;
     let stop = if args.follow { Some(stop_on_signal()?) } else { None };
     let from = if args.input.as_os_str() == "-" { Default::default() } else { monitor.position() };
     let reader = StreamReader::open(&args.input, args.format(), from, stop)?;
     let (mut classified, mut total) = (0, BatchOutcome::default());
     while let Some(batch) = reader.next_batch(usize::from(args.batch_records), LINGER) {
+        sinks.metrics.add_records_in(batch.len() as u64);
+        sinks.metrics.set_queue_depth(reader.queued() + batch.len());
         let labels = classifier.classify(&batch)?;
         classified += labels.len();
+        sinks.metrics.add_classified(labels.len() as u64);
         let outcome = monitor.ingest(&batch, &labels)?;
         sinks.write(&outcome, monitor.store())?;
+        sinks.metrics.set_queue_depth(reader.queued());
         total.add(outcome);
     }
     reader.finish()?;
@@ -154,14 +159,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         sinks.write(&outcome, monitor.store())?;
         total.add(outcome);
     }
+    let (rejected, alerts) = (sinks.rejects.written, sinks.alerts.written);
+    sinks.finish(monitor.store())?;
     eprintln!(
         "{classified} records classified: {} stored, {} already stored; {} rejected; {} final windows, \
          {} alerts and resolutions, in {:.1} s",
         total.stored,
         total.duplicates,
-        sinks.rejects.written,
+        rejected,
         total.final_windows,
-        sinks.alerts.written,
+        alerts,
         start.elapsed().as_secs_f64()
     );
     Ok(())
@@ -171,7 +178,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 /// stores it, acknowledging entries once committed, until SIGINT or
 /// SIGTERM. Counting happens in `monitor aggregate`.
 fn run_worker(args: &RunArgs, address: RedisStreamAddress, start: Instant) -> anyhow::Result<()> {
-    if args.counting.alerts.is_some() || args.follow {
+    if args.sinks.alerts.is_some() || args.sinks.webhook.is_some() || args.follow {
         anyhow::bail!(UsageError::invalid_option(
             "input",
             "a Redis worker only classifies and stores: alerts come from `monitor aggregate`, and it always follows",
@@ -179,7 +186,7 @@ fn run_worker(args: &RunArgs, address: RedisStreamAddress, start: Instant) -> an
     }
     let classifier = Classifier::load(args)?;
     let mut store = Store::open(&args.db)?;
-    let mut sinks = Sinks::open(None, args.counting.rejects.as_deref(), &store)?;
+    let mut sinks = Sinks::open(&args.sinks, &store)?;
     let consumer = args.consumer.clone().unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
     let claim_idle = Duration::from_secs(args.claim_idle.unsigned_abs());
     let mut stream = RedisStream::connect(address, &args.group, &consumer, claim_idle)?;
@@ -188,18 +195,22 @@ fn run_worker(args: &RunArgs, address: RedisStreamAddress, start: Instant) -> an
     while !stop.load(Ordering::Relaxed) {
         let entries = stream.next_batch(usize::from(args.batch_records), WORKER_BLOCK)?;
         let (ids, batch): (Vec<String>, Vec<SourceItem>) = entries.into_iter().unzip();
+        sinks.metrics.add_records_in(batch.len() as u64);
         let labels = classifier.classify(&batch)?;
         classified += labels.len();
+        sinks.metrics.add_classified(labels.len() as u64);
         let outcome = store_classified(&mut store, &batch, &labels)?;
         sinks.write(&outcome, &store)?;
         stream.ack(&ids)?;
         total.add(outcome);
     }
+    let rejected = sinks.rejects.written;
+    sinks.finish(&store)?;
     eprintln!(
         "{consumer}: {classified} records classified: {} stored, {} already stored; {} rejected, in {:.1} s",
         total.stored,
         total.duplicates,
-        sinks.rejects.written,
+        rejected,
         start.elapsed().as_secs_f64()
     );
     Ok(())
