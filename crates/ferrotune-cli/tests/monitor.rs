@@ -58,7 +58,9 @@ fn a_burst_alerts_once_then_resolves_and_bad_records_are_kept() {
         }
     }
     let input = t.join("stream.jsonl");
-    std::fs::write(&input, stream).unwrap();
+    let mut bytes = stream.into_bytes();
+    bytes.extend_from_slice(b"{\"time\": 1767225600, \"text\": \"loss \xff fell\"}\n");
+    std::fs::write(&input, bytes).unwrap();
     let topics = t.join("topics.toml");
     std::fs::write(&topics, "ACME = [\"Acme\"]\n").unwrap();
     let (alerts, rejects) = (t.join("alerts.jsonl"), t.join("rejects.jsonl"));
@@ -70,7 +72,7 @@ fn a_burst_alerts_once_then_resolves_and_bad_records_are_kept() {
     args.extend(["--db", db.to_str().unwrap()]);
     let run = ferrotune(&args, "");
     assert!(run.status.success(), "{}", stderr(&run));
-    let summary = "561 records classified: 560 stored, 0 already stored; 4 rejected; 42 final windows, 6 alerts";
+    let summary = "561 records classified: 560 stored, 0 already stored; 5 rejected; 42 final windows, 6 alerts";
     assert!(stderr(&run).contains(summary), "{}", stderr(&run));
 
     let alerts: Vec<serde_json::Value> =
@@ -104,11 +106,12 @@ fn a_burst_alerts_once_then_resolves_and_bad_records_are_kept() {
         std::fs::read_to_string(&rejects).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let reasons: Vec<(u64, String)> =
         rejects.iter().map(|r| (r["line"].as_u64().unwrap(), r["reason"].as_str().unwrap().to_string())).collect();
-    assert_eq!(reasons.iter().map(|r| r.0).collect::<Vec<_>>(), [161, 162, 163, 164]);
+    assert_eq!(reasons.iter().map(|r| r.0).collect::<Vec<_>>(), [161, 162, 163, 164, 565]);
     assert!(reasons[0].1.starts_with("bad time 'soon'"), "{reasons:?}");
     assert_eq!(reasons[1].1, "empty text");
     assert!(reasons[2].1.starts_with("invalid JSON"), "{reasons:?}");
     assert!(reasons[3].1.contains("too late"), "{reasons:?}");
+    assert!(reasons[4].1.starts_with("invalid UTF-8"), "{reasons:?}");
     assert_eq!(rejects[2]["record"], "not json");
 }
 
@@ -223,6 +226,31 @@ fn steady_stream(hours: i64, records: i64, burst: i64) -> String {
     stream
 }
 
+/// A running `ferrotune` that is killed if the test ends (or fails) first.
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn spawn(mut command: Command) -> Self {
+        Self(Some(command.spawn().unwrap()))
+    }
+
+    /// Sends SIGTERM and waits for the process.
+    fn terminate(mut self) -> std::process::Output {
+        let child = self.0.take().unwrap();
+        assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Every final window and every alert in a store, in order.
 fn store_contents(db: &Path) -> (Vec<ferrotune_monitor::StoredWindow>, Vec<ferrotune_monitor::StoredAlert>) {
     let store = ferrotune_monitor::Store::open(db).unwrap();
@@ -328,7 +356,7 @@ fn a_followed_csv_stream_stops_on_sigterm_and_continues_from_its_position() {
     let input = t.join("stream.csv");
     let (db, alerts) = (t.join("m.sqlite"), t.join("alerts.jsonl"));
     std::fs::write(&input, format!("id,time,text,topic\n{}\n", lines[..200].join("\n"))).unwrap();
-    let child = monitor_command(&model, &input, &db, &alerts, &["--follow"]).spawn().unwrap();
+    let child = Running::spawn(monitor_command(&model, &input, &db, &alerts, &["--follow"]));
     let store = ferrotune_monitor::Store::open(&db);
     let stored = |n: i64| {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -347,8 +375,7 @@ fn a_followed_csv_stream_stops_on_sigterm_and_continues_from_its_position() {
     writeln!(file, "{}", lines[200..300].join("\n")).unwrap();
     file.write_all(lines[300].as_bytes()).unwrap();
     assert!(stored(300), "appended rows were not stored");
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let out = child.terminate();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("300 records classified: 300 stored"), "{}", stderr(&out));
     let (windows, _) = store_contents(&db);
@@ -466,9 +493,10 @@ fn two_redis_workers_one_killed_store_every_record_once_and_count_as_one() {
         command.args(["monitor", "run", "--model", &model, "--negative", "negative", "--threads", "1"]);
         command.args(["--input", &url, "--group", "monitors", "--consumer", name, "--claim-idle", "1s"]);
         command.args(["--batch-records", "50", "--db", db.to_str().unwrap()]);
-        command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+        command.stdout(Stdio::null()).stderr(Stdio::piped());
+        Running::spawn(command)
     };
-    let (mut first, second) = (worker("w1"), worker("w2"));
+    let (first, second) = (worker("w1"), worker("w2"));
     let wait_for = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !done() {
@@ -477,14 +505,12 @@ fn two_redis_workers_one_killed_store_every_record_once_and_count_as_one() {
         }
     };
     wait_for("1,000 records", &|| stored_records(&db) >= 1000);
-    first.kill().unwrap();
-    first.wait().unwrap();
+    drop(first); // SIGKILL, and reaped
     let at_kill = stored_records(&db);
     wait_for("every record", &|| {
         stored_records(&db) == 5000 && pending(&mut redis.connection().unwrap(), "news", "monitors") == 0
     });
-    assert!(Command::new("kill").args(["-TERM", &second.id().to_string()]).status().unwrap().success());
-    let out = second.wait_with_output().unwrap();
+    let out = second.terminate();
     assert!(out.status.success(), "{}", stderr(&out));
     eprintln!("w1 killed at {at_kill} records stored; w2: {}", stderr(&out));
     assert!(at_kill < 5000, "w1 was killed after the end ({at_kill} records)");
@@ -639,7 +665,7 @@ fn a_followed_stream_serves_its_metrics_and_health() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     let rejects = t.join("rejects.jsonl");
     let extra = ["--follow", "--listen", addr.as_str(), "--rejects", rejects.to_str().unwrap()];
-    let child = monitor_command(&model, &input, &db, &alerts, &extra).spawn().unwrap();
+    let child = Running::spawn(monitor_command(&model, &input, &db, &alerts, &extra));
     let deadline = Instant::now() + Duration::from_secs(60);
     let metrics = loop {
         assert!(Instant::now() < deadline, "no metrics");
@@ -663,7 +689,6 @@ fn a_followed_stream_serves_its_metrics_and_health() {
     }
     let health = http_get(&addr, "/health");
     assert!(health.starts_with("HTTP/1.1 200") || health.starts_with("HTTP/1.0 200"), "{health}");
-    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
+    let out = child.terminate();
     assert!(out.status.success(), "{}", stderr(&out));
 }
