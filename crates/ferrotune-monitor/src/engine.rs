@@ -67,6 +67,13 @@ pub struct Reject {
     pub record: String,
 }
 
+impl Reject {
+    /// A record of the input rejected for `reason` (not yet stored).
+    fn of(item: &SourceItem, reason: String) -> Self {
+        Self { id: 0, line: item.line, reason, record: item.raw.clone() }
+    }
+}
+
 /// What a batch did.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
@@ -146,21 +153,14 @@ impl Monitor {
             let record = match &item.record {
                 Ok(record) => record,
                 Err(reason) => {
-                    reject(
-                        &tx,
-                        &mut outcome,
-                        Reject { id: 0, line: item.line, reason: reason.clone(), record: item.raw.clone() },
-                    )?;
+                    reject(&tx, &mut outcome, Reject::of(item, reason.clone()))?;
                     continue;
                 }
             };
             let labelled = labels.next().expect("one verdict for each parsed record");
+            // A late record is rejected before it is stored.
             if let Some(late) = state.windows.lateness_error(record.time) {
-                reject(
-                    &tx,
-                    &mut outcome,
-                    Reject { id: 0, line: item.line, reason: late.to_string(), record: item.raw.clone() },
-                )?;
+                reject(&tx, &mut outcome, Reject::of(item, late.to_string()))?;
                 continue;
             }
             let key = record_key(record);
@@ -180,7 +180,7 @@ impl Monitor {
                 negative_score: labelled.negative_score,
                 text: record.text.clone(),
             };
-            count(&tx, state, topics.as_ref(), stored, item.line, &item.raw, &mut outcome)?;
+            count(&tx, state, topics.as_ref(), stored, &mut outcome)?;
         }
         state.position = last.next;
         tx.save("state", state)?;
@@ -199,8 +199,15 @@ impl Monitor {
         let tx = store.transaction()?;
         let mut outcome = BatchOutcome { read: rows.len(), ..Default::default() };
         for row in rows {
-            let raw = serde_json::json!({ "time": row.time, "text": row.text, "topic": row.topic }).to_string();
-            count(&tx, state, topics.as_ref(), row, 0, &raw, &mut outcome)?;
+            state.cursor = state.cursor.max(row.rowid);
+            // Workers store late records too; they are rejected here, with no input line.
+            if let Some(late) = state.windows.lateness_error(row.time) {
+                let record = serde_json::json!({ "time": row.time, "text": row.text, "topic": row.topic });
+                let reject_row = Reject { id: 0, line: 0, reason: late.to_string(), record: record.to_string() };
+                reject(&tx, &mut outcome, reject_row)?;
+                continue;
+            }
+            count(&tx, state, topics.as_ref(), row, &mut outcome)?;
         }
         tx.save("state", state)?;
         tx.commit()?;
@@ -239,11 +246,7 @@ pub fn store_classified(
                     None => outcome.duplicates += 1,
                 }
             }
-            Err(reason) => reject(
-                &tx,
-                &mut outcome,
-                Reject { id: 0, line: item.line, reason: reason.clone(), record: item.raw.clone() },
-            )?,
+            Err(reason) => reject(&tx, &mut outcome, Reject::of(item, reason.clone()))?,
         }
     }
     tx.commit()?;
@@ -276,20 +279,15 @@ fn reject(tx: &StoreTransaction<'_>, outcome: &mut BatchOutcome, mut reject: Rej
     Ok(())
 }
 
-/// Counts a stored record under each of its topics.
+/// Counts a stored record (not late) under each of its topics.
 fn count(
     tx: &StoreTransaction<'_>,
     state: &mut State,
     topics: Option<&TopicRules>,
     row: StoredRecord,
-    line: u64,
-    raw: &str,
     outcome: &mut BatchOutcome,
 ) -> Result<(), MonitorError> {
     state.cursor = state.cursor.max(row.rowid);
-    if let Some(late) = state.windows.lateness_error(row.time) {
-        return reject(tx, outcome, Reject { id: 0, line, reason: late.to_string(), record: raw.to_string() });
-    }
     let mut names = vec![OVERALL.to_string()];
     names.extend(row.topic.clone());
     if let Some(rules) = topics {
