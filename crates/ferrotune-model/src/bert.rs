@@ -9,15 +9,26 @@ use candle_nn::VarBuilder;
 use rand::RngCore;
 
 use crate::config::{Activation, BertConfig};
+use crate::lora::LoraSettings;
 use crate::dropout::{Dropout, Mode};
-use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, PackedLayer, Products, ScratchScope};
+use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, LoraShape, PackedLayer, Products, ScratchScope};
 use crate::ops;
 use crate::quant::{widen_int8, Int8Matrix, PackedLinear, Precision};
 
-/// A dense layer `x W^T + b` over the last dimension.
+/// A dense layer `x W^T + b` over the last dimension, with a LoRA adapter
+/// when the weights have one.
 pub struct Linear {
     weight: Tensor,
     bias: Tensor,
+    adapter: Option<Adapter>,
+}
+
+/// A LoRA adapter: `A` `[r, in]`, `B` `[out, r]` (see [`crate::lora`]).
+struct Adapter {
+    a: Tensor,
+    b: Tensor,
+    scaling: f64,
+    dropout: Dropout,
 }
 
 impl Linear {
@@ -25,24 +36,50 @@ impl Linear {
     /// int8 (beside a `weight_scale`, in a quantized folder) is left empty
     /// here: the encoder layer packs it for its kernels.
     pub fn new(vb: VarBuilder, in_dim: usize, out_dim: usize) -> Result<Self> {
+        Self::with_adapter(vb, in_dim, out_dim, None)
+    }
+
+    /// [`Self::new`], plus the LoRA adapter stored beside the weight
+    /// (`lora_A.weight`, `lora_B.weight`) when there is one; `lora` gives
+    /// its scaling and dropout and must be set when there is.
+    fn with_adapter(vb: VarBuilder, in_dim: usize, out_dim: usize, lora: Option<&LoraSettings>) -> Result<Self> {
         let weight = if vb.contains_tensor("weight_scale") {
             Tensor::zeros(0, DType::F32, vb.device())?
         } else {
             vb.get((out_dim, in_dim), "weight")?
         };
-        Ok(Self { weight, bias: vb.get(out_dim, "bias")? })
+        let adapter = match (vb.contains_tensor("lora_A.weight"), lora) {
+            (false, _) => None,
+            (true, None) => candle_core::bail!("{}: LoRA matrices without adapter settings", vb.prefix()),
+            (true, Some(lora)) => Some(Adapter {
+                a: vb.get((lora.rank, in_dim), "lora_A.weight")?,
+                b: vb.get((out_dim, lora.rank), "lora_B.weight")?,
+                scaling: lora.scaling(),
+                dropout: Dropout::new(lora.dropout),
+            }),
+        };
+        Ok(Self { weight, bias: vb.get(out_dim, "bias")?, adapter })
+    }
+
+    /// The layer, with its adapter's dropout in training.
+    fn forward_t(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        let dims = x.dims();
+        let in_dim = dims[dims.len() - 1];
+        let x = x.reshape((x.elem_count() / in_dim, in_dim))?;
+        let mut y = x.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        if let Some(adapter) = &self.adapter {
+            let low_rank = adapter.dropout.forward(&x, mode)?.matmul(&adapter.a.t()?)?.matmul(&adapter.b.t()?)?;
+            y = (y + (low_rank * adapter.scaling)?)?;
+        }
+        let mut out_dims = dims.to_vec();
+        *out_dims.last_mut().expect("rank >= 1") = self.bias.dim(0)?;
+        y.reshape(out_dims)
     }
 }
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim;
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
-        let mut out_dims = dims.to_vec();
-        *out_dims.last_mut().expect("rank >= 1") = self.weight.dim(0)?;
-        y.reshape(out_dims)
+        self.forward_t(x, &mut Mode::Eval)
     }
 }
 
@@ -159,10 +196,10 @@ impl Attention {
         let h = c.hidden_size;
         let sa = vb.pp("self");
         Ok(Self {
-            query: Linear::new(sa.pp("query"), h, h)?,
-            key: Linear::new(sa.pp("key"), h, h)?,
-            value: Linear::new(sa.pp("value"), h, h)?,
-            output: Linear::new(vb.pp("output").pp("dense"), h, h)?,
+            query: Linear::with_adapter(sa.pp("query"), h, h, c.lora.as_ref())?,
+            key: Linear::with_adapter(sa.pp("key"), h, h, c.lora.as_ref())?,
+            value: Linear::with_adapter(sa.pp("value"), h, h, c.lora.as_ref())?,
+            output: Linear::with_adapter(vb.pp("output").pp("dense"), h, h, c.lora.as_ref())?,
             norm: LayerNorm::new(vb.pp("output").pp("LayerNorm"), h, c.layer_norm_eps)?,
             heads: c.num_attention_heads,
             probs_dropout: Dropout::new(c.attention_probs_dropout_prob),
@@ -176,14 +213,15 @@ impl Attention {
         let (batch, len, hidden) = x.dims3()?;
         let head_dim = hidden / self.heads;
         let split = |t: Tensor| t.reshape((batch, len, self.heads, head_dim))?.transpose(1, 2)?.contiguous();
-        let q = split(self.query.forward(x)?)?;
-        let k = split(self.key.forward(x)?)?;
-        let v = split(self.value.forward(x)?)?;
+        let q = split(self.query.forward_t(x, mode)?)?;
+        let k = split(self.key.forward_t(x, mode)?)?;
+        let v = split(self.value.forward_t(x, mode)?)?;
         let scores = q.matmul(&k.t()?)?;
         let probs = masked_softmax(&scores, mask_bias, 1.0 / (head_dim as f64).sqrt())?;
         let probs = self.probs_dropout.forward(&probs, mode)?;
         let context = probs.matmul(&v)?.transpose(1, 2)?.reshape((batch, len, hidden))?;
-        let out = self.hidden_dropout.forward(&self.output.forward(&context)?, mode)?;
+        let out = self.output.forward_t(&context, mode)?;
+        let out = self.hidden_dropout.forward(&out, mode)?;
         self.norm.forward(&out.add(x)?)
     }
 }
@@ -220,8 +258,13 @@ impl Layer {
     fn new(vb: VarBuilder, c: &BertConfig) -> Result<Self> {
         let mut layer = Self {
             attention: Attention::new(vb.pp("attention"), c)?,
-            intermediate: Linear::new(vb.pp("intermediate").pp("dense"), c.hidden_size, c.intermediate_size)?,
-            output: Linear::new(vb.pp("output").pp("dense"), c.intermediate_size, c.hidden_size)?,
+            intermediate: Linear::with_adapter(
+                vb.pp("intermediate").pp("dense"),
+                c.hidden_size,
+                c.intermediate_size,
+                c.lora.as_ref(),
+            )?,
+            output: Linear::with_adapter(vb.pp("output").pp("dense"), c.intermediate_size, c.hidden_size, c.lora.as_ref())?,
             norm: LayerNorm::new(vb.pp("output").pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
             activation: c.hidden_act,
             dropout: Dropout::new(c.hidden_dropout_prob),
@@ -352,19 +395,48 @@ impl Layer {
             }),
             Mode::Eval => None,
         };
-        FusedLayer::apply(self.shape, x, self.parameters(), self.packed.as_ref(), self.products, mask_bias, dropout)
+        let adapters = self.adapters()?;
+        let lora = adapters.as_ref().map(|(shape, tensors)| (*shape, tensors.as_slice()));
+        #[rustfmt::skip]
+        let y = FusedLayer::apply(self.shape, x, self.parameters(), self.packed.as_ref(), self.products, mask_bias, dropout, lora);
+        y
+    }
+
+    /// The layer's LoRA adapters for the fused op: which matrices carry
+    /// one, and their `A`, `B` matrices slot by slot; `None` without any.
+    fn adapters(&self) -> Result<Option<(LoraShape, Vec<&Tensor>)>> {
+        let mut slots = [false; 6];
+        let mut tensors = Vec::new();
+        let mut settings = None;
+        for (slot, linear) in self.matrices().into_iter().enumerate() {
+            let Some(adapter) = &linear.adapter else { continue };
+            let rank = adapter.a.dim(0)?;
+            match settings {
+                Some((r, s, _)) if r != rank || s != adapter.scaling => {
+                    candle_core::bail!("LoRA adapters of one layer differ in rank or scaling")
+                }
+                _ => settings = Some((rank, adapter.scaling, adapter.dropout.p())),
+            }
+            slots[slot] = true;
+            tensors.push(&adapter.a);
+            tensors.push(&adapter.b);
+        }
+        Ok(settings.map(|(rank, scaling, dropout)| {
+            (LoraShape { slots, rank, scaling: scaling as f32, dropout }, tensors)
+        }))
     }
 
     /// The layer from candle's differentiable ops (any device).
     fn forward_composed(&self, x: &Tensor, mask_bias: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let attended = self.attention.forward(x, mask_bias, mode)?;
-        let inner = self.intermediate.forward(&attended)?;
+        let inner = self.intermediate.forward_t(&attended, mode)?;
         let inner = match self.activation {
             Activation::GeluErf => inner.gelu_erf()?,
             Activation::GeluTanh => inner.gelu()?,
             Activation::Relu => inner.relu()?,
         };
-        let out = self.dropout.forward(&self.output.forward(&inner)?, mode)?;
+        let out = self.output.forward_t(&inner, mode)?;
+        let out = self.dropout.forward(&out, mode)?;
         self.norm.forward(&out.add(&attended)?)
     }
 }
@@ -446,6 +518,7 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
+    use crate::lora::LoraTarget;
 
     fn config(activation: &str, dropout: f32) -> BertConfig {
         BertConfig::from_json(
@@ -593,6 +666,95 @@ mod tests {
             let again = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
             assert_eq!(max_diff(&again, &b), 0.0, "reused buffers change nothing");
         }
+    }
+
+    /// A layer with frozen random base weights and trainable LoRA
+    /// adapters (non-zero `B`, so that they change the output) on
+    /// `targets`; returns the layer and the adapters' variables.
+    fn adapted_layer(targets: &[LoraTarget], dropout: f32, seed: u64) -> (Layer, Layer, Vec<Var>) {
+        let mut c = config("gelu", 0.0);
+        let rank = 4;
+        c.lora = Some(LoraSettings { rank, alpha: 8.0, dropout, targets: targets.to_vec(), rslora: false });
+        let (base, _) = layer(&c, seed);
+        let mut tensors: HashMap<String, Tensor> =
+            WEIGHT_NAMES.iter().zip(base.parameters()).map(|(n, t)| (n.to_string(), t.detach())).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+        let shape = base.shape;
+        let mut vars = Vec::new();
+        for &t in targets {
+            let (out, inp) = crate::fused_layer::matrix_dims(&shape, t.slot());
+            for (name, dims) in [("lora_A", [rank, inp]), ("lora_B", [out, rank])] {
+                let var = Var::from_tensor(&random(&dims, &mut rng, 0.3)).unwrap();
+                tensors.insert(format!("{}.{name}.weight", t.module_path()), var.as_tensor().clone());
+                vars.push(var);
+            }
+        }
+        let detached = tensors.iter().map(|(n, t)| (n.clone(), t.detach())).collect();
+        let frozen = Layer::new(VarBuilder::from_tensors(detached, DType::F32, &Device::Cpu), &c).unwrap();
+        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+        (Layer::new(vb, &c).unwrap(), frozen, vars)
+    }
+
+    /// With adapters training, the fused layer gives the composed ops'
+    /// values and the gradients of the input and of every adapter matrix;
+    /// the base weights get none.
+    #[test]
+    fn lora_adapters_match_composed_ops_in_values_and_gradients() {
+        let all = LoraTarget::ALL;
+        for targets in [&[LoraTarget::Query, LoraTarget::Value][..], &all[..], &[LoraTarget::Output][..]] {
+            let (layer, frozen_layer, adapters) = adapted_layer(targets, 0.0, 21);
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let x = Var::from_tensor(&random(&[3, 7, 32], &mut rng, 1.0)).unwrap();
+            let probe = random(&[3, 7, 32], &mut rng, 1.0);
+            let mask = mask_bias(&[7, 4, 1], 7);
+            let fused = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+            let composed = layer.forward_composed(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+            assert!(max_diff(&fused, &composed) < 1e-4, "{targets:?}: values differ by {}", max_diff(&fused, &composed));
+            let g_fused = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            let g_composed = (&composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+            for (i, t) in std::iter::once(x.as_tensor()).chain(adapters.iter().map(|p| p.as_tensor())).enumerate() {
+                let (a, b) = (g_fused.get(t).expect("fused gradient"), g_composed.get(t).unwrap());
+                let err = max_diff(a, b) / (1.0 + max_abs(b));
+                assert!(err < 1e-4, "{targets:?}: gradient {i} differs by {err}");
+            }
+            assert!(layer.parameters().iter().all(|w| g_fused.get(w).is_none()), "the base is frozen");
+            // Without gradients (inference, read in place) the same values.
+            let frozen = frozen_layer.forward(&x.as_tensor().detach(), &mask, &mut Mode::Eval).unwrap();
+            assert!(!frozen.track_op());
+            assert!(max_diff(&frozen, &fused) < 1e-6);
+        }
+    }
+
+    /// The adapters' dropout: the gradient along a random direction matches
+    /// the finite difference of the loss (same seed, same masks).
+    #[test]
+    fn lora_dropout_gradient_matches_finite_difference() {
+        let (layer, _, adapters) = adapted_layer(&[LoraTarget::Query, LoraTarget::Intermediate], 0.3, 8);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let x = random(&[2, 6, 32], &mut rng, 1.0);
+        let probe = random(&[2, 6, 32], &mut rng, 1.0);
+        let mask = mask_bias(&[6, 4], 6);
+        let a = &adapters[0];
+        let direction = random(a.dims(), &mut rng, 1.0);
+        let loss = |layer: &Layer| {
+            let mut dropout_rng = ChaCha8Rng::seed_from_u64(11);
+            let y = layer.forward(&x, &mask, &mut Mode::Train(&mut dropout_rng)).unwrap();
+            (y * &probe).unwrap().sum_all().unwrap()
+        };
+        let grad = loss(&layer).backward().unwrap();
+        let analytic: f32 = (grad.get(a.as_tensor()).unwrap() * &direction).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let original = a.as_tensor().copy().unwrap();
+        let eps = 1e-2;
+        a.set(&(&original + (&direction * eps).unwrap()).unwrap()).unwrap();
+        let plus = loss(&layer).to_scalar::<f32>().unwrap();
+        a.set(&(&original - (&direction * eps).unwrap()).unwrap()).unwrap();
+        let minus = loss(&layer).to_scalar::<f32>().unwrap();
+        a.set(&original).unwrap();
+        let numeric = (plus - minus) / (2.0 * eps as f32);
+        assert!((analytic - numeric).abs() < 2e-2 * (1.0 + analytic.abs()), "analytic {analytic} vs numeric {numeric}");
+        let eval = layer.forward(&x, &mask, &mut Mode::Eval).unwrap();
+        let train = layer.forward(&x, &mask, &mut Mode::Train(&mut ChaCha8Rng::seed_from_u64(11))).unwrap();
+        assert!(max_diff(&eval, &train) > 1e-4, "the adapters' dropout changed nothing");
     }
 
     const WEIGHT_NAMES: [&str; 16] = [

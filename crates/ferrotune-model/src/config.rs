@@ -82,6 +82,9 @@ pub struct BertConfig {
     pub raw: serde_json::Value,
     /// What was quantized, for a folder written by `ferrotune quantize`.
     pub quantization: Option<crate::quant::QuantizationConfig>,
+    /// The LoRA adapters' settings when the weights carry adapters (set by
+    /// whoever adds them, never read from `config.json`).
+    pub lora: Option<crate::lora::LoraSettings>,
 }
 
 #[derive(Deserialize)]
@@ -243,6 +246,7 @@ impl BertConfig {
                 None | Some(serde_json::Value::Null) => None,
                 Some(q) => Some(serde_json::from_value(q.clone()).map_err(|e| format!("quantization_config: {e}"))?),
             },
+            lora: None,
             raw: raw_value,
         })
     }

@@ -26,6 +26,11 @@ impl Dropout {
         Self { p }
     }
 
+    /// The drop probability.
+    pub fn p(&self) -> f32 {
+        self.p
+    }
+
     /// Applies the dropout in training mode, nothing otherwise.
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let rng = match mode {

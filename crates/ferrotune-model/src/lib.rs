@@ -14,6 +14,7 @@ mod dropout;
 mod error;
 mod fused_layer;
 mod head;
+pub mod lora;
 mod model_folder;
 pub mod ops;
 mod params;

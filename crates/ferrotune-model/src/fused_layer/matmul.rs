@@ -114,3 +114,24 @@ pub(super) fn linear_backward(
         product(products, threads, rows, in_dim, out, dx.as_mut_ptr(), in_dim, accumulate, d, Mat::rows(w, 0, in_dim));
     }
 }
+
+/// [`linear_backward`] for a frozen `W`: only `dx` (+)= `dy W`.
+pub(super) fn linear_input_backward(
+    products: Products,
+    dy: &[f32],
+    dy_stride: usize,
+    in_dim: usize,
+    w: &[f32],
+    dx: &mut [f32],
+    accumulate: bool,
+) {
+    let (rows, out) = (dx.len() / in_dim, w.len() / in_dim);
+    assert!(dx.len() == rows * in_dim && w.len() == out * in_dim);
+    assert!(rows == 0 || (rows - 1) * dy_stride + out <= dy.len());
+    let (d, threads) = (Mat::rows(dy, 0, dy_stride), rayon::current_num_threads());
+    // SAFETY: every operand's reach was checked above; `dx` is borrowed
+    // mutably.
+    unsafe {
+        product(products, threads, rows, in_dim, out, dx.as_mut_ptr(), in_dim, accumulate, d, Mat::rows(w, 0, in_dim));
+    }
+}

@@ -20,6 +20,7 @@
 use std::sync::{Arc, Mutex};
 
 mod elementwise;
+mod lora;
 mod matmul;
 mod scratch;
 
@@ -33,9 +34,13 @@ use elementwise::{
     activate, activate_in_place, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask,
     softmax_row,
 };
+pub(crate) use lora::LoraShape;
+#[cfg(test)]
+pub(crate) use lora::matrix_dims;
+use lora::{LoraSaved, LoraWeights};
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
-use matmul::{linear_backward, linear_in, product};
+use matmul::{linear_backward, linear_in, linear_input_backward, product};
 pub(crate) use scratch::ScratchScope;
 
 use crate::strided::{Mat, Out};
@@ -135,6 +140,8 @@ struct Saved {
     hidden_mask_2: Option<Vec<u8>>,
     z2: Vec<f32>,
     stats2: Vec<(f32, f32)>,
+    /// Each adapted matrix's low-rank activations.
+    lora: [Option<LoraSaved>; 6],
 }
 
 /// A layer's six weight matrices (query, key, value, attention output,
@@ -150,9 +157,44 @@ pub(crate) struct FusedLayer {
     dropout: Option<LayerDropout>,
     /// The linear layers' products when the weights are fp32.
     products: Products,
+    /// The LoRA adapters on the weight matrices, if any.
+    lora: Option<LoraShape>,
+    /// When the adapters train: the frozen base parameters (the op's
+    /// differentiable input is then the adapters' flat vector).
+    frozen_base: Option<Vec<Tensor>>,
     /// Whether to keep activations for a backward pass.
     save: bool,
     saved: Mutex<Option<Saved>>,
+}
+
+/// The gradient of the op's flat input: the 16 base parameters', or the
+/// adapters' when only they train.
+enum Grads {
+    Base(Vec<f32>),
+    Lora(Vec<f32>),
+}
+
+/// The packed slot (0 to 5) of weight matrix `index` in the parameter order.
+fn slot_of(index: usize) -> usize {
+    match index {
+        0 | 2 | 4 => index / 2,
+        WO => 3,
+        WI => 4,
+        _ => 5,
+    }
+}
+
+/// Runs `f` on the CPU f32 slices of `tensors`, read in place.
+fn with_slices<R>(tensors: &[&Tensor], op: &str, f: impl FnOnce(&[&[f32]]) -> Result<R>) -> Result<R> {
+    let guards: Vec<_> = tensors.iter().map(|w| w.storage_and_layout()).collect();
+    let mut slices: Vec<&[f32]> = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        match &**storage {
+            Storage::Cpu(cpu) => slices.push(contiguous_f32(cpu, layout, op)?),
+            _ => candle_core::bail!("{op}: only the CPU backend is supported"),
+        }
+    }
+    f(&slices)
 }
 
 impl FusedLayer {
@@ -161,7 +203,9 @@ impl FusedLayer {
     /// needs a gradient the parameters go in as one flat, differentiable
     /// vector; otherwise they are read in place, and the weight matrices
     /// come from `packed` when it is given. The fp32 weight matrices'
-    /// products (forward and backward) take `products`' operands.
+    /// products (forward and backward) take `products`' operands. `lora`:
+    /// the adapters and their `A`, `B` matrices (slot by slot); when they
+    /// need gradients the base parameters are frozen.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn apply(
         shape: LayerShape,
@@ -171,58 +215,144 @@ impl FusedLayer {
         products: Products,
         mask_bias: &Tensor,
         dropout: Option<LayerDropout>,
+        lora: Option<(LoraShape, &[&Tensor])>,
     ) -> Result<Tensor> {
-        let dropout = dropout.filter(|d| d.hidden_p > 0.0 || d.attention_p > 0.0);
-        let save = x.track_op() || weights.iter().any(|w| w.track_op());
+        let (lora_shape, adapters) = match lora {
+            Some((s, a)) => (Some(s), a),
+            None => (None, &[][..]),
+        };
+        let lora_p = lora_shape.map_or(0.0, |l| l.dropout);
+        let dropout = dropout.filter(|d| d.hidden_p > 0.0 || d.attention_p > 0.0 || lora_p > 0.0);
+        let base_trains = weights.iter().any(|w| w.track_op());
+        let adapters_train = adapters.iter().any(|w| w.track_op());
+        if base_trains && adapters_train {
+            candle_core::bail!("BERT layer: the base weights and the LoRA adapters cannot train together");
+        }
+        let save = x.track_op() || base_trains || adapters_train;
         let packed = packed.filter(|_| !save).cloned();
-        let op = FusedLayer { shape, packed, dropout, products, save, saved: Mutex::new(None) };
+        let mut op = FusedLayer {
+            shape,
+            packed,
+            dropout,
+            products,
+            lora: lora_shape,
+            frozen_base: None,
+            save,
+            saved: Mutex::new(None),
+        };
         let (x, mask_bias) = (x.contiguous()?, mask_bias.contiguous()?);
+        let flatten = |ts: &[&Tensor]| -> Result<Tensor> {
+            Tensor::cat(&ts.iter().map(|w| w.flatten_all()).collect::<Result<Vec<_>>>()?, 0)
+        };
+        if save && lora_shape.is_some() {
+            if base_trains {
+                candle_core::bail!("BERT layer: full fine-tuning of a model with LoRA adapters; merge them first");
+            }
+            op.frozen_base = Some(weights.iter().map(|w| w.detach()).collect());
+            return x.apply_op3(&flatten(adapters)?, &mask_bias, op);
+        }
         if save {
-            let flat = Tensor::cat(&weights.iter().map(|w| w.flatten_all()).collect::<Result<Vec<_>>>()?, 0)?;
-            return x.apply_op3(&flat, &mask_bias, op);
+            return x.apply_op3(&flatten(&weights)?, &mask_bias, op);
         }
         let batch = check_shapes(&shape, x.dims(), mask_bias.dims(), op.name())?;
-        let guards: Vec<_> = weights.iter().map(|w| w.storage_and_layout()).collect();
-        let mut slices: Vec<&[f32]> = Vec::with_capacity(16);
-        for (i, ((storage, layout), size)) in guards.iter().zip(shape.sizes()).enumerate() {
-            let slice = match &**storage {
-                Storage::Cpu(cpu) => contiguous_f32(cpu, layout, op.name())?,
-                _ => candle_core::bail!("{}: only the CPU backend is supported", op.name()),
-            };
-            // Packed weight matrices replace the fp32 ones (left empty).
-            let packed_matrix = op.packed.is_some() && matches!(i, 0 | 2 | 4 | WO | WI | W2);
-            if slice.len() != size && !(packed_matrix && slice.is_empty()) {
-                candle_core::bail!("{}: a parameter of {} elements where {size} fit {shape:?}", op.name(), slice.len());
-            }
-            slices.push(slice);
-        }
-        let w: [&[f32]; 16] = slices.try_into().expect("16 parameters");
-        let y = with_f32(&x, op.name(), |x| with_f32(&mask_bias, op.name(), |m| Ok(op.forward(x, &w, m, batch).0)))?;
+        let y = op.with_base(&weights, |w| {
+            with_slices(adapters, op.name(), |parts| {
+                let lora = match &op.lora {
+                    Some(l) => Some(l.from_parts(&op.shape, parts)?),
+                    None => None,
+                };
+                with_f32(&x, op.name(), |x| {
+                    with_f32(&mask_bias, op.name(), |m| Ok(op.forward(x, w, lora.as_ref(), m, batch).0))
+                })
+            })
+        })?;
         Tensor::from_vec(y, x.shape(), x.device())
     }
 
+    /// Runs `f` on the 16 base parameters read in place (packed weight
+    /// matrices leave their fp32 ones empty).
+    fn with_base<R>(&self, weights: &[&Tensor], f: impl FnOnce(&[&[f32]; 16]) -> Result<R>) -> Result<R> {
+        let shape = self.shape;
+        with_slices(weights, self.name(), |slices| {
+            for (i, (slice, size)) in slices.iter().zip(shape.sizes()).enumerate() {
+                let packed_matrix = self.packed.is_some() && matches!(i, 0 | 2 | 4 | WO | WI | W2);
+                if slice.len() != size && !(packed_matrix && slice.is_empty()) {
+                    candle_core::bail!(
+                        "{}: a parameter of {} elements where {size} fit {shape:?}",
+                        self.name(),
+                        slice.len()
+                    );
+                }
+            }
+            let w: &[&[f32]; 16] = slices.try_into().map_err(|_| candle_core::Error::Msg("16 parameters".into()))?;
+            f(w)
+        })
+    }
+
     /// `out[:, col..] = x · Wᵀ + b` for weight matrix `index` (0, 2, 4, 6,
-    /// 10, 12 in the parameter order), from the packed matrices if any.
+    /// 10, 12 in the parameter order), from the packed matrices if any,
+    /// plus the matrix's adapter's low-rank product; returns what the
+    /// adapter's backward pass needs when the layer saves activations.
     #[allow(clippy::too_many_arguments)]
     fn linear(
         &self,
         index: usize,
         w: &[&[f32]; 16],
+        lora: Option<&LoraWeights>,
         x: &[f32],
         in_dim: usize,
         out: &mut [f32],
         width: usize,
         col: usize,
-    ) {
-        let slot = match index {
-            0 | 2 | 4 => index / 2,
-            WO => 3,
-            WI => 4,
-            _ => 5,
-        };
+    ) -> Option<LoraSaved> {
+        let slot = slot_of(index);
         match &self.packed {
             Some(packed) => packed[slot].linear(x, w[index + 1], out, width, col),
             None => linear_in(self.products, x, in_dim, w[index], w[index + 1], out, width, col),
+        }
+        let (shape, lora) = (self.lora.as_ref()?, lora?);
+        let (a, b) = (lora.a[slot]?, lora.b[slot]?);
+        let mask = match &self.dropout {
+            Some(d) if shape.dropout > 0.0 => Some(lora::input_mask(x.len(), shape.dropout, d.seed, slot)),
+            _ => None,
+        };
+        let saved = lora::forward(shape, x, in_dim, a, b, mask, out, width, col);
+        self.save.then_some(saved)
+    }
+
+    /// Backward of weight matrix `index` (see [`Self::linear`]) given `dy`
+    /// (rows `dy_stride` apart): `dx` (+)= `dy W` plus the adapter's part;
+    /// the matrix's gradient into `grads` (the base's, or its adapter's).
+    #[allow(clippy::too_many_arguments)]
+    fn linear_grad(
+        &self,
+        index: usize,
+        w: &[&[f32]; 16],
+        lora: Option<&LoraWeights>,
+        saved: &mut [Option<LoraSaved>; 6],
+        dy: &[f32],
+        dy_stride: usize,
+        x: &[f32],
+        in_dim: usize,
+        grads: &mut Grads,
+        dx: &mut [f32],
+        accumulate: bool,
+    ) {
+        let slot = slot_of(index);
+        match grads {
+            Grads::Base(dw) => {
+                let (o, _) = self.shape.offsets();
+                let dw = &mut dw[o[index]..o[index] + self.shape.sizes()[index]];
+                linear_backward(self.products, dy, dy_stride, x, in_dim, w[index], dw, dx, accumulate);
+            }
+            Grads::Lora(dl) => {
+                linear_input_backward(self.products, dy, dy_stride, in_dim, w[index], dx, accumulate);
+                let (Some(shape), Some(lora), Some(s)) = (&self.lora, lora, saved[slot].take()) else { return };
+                let (Some(a), Some(b)) = (lora.a[slot], lora.b[slot]) else { return };
+                let (ra, rb) = shape.ranges(&self.shape)[slot].clone().expect("an adapted slot");
+                let (da, db) = dl[ra.start..rb.end].split_at_mut(ra.len());
+                lora::backward(shape, &s, dy, dy_stride, x, in_dim, a, b, da, db, dx);
+            }
         }
     }
 
@@ -256,15 +386,23 @@ impl FusedLayer {
         self.dropout.as_ref().map_or(0.0, |d| d.attention_p)
     }
 
-    fn forward(&self, x: &[f32], w: &[&[f32]; 16], mask_bias: &[f32], batch: usize) -> (Vec<f32>, Option<Saved>) {
+    fn forward(
+        &self,
+        x: &[f32],
+        w: &[&[f32]; 16],
+        lora: Option<&LoraWeights>,
+        mask_bias: &[f32],
+        batch: usize,
+    ) -> (Vec<f32>, Option<Saved>) {
         let LayerShape { hidden: h, heads, inner: inner_dim, eps, activation } = self.shape;
         let (rows, head_dim) = (x.len() / h, h / heads);
         let len = rows / batch;
         let weight = |i: usize| w[i];
 
+        let mut lora_saved: [Option<LoraSaved>; 6] = Default::default();
         let mut qkv = scratch::take(rows * 3 * h);
         for j in 0..3 {
-            self.linear(2 * j, w, x, h, &mut qkv, 3 * h, j * h);
+            lora_saved[j] = self.linear(2 * j, w, lora, x, h, &mut qkv, 3 * h, j * h);
         }
 
         // Attention, one (sequence, head) pair per task; heads are read from
@@ -323,7 +461,7 @@ impl FusedLayer {
         }
 
         let mut z1 = scratch::take(rows * h);
-        self.linear(WO, w, &context, h, &mut z1, h, 0);
+        lora_saved[3] = self.linear(WO, w, lora, &context, h, &mut z1, h, 0);
         // Inference keeps nothing for a backward pass: its buffers go back
         // as soon as they are used, for the feed-forward block to take.
         let (qkv, context) = if self.save {
@@ -340,13 +478,13 @@ impl FusedLayer {
         let mut z2 = scratch::take(rows * h);
         let inner = if self.save {
             let mut inner = vec![0f32; rows * inner_dim];
-            self.linear(WI, w, &attended, h, &mut inner, inner_dim, 0);
+            lora_saved[4] = self.linear(WI, w, lora, &attended, h, &mut inner, inner_dim, 0);
             let activated = activate(&inner, activation);
-            self.linear(W2, w, &activated, inner_dim, &mut z2, h, 0);
+            lora_saved[5] = self.linear(W2, w, lora, &activated, inner_dim, &mut z2, h, 0);
             inner
         } else {
             scratch::give_back(std::mem::take(&mut z1));
-            self.feed_forward_in_chunks(w, &attended, &mut z2);
+            self.feed_forward_in_chunks(w, lora, &attended, &mut z2);
             Vec::new()
         };
         let hidden_mask_2 = self.mask(rows * h, 2);
@@ -370,6 +508,7 @@ impl FusedLayer {
             hidden_mask_2,
             z2,
             stats2,
+            lora: lora_saved,
         });
         (y, saved)
     }
@@ -379,7 +518,7 @@ impl FusedLayer {
     /// layer's largest buffer, and per chunk they stay small. Chunks are at
     /// least [`FFN_ROWS`] rows, so each takes the same product kernel as the
     /// whole would.
-    fn feed_forward_in_chunks(&self, w: &[&[f32]; 16], attended: &[f32], z2: &mut [f32]) {
+    fn feed_forward_in_chunks(&self, w: &[&[f32]; 16], lora: Option<&LoraWeights>, attended: &[f32], z2: &mut [f32]) {
         let LayerShape { hidden: h, inner: inner_dim, activation, .. } = self.shape;
         let rows = attended.len() / h;
         let chunks = (rows / FFN_ROWS).max(1);
@@ -388,77 +527,85 @@ impl FusedLayer {
             let start = chunk * FFN_ROWS;
             let end = if chunk + 1 == chunks { rows } else { start + FFN_ROWS };
             let values = &mut inner[..(end - start) * inner_dim];
-            self.linear(WI, w, &attended[start * h..end * h], h, values, inner_dim, 0);
+            self.linear(WI, w, lora, &attended[start * h..end * h], h, values, inner_dim, 0);
             activate_in_place(values, activation);
-            self.linear(W2, w, values, inner_dim, &mut z2[start * h..end * h], h, 0);
+            self.linear(W2, w, lora, values, inner_dim, &mut z2[start * h..end * h], h, 0);
         }
         scratch::give_back(inner);
     }
 
-    fn backward(&self, s: Saved, x: &[f32], w: &[&[f32]; 16], batch: usize, dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
+    /// The backward pass: `dx` and the gradient of the op's flat input
+    /// (the base parameters', or the adapters' when `lora` trains).
+    fn backward(
+        &self,
+        mut s: Saved,
+        x: &[f32],
+        w: &[&[f32]; 16],
+        lora: Option<&LoraWeights>,
+        batch: usize,
+        dy: &[f32],
+    ) -> (Vec<f32>, Vec<f32>) {
         let LayerShape { hidden: h, heads, inner: inner_dim, activation, .. } = self.shape;
         let (o, total) = self.shape.offsets();
         let sizes = self.shape.sizes();
         let (rows, head_dim) = (x.len() / h, h / heads);
         let len = rows / batch;
         let weight = |i: usize| w[i];
-        let mut dw = vec![0f32; total];
-        // Where parameter `i`'s gradient goes in `dw`.
-        let slot = |i: usize| o[i]..o[i] + sizes[i];
+        let mut grads = match (&self.lora, &self.frozen_base) {
+            (Some(l), Some(_)) => Grads::Lora(vec![0f32; l.len(&self.shape)]),
+            _ => Grads::Base(vec![0f32; total]),
+        };
+        // Writes the gradient of base parameter `i` (not of a frozen base).
+        let set = |grads: &mut Grads, i: usize, values: &[f32]| {
+            if let Grads::Base(dw) = grads {
+                dw[o[i]..o[i] + sizes[i]].copy_from_slice(values);
+            }
+        };
+        let trains_base = matches!(grads, Grads::Base(_));
+        let mut lora_saved = std::mem::take(&mut s.lora);
 
         // Second layer norm, dropout, residual.
         let (mut d_out, ln_w, ln_b) = layer_norm_rows_backward(&s.z2, &s.stats2, weight(LN2_W), dy);
-        dw[slot(LN2_W)].copy_from_slice(&ln_w);
-        dw[slot(LN2_B)].copy_from_slice(&ln_b);
+        set(&mut grads, LN2_W, &ln_w);
+        set(&mut grads, LN2_B, &ln_b);
         let mut d_attended = d_out.clone();
         dropout_backward(&mut d_out, s.hidden_mask_2.as_deref(), self.hidden_p());
 
         // Feed-forward output projection.
-        dw[slot(B2)].copy_from_slice(&column_sums(&d_out, h));
+        if trains_base {
+            set(&mut grads, B2, &column_sums(&d_out, h));
+        }
         let activated = activate(&s.inner, activation);
         let mut d_inner = vec![0f32; rows * inner_dim];
-        linear_backward(
-            self.products,
-            &d_out,
-            h,
-            &activated,
-            inner_dim,
-            weight(W2),
-            &mut dw[slot(W2)],
-            &mut d_inner,
-            false,
-        );
+        #[rustfmt::skip]
+        self.linear_grad(W2, w, lora, &mut lora_saved, &d_out, h, &activated, inner_dim, &mut grads, &mut d_inner, false);
         drop(activated);
         drop(d_out);
         activation_backward(&mut d_inner, &s.inner, activation);
 
         // Feed-forward input projection.
-        dw[slot(BI)].copy_from_slice(&column_sums(&d_inner, inner_dim));
-        linear_backward(
-            self.products,
-            &d_inner,
-            inner_dim,
-            &s.attended,
-            h,
-            weight(WI),
-            &mut dw[slot(WI)],
-            &mut d_attended,
-            true,
-        );
+        if trains_base {
+            set(&mut grads, BI, &column_sums(&d_inner, inner_dim));
+        }
+        #[rustfmt::skip]
+        self.linear_grad(WI, w, lora, &mut lora_saved, &d_inner, inner_dim, &s.attended, h, &mut grads, &mut d_attended, true);
         drop(d_inner);
 
         // First layer norm, dropout, residual.
         let (mut d_proj, ln_w, ln_b) = layer_norm_rows_backward(&s.z1, &s.stats1, weight(LN1_W), &d_attended);
         drop(d_attended);
-        dw[slot(LN1_W)].copy_from_slice(&ln_w);
-        dw[slot(LN1_B)].copy_from_slice(&ln_b);
+        set(&mut grads, LN1_W, &ln_w);
+        set(&mut grads, LN1_B, &ln_b);
         let mut dx = d_proj.clone();
         dropout_backward(&mut d_proj, s.hidden_mask_1.as_deref(), self.hidden_p());
 
         // Attention output projection.
-        dw[slot(BO)].copy_from_slice(&column_sums(&d_proj, h));
+        if trains_base {
+            set(&mut grads, BO, &column_sums(&d_proj, h));
+        }
         let mut d_context = vec![0f32; rows * h];
-        linear_backward(self.products, &d_proj, h, &s.context, h, weight(WO), &mut dw[slot(WO)], &mut d_context, false);
+        #[rustfmt::skip]
+        self.linear_grad(WO, w, lora, &mut lora_saved, &d_proj, h, &s.context, h, &mut grads, &mut d_context, false);
         drop(d_proj);
 
         // Attention, one (sequence, head) pair per task.
@@ -533,22 +680,35 @@ impl FusedLayer {
         drop(d_context);
 
         // q, k, v projections.
-        let bias_grads = column_sums(&d_qkv, 3 * h);
-        for j in 0..3 {
-            dw[slot(2 * j + 1)].copy_from_slice(&bias_grads[j * h..(j + 1) * h]);
-            linear_backward(
-                self.products,
-                &d_qkv[j * h..],
-                3 * h,
-                x,
-                h,
-                weight(2 * j),
-                &mut dw[slot(2 * j)],
-                &mut dx,
-                true,
-            );
+        if trains_base {
+            let bias_grads = column_sums(&d_qkv, 3 * h);
+            for j in 0..3 {
+                set(&mut grads, 2 * j + 1, &bias_grads[j * h..(j + 1) * h]);
+            }
         }
-        (dx, dw)
+        for j in 0..3 {
+            #[rustfmt::skip]
+            self.linear_grad(2 * j, w, lora, &mut lora_saved, &d_qkv[j * h..], 3 * h, x, h, &mut grads, &mut dx, true);
+        }
+        match grads {
+            Grads::Base(dw) | Grads::Lora(dw) => (dx, dw),
+        }
+    }
+}
+
+impl FusedLayer {
+    /// Runs `f` on the base parameters and the adapters given the op's flat
+    /// input: the base's 16 parameters, or, when the adapters train, theirs
+    /// (the frozen base then read in place).
+    fn with_flat<R>(&self, flat: &[f32], f: impl FnOnce(&[&[f32]; 16], Option<&LoraWeights>) -> Result<R>) -> Result<R> {
+        match (&self.lora, &self.frozen_base) {
+            (Some(lora), Some(base)) => {
+                let adapters = lora.split(&self.shape, flat)?;
+                let base: Vec<&Tensor> = base.iter().collect();
+                self.with_base(&base, |w| f(w, Some(&adapters)))
+            }
+            _ => f(&self.shape.split(flat)?, None),
+        }
     }
 }
 
@@ -567,10 +727,10 @@ impl CustomOp3 for FusedLayer {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let x = contiguous_f32(s1, l1, self.name())?;
-        let w = contiguous_f32(s2, l2, self.name())?;
+        let flat = contiguous_f32(s2, l2, self.name())?;
         let mask = contiguous_f32(s3, l3, self.name())?;
         let batch = check_shapes(&self.shape, l1.dims(), l3.dims(), self.name())?;
-        let (y, saved) = self.forward(x, &self.shape.split(w)?, mask, batch);
+        let (y, saved) = self.with_flat(flat, |w, lora| Ok(self.forward(x, w, lora, mask, batch)))?;
         if saved.is_some() {
             *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = saved;
         }
@@ -591,9 +751,10 @@ impl CustomOp3 for FusedLayer {
         })?;
         let batch = x.dim(0)?;
         let (dx, dw) = with_f32(x, self.name(), |x| {
-            with_f32(w, self.name(), |w| {
-                let w = self.shape.split(w)?;
-                with_f32(grad, self.name(), |dy| Ok(self.backward(saved, x, &w, batch, dy)))
+            with_f32(w, self.name(), |flat| {
+                self.with_flat(flat, |w, lora| {
+                    with_f32(grad, self.name(), |dy| Ok(self.backward(saved, x, w, lora, batch, dy)))
+                })
             })
         })?;
         Ok((
