@@ -41,6 +41,8 @@ pub struct EvalArgs {
     #[command(flatten)]
     pooling: crate::embed::PoolingArgs,
     #[command(flatten)]
+    adapter: crate::predict::AdapterArg,
+    #[command(flatten)]
     inference: crate::predict::InferenceArgs,
 }
 
@@ -91,7 +93,7 @@ fn run_retrieval(args: &EvalArgs, corpus: &Path, queries: &Path, matches: &ArgMa
 
 /// Scores a fine-tuned model on a labelled file of its task.
 fn run_labelled(args: &EvalArgs, data: &Path) -> anyhow::Result<()> {
-    let model = args.inference.load(&args.model)?;
+    let model = args.inference.load(&args.model, args.adapter.adapter.as_deref())?;
     if let Some(task) = args.task.filter(|&t| t != model.task()) {
         anyhow::bail!(UsageError(format!("--task {task}: the model was fine-tuned for {}", model.task())));
     }

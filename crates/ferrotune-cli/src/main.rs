@@ -6,6 +6,7 @@ mod brand;
 mod embed;
 mod eval;
 mod faq;
+mod merge;
 mod monitor;
 mod predict;
 mod progress;
@@ -46,6 +47,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Write a compact int8 or bf16 copy of a fine-tuned model.
     Quantize(quantize::QuantizeArgs),
+    /// Fold a LoRA adapter into its base model: a plain Hugging Face folder.
+    Merge(merge::MergeArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
     Brand(brand::BrandArgs),
     /// A FAQ assistant: build an index from a FAQ file, answer questions, hand over when unsure.
@@ -85,6 +88,7 @@ fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Predict(args) => predict::run(args),
         Command::Embed(args) => embed::run(args, matches.subcommand_matches("embed").expect("embed was parsed")),
         Command::Quantize(args) => quantize::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Brand(args) => brand::run(args),
         Command::Faq(args) => faq::run(args),
         Command::Monitor(args) => monitor::run(args),

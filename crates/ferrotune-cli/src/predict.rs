@@ -66,18 +66,35 @@ impl InferenceArgs {
     }
 
     /// Checks the settings, sizes the thread pool, opens the device and
-    /// loads a fine-tuned model folder of any task.
-    pub fn load(&self, dir: &Path) -> anyhow::Result<FineTuned> {
+    /// loads a fine-tuned model folder of any task, or a base folder with
+    /// a LoRA adapter on it.
+    pub fn load(&self, dir: &Path, adapter: Option<&Path>) -> anyhow::Result<FineTuned> {
         let settings = self.settings()?;
-        Ok(FineTuned::load(dir, settings, &self.init()?)?)
+        let device = self.init()?;
+        Ok(match adapter {
+            Some(adapter) => FineTuned::load_with_adapter(dir, adapter, settings, &device)?,
+            None => FineTuned::load(dir, settings, &device)?,
+        })
     }
+}
+
+/// A LoRA adapter to run on `--model`.
+#[derive(Args)]
+pub struct AdapterArg {
+    /// A LoRA adapter folder (PEFT's adapter_config.json and
+    /// adapter_model.safetensors, with a config.json naming its labels) to
+    /// run on --model, which is then the base model it was trained on.
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
 }
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Fine-tuned model folder.
+    /// Fine-tuned model folder (with --adapter: the base model).
     #[arg(long)]
     model: PathBuf,
+    #[command(flatten)]
+    adapter: AdapterArg,
     /// Input: one text per line (.txt), JSONL {"text": ...} / {"tokens": [...]}
     /// / {"text_a", "text_b"} (.jsonl; pairs: sequence models), or a .tsv/.csv
     /// file with a header [default: stdin].
@@ -105,7 +122,7 @@ const CHUNK_LINES: usize = 1024;
 /// and writes one JSON line per input, in order.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let model = args.inference.load(&args.model)?;
+    let model = args.inference.load(&args.model, args.adapter.adapter.as_deref())?;
     let load_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let mut reader = read_inputs(args.input.as_deref(), args.format).map_err(|e| match e {

@@ -33,7 +33,11 @@ impl TrainObserver for TrainProgress {
             d.max_len,
             d.task.long_input_handling()
         );
-        eprintln!("model: {} parameters{labels}", d.parameters);
+        let trainable = match d.trainable < d.parameters {
+            true => format!(" ({} trainable, {:.2}%)", d.trainable, 100.0 * d.trainable as f64 / d.parameters as f64),
+            false => String::new(),
+        };
+        eprintln!("model: {} parameters{trainable}{labels}", d.parameters);
     }
 
     fn start(&mut self, start: &RunStart) {

@@ -8,6 +8,7 @@ use std::time::Instant;
 use candle_core::Device;
 use ferrotune_data::{Task, TextInput};
 use ferrotune_eval::TaskReport;
+use ferrotune_model::lora::AdapterFolder;
 use ferrotune_model::quant::Precision;
 use ferrotune_model::{BertConfig, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
 use ferrotune_text::WordTokenizer;
@@ -163,6 +164,37 @@ impl FineTuned {
             ),
             Task::Retrieval => return Err(InferError::RetrievalModel),
         };
+        Self::with_tokenizer(model, dir, settings)
+    }
+
+    /// Loads the base folder `base` with the LoRA adapter folder `adapter`
+    /// on it (PEFT's layout; its `config.json` names the task and labels),
+    /// onto `device`; the tokenizer is the base's.
+    pub fn load_with_adapter(
+        base: &Path,
+        adapter: &Path,
+        settings: RunSettings,
+        device: &Device,
+    ) -> Result<Self, InferError> {
+        settings.validate()?;
+        let base = &ferrotune_model::model_folder(base);
+        let adapter_dir = &ferrotune_model::model_folder(adapter);
+        let precision = settings.precision_for(&base.join("config.json"))?;
+        let adapter = AdapterFolder::read(adapter_dir)?;
+        let model = match BertConfig::fine_tuned_task(adapter_dir)? {
+            Task::Ner => TaskModel::Token(
+                TokenClassifier::load_with_adapter(base, &adapter, device)?.frozen()?.with_precision(precision)?,
+            ),
+            Task::Sequence(_) => TaskModel::Sequence(
+                SequenceClassifier::load_with_adapter(base, &adapter, device)?.frozen()?.with_precision(precision)?,
+            ),
+            Task::Retrieval => return Err(InferError::RetrievalModel),
+        };
+        Self::with_tokenizer(model, base, settings)
+    }
+
+    /// The model with the tokenizer of folder `dir`, checked against it.
+    fn with_tokenizer(model: TaskModel, dir: &Path, settings: RunSettings) -> Result<Self, InferError> {
         let config = match &model {
             TaskModel::Token(m) => &m.config,
             TaskModel::Sequence(m) => &m.config,

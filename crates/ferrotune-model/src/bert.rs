@@ -9,9 +9,9 @@ use candle_nn::VarBuilder;
 use rand::RngCore;
 
 use crate::config::{Activation, BertConfig};
-use crate::lora::LoraSettings;
 use crate::dropout::{Dropout, Mode};
 use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, LoraShape, PackedLayer, Products, ScratchScope};
+use crate::lora::LoraSettings;
 use crate::ops;
 use crate::quant::{widen_int8, Int8Matrix, PackedLinear, Precision};
 
@@ -264,17 +264,16 @@ impl Layer {
                 c.intermediate_size,
                 c.lora.as_ref(),
             )?,
-            output: Linear::with_adapter(vb.pp("output").pp("dense"), c.intermediate_size, c.hidden_size, c.lora.as_ref())?,
+            output: Linear::with_adapter(
+                vb.pp("output").pp("dense"),
+                c.intermediate_size,
+                c.hidden_size,
+                c.lora.as_ref(),
+            )?,
             norm: LayerNorm::new(vb.pp("output").pp("LayerNorm"), c.hidden_size, c.layer_norm_eps)?,
             activation: c.hidden_act,
             dropout: Dropout::new(c.hidden_dropout_prob),
-            shape: LayerShape {
-                hidden: c.hidden_size,
-                heads: c.num_attention_heads,
-                inner: c.intermediate_size,
-                eps: c.layer_norm_eps as f32,
-                activation: c.hidden_act,
-            },
+            shape: LayerShape::of(c),
             hidden_dropout: c.hidden_dropout_prob,
             attention_dropout: c.attention_probs_dropout_prob,
             packed: None,
@@ -421,9 +420,8 @@ impl Layer {
             tensors.push(&adapter.a);
             tensors.push(&adapter.b);
         }
-        Ok(settings.map(|(rank, scaling, dropout)| {
-            (LoraShape { slots, rank, scaling: scaling as f32, dropout }, tensors)
-        }))
+        Ok(settings
+            .map(|(rank, scaling, dropout)| (LoraShape { slots, rank, scaling: scaling as f32, dropout }, tensors)))
     }
 
     /// The layer from candle's differentiable ops (any device).
@@ -709,7 +707,11 @@ mod tests {
             let mask = mask_bias(&[7, 4, 1], 7);
             let fused = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
             let composed = layer.forward_composed(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
-            assert!(max_diff(&fused, &composed) < 1e-4, "{targets:?}: values differ by {}", max_diff(&fused, &composed));
+            assert!(
+                max_diff(&fused, &composed) < 1e-4,
+                "{targets:?}: values differ by {}",
+                max_diff(&fused, &composed)
+            );
             let g_fused = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             let g_composed = (&composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
             for (i, t) in std::iter::once(x.as_tensor()).chain(adapters.iter().map(|p| p.as_tensor())).enumerate() {
@@ -742,7 +744,8 @@ mod tests {
             (y * &probe).unwrap().sum_all().unwrap()
         };
         let grad = loss(&layer).backward().unwrap();
-        let analytic: f32 = (grad.get(a.as_tensor()).unwrap() * &direction).unwrap().sum_all().unwrap().to_scalar().unwrap();
+        let analytic: f32 =
+            (grad.get(a.as_tensor()).unwrap() * &direction).unwrap().sum_all().unwrap().to_scalar().unwrap();
         let original = a.as_tensor().copy().unwrap();
         let eps = 1e-2;
         a.set(&(&original + (&direction * eps).unwrap()).unwrap()).unwrap();

@@ -22,6 +22,9 @@ pub struct ParamStore {
     /// name: handed out as stored when a layer asks for `U8`, widened to
     /// f32 (a new tensor each time) when it asks for f32.
     int8: BTreeMap<String, Tensor>,
+    /// Tensors that do not train (the base under LoRA adapters): handed
+    /// out detached, left out of [`Self::trainable`].
+    frozen: BTreeSet<String>,
     source: PathBuf,
     device: Device,
 }
@@ -52,7 +55,7 @@ impl ParamStore {
     /// An empty store on `device`; `source` names the weights file in
     /// error messages.
     pub fn new(source: PathBuf, device: &Device) -> Self {
-        Self { vars: BTreeMap::new(), int8: BTreeMap::new(), source, device: device.clone() }
+        Self { vars: BTreeMap::new(), int8: BTreeMap::new(), frozen: BTreeSet::new(), source, device: device.clone() }
     }
 
     /// The device the tensors live on.
@@ -130,6 +133,27 @@ impl ParamStore {
         self.vars.iter()
     }
 
+    /// Freezes every tensor for which `trains` is false: it is handed out
+    /// detached (no gradient) and is not among [`Self::trainable`].
+    pub fn freeze_all_but(&mut self, trains: impl Fn(&str) -> bool) {
+        self.frozen = self.vars.keys().filter(|n| !trains(n)).cloned().collect();
+    }
+
+    /// Makes every tensor trainable again.
+    pub fn unfreeze(&mut self) {
+        self.frozen.clear();
+    }
+
+    /// The tensors that train, sorted by name (all unless some are frozen).
+    pub fn trainable(&self) -> impl Iterator<Item = (&String, &Var)> {
+        self.vars.iter().filter(|(n, _)| !self.frozen.contains(*n))
+    }
+
+    /// Number of scalar parameters that train.
+    pub fn trainable_count(&self) -> usize {
+        self.trainable().map(|(_, v)| v.elem_count()).sum()
+    }
+
     /// Number of scalar parameters (int8 ones included, their scales not).
     pub fn parameter_count(&self) -> usize {
         let int8 = self.int8.iter().filter(|(_, t)| t.dtype() == DType::U8).map(|(_, t)| t.elem_count());
@@ -161,18 +185,19 @@ impl ParamStore {
         save_atomic(&tensors, path)
     }
 
-    /// Writes the tensors under their canonical names, atomically.
+    /// Writes the trainable tensors under their canonical names, atomically.
     pub fn save_canonical(&self, path: &Path) -> Result<(), ModelError> {
         let tensors: HashMap<String, Tensor> =
-            self.vars.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect();
+            self.trainable().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect();
         save_atomic(&tensors, path)
     }
 
-    /// Overwrites every tensor with the one of the same name in `path`
-    /// (written by [`Self::save_canonical`]); names and shapes must match.
+    /// Overwrites every trainable tensor with the one of the same name in
+    /// `path` (written by [`Self::save_canonical`]); names and shapes must
+    /// match.
     pub fn restore(&self, path: &Path) -> Result<(), ModelError> {
         let other = Self::load(path, &self.device)?;
-        for (name, var) in &self.vars {
+        for (name, var) in self.trainable() {
             let saved = other.vars.get(name).ok_or_else(|| ModelError::Weights {
                 path: path.to_path_buf(),
                 message: format!("missing tensor '{name}'"),
@@ -181,6 +206,24 @@ impl ParamStore {
         }
         Ok(())
     }
+}
+
+/// Writes `tensors` with the header's `metadata`, atomically.
+pub(crate) fn save_safetensors(
+    tensors: &[(String, Tensor)],
+    metadata: Option<BTreeMap<String, String>>,
+    path: &Path,
+) -> Result<(), ModelError> {
+    let metadata = metadata.map(|m| m.into_iter().collect());
+    ferrotune_data::atomic::write_atomic(path, |tmp| {
+        let contiguous: Vec<(&str, Tensor)> = tensors
+            .iter()
+            .map(|(n, t)| Ok((n.as_str(), t.contiguous()?)))
+            .collect::<candle_core::Result<_>>()
+            .map_err(std::io::Error::other)?;
+        safetensors::serialize_to_file(contiguous, metadata, tmp).map_err(std::io::Error::other)
+    })
+    .map_err(|e| ModelError::io(path, e))
 }
 
 fn save_atomic(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(), ModelError> {
@@ -219,7 +262,7 @@ impl SimpleBackend for Backend<'_> {
 
     fn get_unchecked(&self, name: &str, dtype: DType, _: &Device) -> candle_core::Result<Tensor> {
         let tensor = match (self.store.vars.get(name), self.store.int8.get(name)) {
-            (Some(var), _) if self.detach => var.as_tensor().detach(),
+            (Some(var), _) if self.detach || self.store.frozen.contains(name) => var.as_tensor().detach(),
             (Some(var), _) => var.as_tensor().clone(),
             (None, Some(q)) if dtype == DType::U8 || q.dtype() != DType::U8 => q.clone(),
             (None, Some(q)) => {

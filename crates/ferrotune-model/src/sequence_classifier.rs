@@ -12,6 +12,7 @@ use ferrotune_data::{SequenceKind, Target, Task};
 use crate::bert::{BertEncoder, Linear};
 use crate::dropout::{Dropout, Mode};
 use crate::head::{normal_init, save_model};
+use crate::lora::{AdapterFolder, LoraSettings, PeftTaskType};
 use crate::{Batch, BertConfig, ModelError, ParamStore, Pooling};
 
 /// A BERT encoder, a pooling of its token states and a linear head.
@@ -56,9 +57,31 @@ impl SequenceClassifier {
     /// `device` (the CPU, or a GPU with the `cuda` feature).
     pub fn load(dir: &Path, head: SequenceHead, device: &Device) -> Result<Self, ModelError> {
         let config = BertConfig::load(&dir.join("config.json"))?;
-        let weights = dir.join("model.safetensors");
-        let mut params = ParamStore::load(&weights, device)?;
+        let params = ParamStore::load(&dir.join("model.safetensors"), device)?;
         crate::quant::check_names(&config, &params, dir)?;
+        Self::with_head(config, params, head, dir)
+    }
+
+    /// Loads the base folder `base` with `adapter` on it: the adapter's
+    /// matrices and its saved head (see [`AdapterFolder::apply`]); the
+    /// task and labels come from the adapter's `config.json`.
+    pub fn load_with_adapter(base: &Path, adapter: &AdapterFolder, device: &Device) -> Result<Self, ModelError> {
+        let mut config = BertConfig::load(&base.join("config.json"))?;
+        let mut params = ParamStore::load(&base.join("model.safetensors"), device)?;
+        adapter.apply(base, &mut config, &mut params)?;
+        let head_config = BertConfig::load(&adapter.dir.join("config.json"))?;
+        config.task = head_config.task;
+        config.pooling = head_config.pooling;
+        Self::with_head(config, params, SequenceHead::Saved, base)
+    }
+
+    fn with_head(
+        config: BertConfig,
+        mut params: ParamStore,
+        head: SequenceHead,
+        dir: &Path,
+    ) -> Result<Self, ModelError> {
+        let weights = dir.join("model.safetensors");
         let has = |params: &ParamStore, name: &str| {
             params.get(&format!("{name}.weight")).is_some() && params.get(&format!("{name}.bias")).is_some()
         };
@@ -99,6 +122,34 @@ impl SequenceClassifier {
         let (config, labels, params, dir) =
             (self.config.clone(), self.labels.clone(), self.params.clone(), self.source_dir.clone());
         Self::build(config, self.kind, labels, self.pooling, params, dir, true)
+    }
+
+    /// The modules trained beside LoRA adapters and saved with them (as
+    /// PEFT's `modules_to_save`): the classifier, and the pooler when the
+    /// head uses it.
+    fn saved_modules(&self) -> &'static [&'static str] {
+        match self.pooling {
+            Pooling::Cls => &["classifier", "pooler"],
+            Pooling::Mean => &["classifier"],
+        }
+    }
+
+    /// Trains new LoRA adapters from now on (see
+    /// [`crate::lora::add_new_adapters`]): the base frozen, the head (and
+    /// pooler) trained.
+    pub fn with_new_lora(self, settings: &LoraSettings, seed: u64) -> Result<Self, ModelError> {
+        let trained = self.saved_modules();
+        let Self { mut config, kind, labels, pooling, source_dir, mut params, .. } = self;
+        crate::lora::add_new_adapters(&mut config, &mut params, settings, seed, trained)?;
+        Self::build(config, kind, labels, pooling, params, source_dir, false)
+    }
+
+    /// The model with its adapters folded into the base weights (see
+    /// [`crate::lora::merge_into`]).
+    pub fn merged(self) -> Result<Self, ModelError> {
+        let Self { mut config, kind, labels, pooling, source_dir, mut params, .. } = self;
+        crate::lora::merge_into(&mut config, &mut params)?;
+        Self::build(config, kind, labels, pooling, params, source_dir, true)
     }
 
     fn build(
@@ -235,7 +286,17 @@ impl SequenceClassifier {
     /// Writes a Hugging Face `BertForSequenceClassification` folder
     /// (`config.json` with `problem_type` and `id2label`, `model.safetensors`),
     /// each file atomically. Tokenizer files are the caller's.
+    ///
+    /// With LoRA adapters it writes the adapter folder instead, in PEFT's
+    /// layout (see [`AdapterFolder::write`]), the head saved with it.
     pub fn save_pretrained(&self, dir: &Path) -> Result<(), ModelError> {
-        save_model(dir, &self.config.to_head_json(Task::Sequence(self.kind), &self.labels, self.pooling), &self.params)
+        let head = self.config.to_head_json(Task::Sequence(self.kind), &self.labels, self.pooling);
+        match &self.config.lora {
+            Some(lora) => {
+                let saved = self.saved_modules();
+                AdapterFolder::write(dir, lora, PeftTaskType::SeqCls, saved, &self.params, &head, &self.source_dir)
+            }
+            None => save_model(dir, &head, &self.params),
+        }
     }
 }

@@ -11,6 +11,7 @@ use ferrotune_data::Task;
 use crate::bert::{BertEncoder, Linear};
 use crate::dropout::{Dropout, Mode};
 use crate::head::{normal_init, save_model};
+use crate::lora::{AdapterFolder, LoraSettings, PeftTaskType};
 use crate::{Batch, BertConfig, ModelError, ParamStore, Pooling};
 
 /// A BERT encoder with a linear tag classifier over its last hidden state.
@@ -46,9 +47,28 @@ impl TokenClassifier {
     /// `device` (the CPU, or a GPU with the `cuda` feature).
     pub fn load(dir: &Path, head: TokenHead, device: &Device) -> Result<Self, ModelError> {
         let config = BertConfig::load(&dir.join("config.json"))?;
-        let weights = dir.join("model.safetensors");
-        let mut params = ParamStore::load(&weights, device)?;
+        let params = ParamStore::load(&dir.join("model.safetensors"), device)?;
         crate::quant::check_names(&config, &params, dir)?;
+        Self::with_head(config, params, head, dir)
+    }
+
+    /// Loads the base folder `base` with `adapter` on it: the adapter's
+    /// matrices and its saved head (see [`AdapterFolder::apply`]).
+    pub fn load_with_adapter(base: &Path, adapter: &AdapterFolder, device: &Device) -> Result<Self, ModelError> {
+        let mut config = BertConfig::load(&base.join("config.json"))?;
+        let mut params = ParamStore::load(&base.join("model.safetensors"), device)?;
+        adapter.apply(base, &mut config, &mut params)?;
+        if !adapter.has_tensor("classifier.weight") || adapter.labels.is_none() {
+            return Err(ModelError::Weights {
+                path: adapter.dir.join(crate::lora::ADAPTER_WEIGHTS),
+                message: "no token-classification head (base_model.model.classifier.* and a config.json with id2label) in this adapter".into(),
+            });
+        }
+        Self::with_head(config, params, TokenHead::Saved, base)
+    }
+
+    fn with_head(config: BertConfig, mut params: ParamStore, head: TokenHead, dir: &Path) -> Result<Self, ModelError> {
+        let weights = dir.join("model.safetensors");
         let saved_head = params.get("classifier.weight").is_some() && params.get("classifier.bias").is_some();
         let labels = match head {
             TokenHead::Saved => match (&config.labels, saved_head) {
@@ -86,6 +106,24 @@ impl TokenClassifier {
             weights,
             true,
         )
+    }
+
+    /// Trains new LoRA adapters from now on (see
+    /// [`crate::lora::add_new_adapters`]): the base frozen, the head trained.
+    pub fn with_new_lora(self, settings: &LoraSettings, seed: u64) -> Result<Self, ModelError> {
+        let Self { mut config, labels, source_dir, mut params, .. } = self;
+        crate::lora::add_new_adapters(&mut config, &mut params, settings, seed, &["classifier"])?;
+        let weights = source_dir.join("model.safetensors");
+        Self::build(config, labels, params, source_dir, weights, false)
+    }
+
+    /// The model with its adapters folded into the base weights (see
+    /// [`crate::lora::merge_into`]): a plain model with the same outputs.
+    pub fn merged(self) -> Result<Self, ModelError> {
+        let Self { mut config, labels, source_dir, mut params, .. } = self;
+        crate::lora::merge_into(&mut config, &mut params)?;
+        let weights = source_dir.join("model.safetensors");
+        Self::build(config, labels, params, source_dir, weights, true)
     }
 
     fn build(
@@ -162,7 +200,22 @@ impl TokenClassifier {
     /// (with `id2label`/`label2id`) and `model.safetensors` (`bert.*`,
     /// `classifier.*`), each file atomically. Tokenizer files are the
     /// caller's (see `ferrotune_text::copy_tokenizer_files`).
+    ///
+    /// With LoRA adapters it writes the adapter folder instead, in PEFT's
+    /// layout (see [`AdapterFolder::write`]), the head saved with it.
     pub fn save_pretrained(&self, dir: &Path) -> Result<(), ModelError> {
-        save_model(dir, &self.config.to_head_json(Task::Ner, &self.labels, Pooling::Cls), &self.params)
+        let head = self.config.to_head_json(Task::Ner, &self.labels, Pooling::Cls);
+        match &self.config.lora {
+            Some(lora) => AdapterFolder::write(
+                dir,
+                lora,
+                PeftTaskType::TokenCls,
+                &["classifier"],
+                &self.params,
+                &head,
+                &self.source_dir,
+            ),
+            None => save_model(dir, &head, &self.params),
+        }
     }
 }

@@ -29,6 +29,8 @@ pub(crate) struct WeightsFile {
     path: PathBuf,
     /// Tensors by name, with their data's start in the file.
     entries: BTreeMap<String, (Entry, u64)>,
+    /// The header's `__metadata__` (free-form strings).
+    metadata: BTreeMap<String, String>,
 }
 
 impl WeightsFile {
@@ -48,7 +50,10 @@ impl WeightsFile {
         file.read_exact(&mut header).map_err(|e| ModelError::io(path, e))?;
         let mut raw: BTreeMap<String, serde_json::Value> =
             serde_json::from_slice(&header).map_err(|e| error(format!("header is not valid JSON: {e}")))?;
-        raw.remove("__metadata__");
+        let metadata = match raw.remove("__metadata__") {
+            Some(value) => serde_json::from_value(value).map_err(|e| error(format!("__metadata__: {e}")))?,
+            None => BTreeMap::new(),
+        };
         let data_start = 8 + header_bytes;
         let mut entries = BTreeMap::new();
         for (name, value) in raw {
@@ -72,7 +77,17 @@ impl WeightsFile {
             }
             entries.insert(name, (entry, data_start + begin));
         }
-        Ok(Self { file, path: path.to_path_buf(), entries })
+        Ok(Self { file, path: path.to_path_buf(), entries, metadata })
+    }
+
+    /// A value of the header's `__metadata__`.
+    pub(crate) fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// The shape of tensor `name`, if there is one.
+    pub(crate) fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|(e, _)| e.shape.as_slice())
     }
 
     /// The names of the tensors, sorted.

@@ -53,7 +53,7 @@ pub use batching::{distinct_batches, epoch_batches, Batching};
 pub use error::TrainError;
 pub use observer::{DataSummary, EpochReport, RunStart, Silent, StepReport, TrainObserver};
 pub use optimizer::{decays, AdamW, AdamWConfig};
-pub use options::TrainOptions;
+pub use options::{Peft, TrainOptions};
 pub use ranking_loss::ranking_loss;
 pub use schedule::{learning_rate, Schedule};
 pub use trainer::{train, TrainRequest, TrainSummary};

@@ -59,8 +59,11 @@ impl NerTask {
             None => None,
         };
         let head = TokenHead::For { labels: &label_names, seed: options.seed };
-        let model =
-            TokenClassifier::load(model_dir, head, &request.device)?.with_training_precision(options.precision)?;
+        let mut model = TokenClassifier::load(model_dir, head, &request.device)?;
+        if let Some(lora) = options.lora_settings() {
+            model = model.with_new_lora(&lora, options.seed)?;
+        }
+        let model = model.with_training_precision(options.precision)?;
         Ok(Self { model, examples, dev, sentences: sentences.len(), split, pad_id: tokenizer.pad_id })
     }
 }

@@ -23,8 +23,10 @@ pub struct DataSummary {
     pub pairs: bool,
     /// Labels the head learns.
     pub labels: usize,
-    /// Trainable parameters of the model.
+    /// Parameters of the model.
     pub parameters: usize,
+    /// Of those, how many train (fewer than all with LoRA).
+    pub trainable: usize,
 }
 
 /// Where the run starts from.

@@ -122,10 +122,11 @@ fn with_f32<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> candle_core::Result<R
 }
 
 impl AdamW {
-    /// An optimizer for every parameter of `params`, moments at zero.
+    /// An optimizer for every trainable parameter of `params` (frozen ones
+    /// get no moments), moments at zero.
     pub fn new(params: &ParamStore, config: AdamWConfig) -> Self {
         let slots = params
-            .iter()
+            .trainable()
             .map(|(name, var)| Slot {
                 name: name.clone(),
                 var: var.clone(),

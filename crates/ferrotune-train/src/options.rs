@@ -5,6 +5,7 @@
 
 use clap::Args;
 use ferrotune_data::Task;
+use ferrotune_model::lora::{LoraSettings, LoraTarget};
 use ferrotune_model::quant::Precision;
 use ferrotune_model::Pooling;
 use serde::{Deserialize, Serialize};
@@ -71,6 +72,34 @@ pub struct TrainOptions {
     /// AVX-512 BF16, emulated elsewhere).
     #[arg(long, value_enum, default_value_t = TrainOptions::default().precision)]
     pub precision: Precision,
+    /// Parameter-efficient fine-tuning: none (every weight trains) or lora
+    /// (low-rank adapters on a frozen base, saved in PEFT's format).
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().peft)]
+    pub peft: Peft,
+    /// LoRA: rank of the adapters.
+    #[arg(long, default_value_t = TrainOptions::default().lora_r)]
+    pub lora_r: usize,
+    /// LoRA: alpha (the adapters' product is scaled by alpha / r).
+    #[arg(long, default_value_t = TrainOptions::default().lora_alpha)]
+    pub lora_alpha: f64,
+    /// LoRA: dropout on the adapters' input.
+    #[arg(long, default_value_t = TrainOptions::default().lora_dropout)]
+    pub lora_dropout: f32,
+    /// LoRA: the adapted matrices of every layer, any of query, key, value,
+    /// attention.output.dense, intermediate.dense, output.dense.
+    #[arg(long, default_value_t = TrainOptions::default().lora_targets)]
+    pub lora_targets: String,
+}
+
+/// How many of the weights train.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Peft {
+    /// Full fine-tuning.
+    #[default]
+    None,
+    /// LoRA adapters (Hugging Face PEFT's `LoraConfig`).
+    Lora,
 }
 
 impl Default for TrainOptions {
@@ -92,6 +121,11 @@ impl Default for TrainOptions {
             eval_batch_size: 64,
             precision: Precision::Fp32,
             scale: 20.0,
+            peft: Peft::None,
+            lora_r: 8,
+            lora_alpha: 16.0,
+            lora_dropout: 0.1,
+            lora_targets: "query,value".into(),
         }
     }
 }
@@ -131,7 +165,36 @@ impl TrainOptions {
         if self.precision == Precision::Int8 {
             return invalid("precision", "fp32 or bf16 (int8 is for inference: `ferrotune quantize`)");
         }
+        if self.lora_r == 0 {
+            return invalid("lora_r", "at least 1 (and at most the hidden size)");
+        }
+        if !(self.lora_alpha > 0.0 && self.lora_alpha.is_finite()) {
+            return invalid("lora_alpha", "a positive number");
+        }
+        if !(0.0..1.0).contains(&self.lora_dropout) {
+            return invalid("lora_dropout", "in [0, 1)");
+        }
+        if LoraTarget::parse_list(&self.lora_targets).is_err() {
+            return invalid(
+                "lora_targets",
+                "a comma-separated list of query, key, value, attention.output.dense, intermediate.dense, output.dense",
+            );
+        }
+        if self.peft == Peft::Lora && self.task == Task::Retrieval {
+            return invalid("peft", "none for retrieval (LoRA trains the ner and sequence tasks)");
+        }
         Ok(())
+    }
+
+    /// The adapters' settings when `peft` is `lora`.
+    pub fn lora_settings(&self) -> Option<LoraSettings> {
+        (self.peft == Peft::Lora).then(|| LoraSettings {
+            rank: self.lora_r,
+            alpha: self.lora_alpha,
+            dropout: self.lora_dropout,
+            targets: LoraTarget::parse_list(&self.lora_targets).unwrap_or_default(),
+            rslora: false,
+        })
     }
 }
 
@@ -149,6 +212,11 @@ mod tests {
             (TrainOptions { max_len: 2, ..Default::default() }, "max_len must be between 3 and 4096"),
             (TrainOptions { warmup_ratio: 1.5, ..Default::default() }, "warmup_ratio must be between 0 and 1"),
             (TrainOptions { scale: 0.0, ..Default::default() }, "scale must be a positive number"),
+            (TrainOptions { lora_r: 0, ..Default::default() }, "lora_r must be at least 1 (and at most the hidden size)"),
+            (
+                TrainOptions { lora_targets: "query,c_attn".into(), ..Default::default() },
+                "lora_targets must be a comma-separated list of query, key, value, attention.output.dense, intermediate.dense, output.dense",
+            ),
             (
                 TrainOptions { precision: Precision::Int8, ..Default::default() },
                 "precision must be fp32 or bf16 (int8 is for inference: `ferrotune quantize`)",

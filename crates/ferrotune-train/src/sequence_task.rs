@@ -45,8 +45,11 @@ impl SequenceTask {
             None => None,
         };
         let head = SequenceHead::For { kind, labels: &labels, pooling: options.pooling, seed: options.seed };
-        let model =
-            SequenceClassifier::load(model_dir, head, &request.device)?.with_training_precision(options.precision)?;
+        let mut model = SequenceClassifier::load(model_dir, head, &request.device)?;
+        if let Some(lora) = options.lora_settings() {
+            model = model.with_new_lora(&lora, options.seed)?;
+        }
+        let model = model.with_training_precision(options.precision)?;
         Ok(Self {
             model,
             inputs,

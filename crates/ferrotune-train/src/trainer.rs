@@ -104,6 +104,7 @@ pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result
         pairs: task.pairs(),
         labels: task.labels().len(),
         parameters: task.params().parameter_count(),
+        trainable: task.params().trainable_count(),
     });
     let mut run = Run::start(request, task, observer)?;
     for epoch in run.state.epochs_done + 1..=options.epochs {

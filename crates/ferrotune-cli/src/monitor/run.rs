@@ -96,7 +96,7 @@ struct Classifier {
 
 impl Classifier {
     fn load(args: &RunArgs) -> anyhow::Result<Self> {
-        let model = args.inference.load(&args.model)?;
+        let model = args.inference.load(&args.model, None)?;
         if !matches!(model.task(), ferrotune_data::Task::Sequence(ferrotune_data::SequenceKind::Classify)) {
             anyhow::bail!(
                 "{}: a sentiment (text classification) model is needed, not {}",

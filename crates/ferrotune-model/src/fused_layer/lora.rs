@@ -85,7 +85,12 @@ impl LoraShape {
                 candle_core::bail!("LoRA: too few adapter matrices for {:?}", self.slots);
             };
             if a.len() != self.rank * inp || b.len() != out * self.rank {
-                candle_core::bail!("LoRA: matrix {slot} adapters of {} and {} values, rank {}", a.len(), b.len(), self.rank);
+                candle_core::bail!(
+                    "LoRA: matrix {slot} adapters of {} and {} values, rank {}",
+                    a.len(),
+                    b.len(),
+                    self.rank
+                );
             }
             weights.a[slot] = Some(a);
             weights.b[slot] = Some(b);
@@ -155,12 +160,32 @@ pub(super) fn forward(
     // `rows x r`; `out` holds `rows` rows of `width` with `col + out_dim`
     // inside each (checked above).
     unsafe {
-        matmul_f32(rows, r, in_dim, xa.as_mut_ptr(), r, false, Mat::rows(input, 0, in_dim), Mat::rows(a, 0, in_dim).t(), threads);
+        matmul_f32(
+            rows,
+            r,
+            in_dim,
+            xa.as_mut_ptr(),
+            r,
+            false,
+            Mat::rows(input, 0, in_dim),
+            Mat::rows(a, 0, in_dim).t(),
+            threads,
+        );
     }
     xa.iter_mut().for_each(|v| *v *= lora.scaling);
     // SAFETY: as above.
     unsafe {
-        matmul_f32(rows, out_dim, r, out[col..].as_mut_ptr(), width, true, Mat::rows(&xa, 0, r), Mat::rows(b, 0, r).t(), threads);
+        matmul_f32(
+            rows,
+            out_dim,
+            r,
+            out[col..].as_mut_ptr(),
+            width,
+            true,
+            Mat::rows(&xa, 0, r),
+            Mat::rows(b, 0, r).t(),
+            threads,
+        );
     }
     LoraSaved { xa, mask }
 }
@@ -203,8 +228,28 @@ pub(super) fn backward(
     // SAFETY: as above.
     unsafe {
         // dA = d(drop(x) Aᵀ)ᵀ drop(x)
-        matmul_f32(r, in_dim, rows, da.as_mut_ptr(), in_dim, false, Mat::rows(&d_xa, 0, r).t(), Mat::rows(input, 0, in_dim), threads);
-        matmul_f32(rows, in_dim, r, d_input.as_mut_ptr(), in_dim, false, Mat::rows(&d_xa, 0, r), Mat::rows(a, 0, in_dim), threads);
+        matmul_f32(
+            r,
+            in_dim,
+            rows,
+            da.as_mut_ptr(),
+            in_dim,
+            false,
+            Mat::rows(&d_xa, 0, r).t(),
+            Mat::rows(input, 0, in_dim),
+            threads,
+        );
+        matmul_f32(
+            rows,
+            in_dim,
+            r,
+            d_input.as_mut_ptr(),
+            in_dim,
+            false,
+            Mat::rows(&d_xa, 0, r),
+            Mat::rows(a, 0, in_dim),
+            threads,
+        );
     }
     match &saved.mask {
         Some(m) => {

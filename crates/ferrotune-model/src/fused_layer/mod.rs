@@ -34,9 +34,7 @@ use elementwise::{
     activate, activate_in_place, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask,
     softmax_row,
 };
-pub(crate) use lora::LoraShape;
-#[cfg(test)]
-pub(crate) use lora::matrix_dims;
+pub(crate) use lora::{matrix_dims, LoraShape};
 use lora::{LoraSaved, LoraWeights};
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
@@ -80,6 +78,17 @@ pub(crate) struct LayerShape {
 }
 
 impl LayerShape {
+    /// The shape of `config`'s layers.
+    pub(crate) fn of(c: &crate::BertConfig) -> Self {
+        Self {
+            hidden: c.hidden_size,
+            heads: c.num_attention_heads,
+            inner: c.intermediate_size,
+            eps: c.layer_norm_eps as f32,
+            activation: c.hidden_act,
+        }
+    }
+
     /// Element counts of the parameters, in order.
     fn sizes(&self) -> [usize; 16] {
         let (h, i) = (self.hidden, self.inner);
@@ -700,7 +709,11 @@ impl FusedLayer {
     /// Runs `f` on the base parameters and the adapters given the op's flat
     /// input: the base's 16 parameters, or, when the adapters train, theirs
     /// (the frozen base then read in place).
-    fn with_flat<R>(&self, flat: &[f32], f: impl FnOnce(&[&[f32]; 16], Option<&LoraWeights>) -> Result<R>) -> Result<R> {
+    fn with_flat<R>(
+        &self,
+        flat: &[f32],
+        f: impl FnOnce(&[&[f32]; 16], Option<&LoraWeights>) -> Result<R>,
+    ) -> Result<R> {
         match (&self.lora, &self.frozen_base) {
             (Some(lora), Some(base)) => {
                 let adapters = lora.split(&self.shape, flat)?;

@@ -8,7 +8,9 @@
 //! `s = alpha / r` (`alpha / √r` with rsLoRA).
 
 mod folder;
+mod init;
 mod settings;
 
-// pub use folder::{merge_into, AdapterFolder, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+pub use folder::{merge_into, AdapterFolder, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+pub use init::add_new_adapters;
 pub use settings::{LoraSettings, LoraTarget, PeftTaskType};
