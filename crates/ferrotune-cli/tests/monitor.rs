@@ -283,23 +283,33 @@ fn sigkill_at_random_moments_then_restart_equals_an_uninterrupted_run() {
 
     let (db, alerts) = (t.join("killed.sqlite"), t.join("killed.jsonl"));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(15);
-    let (mut kills, mut progress) = (0, Vec::new());
-    while kills < 5 {
+    // Kills until five have landed mid-stream after new records were
+    // stored; a kill before the first commit of a (loaded, slow) restart
+    // stores nothing and is followed by a longer wait.
+    let (mut kills, mut progress, mut stretch) = (0, vec![0], 1.0);
+    while progress.len() <= 5 && kills < 20 {
         let mut child = monitor_command(&model, &input, &db, &alerts, &small_batches).spawn().unwrap();
-        std::thread::sleep(whole.mul_f64(rng.random_range(0.05..0.2)));
+        std::thread::sleep(whole.mul_f64(rng.random_range(0.05..0.2) * stretch));
         if child.try_wait().unwrap().is_some() {
             break;
         }
         child.kill().unwrap();
         child.wait().unwrap();
         kills += 1;
-        progress.push(stored_records(&db));
+        let stored = stored_records(&db);
+        if stored > *progress.last().unwrap() && stored < 5000 {
+            progress.push(stored);
+            stretch = 1.0;
+        } else {
+            stretch *= 1.5;
+        }
     }
     let run = monitor_command(&model, &input, &db, &alerts, &small_batches).output().unwrap();
     assert!(run.status.success(), "{}", stderr(&run));
-    assert_eq!(kills, 5, "the run ended before 5 kills landed (uninterrupted run: {whole:?})");
-    let mid_stream = progress.windows(2).filter(|p| p[0] < p[1] && p[1] < 5000).count();
-    assert!(mid_stream >= 3, "records stored after each kill: {progress:?} (uninterrupted run: {whole:?})");
+    assert!(
+        progress.len() > 5,
+        "{kills} kills, records stored after those that landed mid-stream: {progress:?} (uninterrupted run: {whole:?})"
+    );
     eprintln!("records stored after each kill: {progress:?}; uninterrupted run {whole:?}");
 
     let (windows, raised) = store_contents(&db);

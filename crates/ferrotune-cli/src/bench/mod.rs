@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use candle_core::{Device, Tensor};
 use clap::{Args, Subcommand};
+use ferrotune_model::lora::{LoraSettings, LoraTarget};
 use ferrotune_model::quant::Precision;
 use ferrotune_model::{Batch, Mode, TokenClassifier, TokenHead};
 use ferrotune_train::{AdamW, AdamWConfig};
@@ -65,6 +66,13 @@ struct Shape {
     /// Precision of the linear layers (train-step: fp32 or bf16 mixed precision).
     #[arg(long, value_enum, default_value_t = Precision::Fp32)]
     precision: Precision,
+    /// train-step: train LoRA adapters of this rank (alpha 2r) on a frozen
+    /// base instead of every weight.
+    #[arg(long)]
+    lora_r: Option<usize>,
+    /// train-step with --lora-r: the adapted matrices.
+    #[arg(long, default_value = "query,value")]
+    lora_targets: String,
 }
 
 /// Runs `ferrotune bench`.
@@ -128,6 +136,11 @@ fn forward(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> 
 
 fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Value> {
     let mut setup = Setup::new(shape, device)?;
+    if let Some(rank) = shape.lora_r {
+        let targets = LoraTarget::parse_list(&shape.lora_targets).map_err(crate::UsageError)?;
+        let lora = LoraSettings { rank, alpha: 2.0 * rank as f64, dropout: 0.1, targets, rslora: false };
+        setup.model = setup.model.with_new_lora(&lora, 1)?;
+    }
     setup.model = setup.model.with_training_precision(shape.precision)?;
     let mut optimizer = AdamW::new(setup.model.params(), AdamWConfig::default());
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -155,6 +168,7 @@ fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Valu
     }
     Ok(json!({
         "workload": "train-step", "precision": shape.precision, "batch": shape.batch, "len": shape.len, "load_s": setup.load_s, "times_s": times,
+        "lora_r": shape.lora_r, "trainable": setup.model.params().trainable_count(),
         "phases_s": { "forward": forward, "backward": backward, "optimizer": optimize },
     }))
 }
