@@ -76,7 +76,7 @@ impl LoraShape {
 
     /// The adapters' `A` and `B` slices from one slice per matrix, in the
     /// flat order (`A` then `B`, slot by slot).
-    pub(crate) fn from_parts<'a>(&self, layer: &LayerShape, parts: &[&'a [f32]]) -> Result<LoraWeights<'a>> {
+    pub(crate) fn weights_of<'a>(&self, layer: &LayerShape, parts: &[&'a [f32]]) -> Result<LoraWeights<'a>> {
         let mut weights = LoraWeights { a: [None; 6], b: [None; 6] };
         let mut parts = parts.iter();
         for slot in (0..6).filter(|&s| self.slots[s]) {

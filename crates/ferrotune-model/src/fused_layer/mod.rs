@@ -129,24 +129,21 @@ pub(crate) struct LayerDropout {
 
 // ------------------------------------------------------------------ the op
 
-/// What the backward pass needs from the forward pass.
+/// What the backward pass needs from the forward pass. The dropout masks
+/// are drawn again from the pass's seed, and the first layer norm's output
+/// is computed again from its input: both cost less than keeping them.
 struct Saved {
-    /// q, k, v side by side, `[rows, 3 * hidden]`.
+    /// q, k, v side by side, `[rows, 3 * hidden]` (the attention
+    /// probabilities are recomputed from them: `[batch, heads, len, len]`
+    /// values would be the largest buffer kept).
     qkv: Vec<f32>,
-    /// Attention probabilities before dropout, `[batch, heads, len, len]`.
-    probs: Vec<f32>,
-    attention_mask: Option<Vec<u8>>,
     /// Attention context, `[rows, hidden]`.
     context: Vec<f32>,
-    hidden_mask_1: Option<Vec<u8>>,
     /// Input of the first layer norm and its row statistics.
     z1: Vec<f32>,
     stats1: Vec<(f32, f32)>,
-    /// Output of the first layer norm.
-    attended: Vec<f32>,
     /// Feed-forward pre-activation, `[rows, inner]`.
     inner: Vec<f32>,
-    hidden_mask_2: Option<Vec<u8>>,
     z2: Vec<f32>,
     stats2: Vec<(f32, f32)>,
     /// Each adapted matrix's low-rank activations.
@@ -267,7 +264,7 @@ impl FusedLayer {
         let y = op.with_base(&weights, |w| {
             with_slices(adapters, op.name(), |parts| {
                 let lora = match &op.lora {
-                    Some(l) => Some(l.from_parts(&op.shape, parts)?),
+                    Some(l) => Some(l.weights_of(&op.shape, parts)?),
                     None => None,
                 };
                 with_f32(&x, op.name(), |x| {
@@ -410,8 +407,8 @@ impl FusedLayer {
 
         let mut lora_saved: [Option<LoraSaved>; 6] = Default::default();
         let mut qkv = scratch::take(rows * 3 * h);
-        for j in 0..3 {
-            lora_saved[j] = self.linear(2 * j, w, lora, x, h, &mut qkv, 3 * h, j * h);
+        for (j, saved) in lora_saved.iter_mut().take(3).enumerate() {
+            *saved = self.linear(2 * j, w, lora, x, h, &mut qkv, 3 * h, j * h);
         }
 
         // Attention, one (sequence, head) pair per task; heads are read from
@@ -453,21 +450,12 @@ impl FusedLayer {
                 product(products, 1, len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v);
             }
         };
-        // The backward pass needs every pair's probabilities; inference only
-        // one pair's at a time per thread.
-        let mut probs = Vec::new();
-        if self.save {
-            probs = vec![0f32; pairs * len * len];
-            probs
-                .par_chunks_mut(len * len)
-                .enumerate()
-                .for_each_init(|| vec![0f32; len * len], |dropped, (bh, p)| attend(bh, p, dropped));
-        } else {
-            (0..pairs).into_par_iter().for_each_init(
-                || (vec![0f32; len * len], vec![0f32; len * len]),
-                |(p, dropped), bh| attend(bh, p, dropped),
-            );
-        }
+        // One pair's probabilities at a time per thread (the backward pass
+        // recomputes them).
+        (0..pairs).into_par_iter().for_each_init(
+            || (vec![0f32; len * len], vec![0f32; len * len]),
+            |(p, dropped), bh| attend(bh, p, dropped),
+        );
 
         let mut z1 = scratch::take(rows * h);
         lora_saved[3] = self.linear(WO, w, lora, &context, h, &mut z1, h, 0);
@@ -504,21 +492,7 @@ impl FusedLayer {
             scratch::give_back(z2);
             return (y, None);
         }
-        let saved = Some(Saved {
-            qkv,
-            probs,
-            attention_mask,
-            context,
-            hidden_mask_1,
-            z1,
-            stats1,
-            attended,
-            inner,
-            hidden_mask_2,
-            z2,
-            stats2,
-            lora: lora_saved,
-        });
+        let saved = Some(Saved { qkv, context, z1, stats1, inner, z2, stats2, lora: lora_saved });
         (y, saved)
     }
 
@@ -545,16 +519,18 @@ impl FusedLayer {
 
     /// The backward pass: `dx` and the gradient of the op's flat input
     /// (the base parameters', or the adapters' when `lora` trains).
+    #[allow(clippy::too_many_arguments)]
     fn backward(
         &self,
         mut s: Saved,
         x: &[f32],
         w: &[&[f32]; 16],
         lora: Option<&LoraWeights>,
+        mask_bias: &[f32],
         batch: usize,
         dy: &[f32],
     ) -> (Vec<f32>, Vec<f32>) {
-        let LayerShape { hidden: h, heads, inner: inner_dim, activation, .. } = self.shape;
+        let LayerShape { hidden: h, heads, inner: inner_dim, activation, eps } = self.shape;
         let (o, total) = self.shape.offsets();
         let sizes = self.shape.sizes();
         let (rows, head_dim) = (x.len() / h, h / heads);
@@ -578,7 +554,8 @@ impl FusedLayer {
         set(&mut grads, LN2_W, &ln_w);
         set(&mut grads, LN2_B, &ln_b);
         let mut d_attended = d_out.clone();
-        dropout_backward(&mut d_out, s.hidden_mask_2.as_deref(), self.hidden_p());
+        // Dropout masks are drawn again from the pass's seed, not kept.
+        dropout_backward(&mut d_out, self.mask(rows * h, 2).as_deref(), self.hidden_p());
 
         // Feed-forward output projection.
         if trains_base {
@@ -596,8 +573,10 @@ impl FusedLayer {
         if trains_base {
             set(&mut grads, BI, &column_sums(&d_inner, inner_dim));
         }
+        let (attended, _) = layer_norm_rows(&s.z1, weight(LN1_W), weight(LN1_B), eps);
         #[rustfmt::skip]
-        self.linear_grad(WI, w, lora, &mut lora_saved, &d_inner, inner_dim, &s.attended, h, &mut grads, &mut d_attended, true);
+        self.linear_grad(WI, w, lora, &mut lora_saved, &d_inner, inner_dim, &attended, h, &mut grads, &mut d_attended, true);
+        drop(attended);
         drop(d_inner);
 
         // First layer norm, dropout, residual.
@@ -606,7 +585,7 @@ impl FusedLayer {
         set(&mut grads, LN1_W, &ln_w);
         set(&mut grads, LN1_B, &ln_b);
         let mut dx = d_proj.clone();
-        dropout_backward(&mut d_proj, s.hidden_mask_1.as_deref(), self.hidden_p());
+        dropout_backward(&mut d_proj, self.mask(rows * h, 1).as_deref(), self.hidden_p());
 
         // Attention output projection.
         if trains_base {
@@ -622,15 +601,25 @@ impl FusedLayer {
         let keep = 1.0 / (1.0 - self.attention_p());
         let mut d_qkv = vec![0f32; rows * 3 * h];
         let d_qkv_out = Out(d_qkv.as_mut_ptr());
-        let (qkv, d_context_ref, attention_mask) = (&s.qkv, &d_context, s.attention_mask.as_deref());
-        s.probs.par_chunks(len * len).enumerate().for_each_init(
-            || (vec![0f32; len * len], vec![0f32; len * len]),
-            |(dropped, d_scores), (bh, p)| {
+        let attention_mask = self.mask(batch * heads * len * len, 0);
+        let (qkv, d_context_ref, attention_mask) = (&s.qkv, &d_context, attention_mask.as_deref());
+        (0..batch * heads).into_par_iter().for_each_init(
+            || (vec![0f32; len * len], vec![0f32; len * len], vec![0f32; len * len]),
+            |(p, dropped, d_scores), bh| {
                 let (b, head) = (bh / heads, bh % heads);
                 let base = b * len * 3 * h + head * head_dim;
                 let q = Mat::rows(qkv, base, 3 * h);
                 let k = Mat::rows(qkv, base + h, 3 * h);
                 let v = Mat::rows(qkv, base + 2 * h, 3 * h);
+                // The forward pass's probabilities, recomputed with its
+                // kernel and operands: the same values.
+                // SAFETY: q and k are `len x head_dim` inside `qkv`; `p` is
+                // this task's `len x len` scratch.
+                unsafe { product(products, 1, len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t()) };
+                for row in p.chunks_mut(len) {
+                    softmax_row(row, &mask_bias[b * len..(b + 1) * len], scale);
+                }
+                let p = &*p;
                 let dc = Mat::rows(d_context_ref, b * len * h + head * head_dim, h);
                 let m = attention_mask.map(|m| &m[bh * len * len..(bh + 1) * len * len]);
                 let used: &[f32] = match m {
@@ -754,7 +743,7 @@ impl CustomOp3 for FusedLayer {
         &self,
         x: &Tensor,
         w: &Tensor,
-        _mask: &Tensor,
+        mask: &Tensor,
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
@@ -766,7 +755,9 @@ impl CustomOp3 for FusedLayer {
         let (dx, dw) = with_f32(x, self.name(), |x| {
             with_f32(w, self.name(), |flat| {
                 self.with_flat(flat, |w, lora| {
-                    with_f32(grad, self.name(), |dy| Ok(self.backward(saved, x, w, lora, batch, dy)))
+                    with_f32(mask, self.name(), |m| {
+                        with_f32(grad, self.name(), |dy| Ok(self.backward(saved, x, w, lora, m, batch, dy)))
+                    })
                 })
             })
         })?;
