@@ -1,7 +1,8 @@
 //! Issue 13, item 11: a real `ferrotune train` process killed with SIGKILL
 //! at random moments (and as soon as a checkpoint write has begun), resumed
 //! each time, ends with the model and the metrics log of an uninterrupted
-//! run.
+//! run; in full fine-tuning and with LoRA adapters (whose checkpoints hold
+//! only what trains).
 
 mod common;
 
@@ -16,13 +17,14 @@ const WORDS: [&str; 10] = ["the", "patient", "has", "fever", "and", "cough", "no
 const SENTENCES: &str = "the\tO\npatient\tO\nhas\tO\nfever\tB-Disease\nand\tO\ncough\tB-Disease\n\n\
 no\tO\nsigns\tO\nof\tO\nasthma\tB-Disease\n\n";
 
-fn train(base: &Path, data: &Path, output: &Path, resume: bool) -> Child {
+fn train(base: &Path, data: &Path, output: &Path, resume: bool, extra: &[&str]) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_ferrotune"));
     command
         .args(["train", "--model", base.to_str().unwrap(), "--train", data.to_str().unwrap()])
         .args(["--dev", data.to_str().unwrap(), "--output", output.to_str().unwrap()])
         .args(["--epochs", "3", "--batch-size", "4", "--max-len", "16", "--seed", "5", "--lr", "5e-3"])
         .args(["--patience", "0", "--threads", "1"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if resume {
@@ -50,17 +52,30 @@ fn log_without_timings(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn predictions(model: &Path) -> String {
-    let o = ferrotune(
-        &["predict", "--model", model.to_str().unwrap(), "--threads", "1"],
-        "the patient has fever and cough\nno signs of asthma\n",
-    );
+fn predictions(base: &Path, run: &Path, lora: bool) -> String {
+    let model = run.join("model");
+    let mut args = vec!["predict", "--threads", "1"];
+    match lora {
+        true => args.extend(["--model", base.to_str().unwrap(), "--adapter", model.to_str().unwrap()]),
+        false => args.extend(["--model", model.to_str().unwrap()]),
+    }
+    let o = ferrotune(&args, "the patient has fever and cough\nno signs of asthma\n");
     assert!(o.status.success(), "{}", stderr(&o));
     String::from_utf8(o.stdout).unwrap()
 }
 
 #[test]
 fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
+    kill_and_resume(&[]);
+}
+
+#[test]
+fn a_killed_lora_run_resumes_like_an_uninterrupted_one() {
+    kill_and_resume(&["--peft", "lora", "--lora-r", "4", "--lora-targets", "query,value,output.dense"]);
+}
+
+fn kill_and_resume(extra: &[&str]) {
+    let lora = !extra.is_empty();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().join("base");
     ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 2).unwrap();
@@ -69,7 +84,7 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
 
     let full = tmp.path().join("full");
     let started = Instant::now();
-    assert!(train(&base, &data, &full, false).wait().unwrap().success());
+    assert!(train(&base, &data, &full, false, extra).wait().unwrap().success());
     let whole = started.elapsed();
 
     let killed = tmp.path().join("killed");
@@ -77,12 +92,12 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
     let (mut kills, mut mid_checkpoint) = (0, 0);
     let mut resume = false;
     for round in 0..8 {
-        let mut child = train(&base, &data, &killed, resume);
+        let mut child = train(&base, &data, &killed, resume, extra);
         resume = true;
         let begun = Instant::now();
         // Even rounds: a random moment; odd rounds: as soon as a checkpoint
         // write has begun (its new folder exists).
-        let delay = whole.mul_f64(rng.random_range(0.05..0.9));
+        let delay = whole.mul_f64(rng.random_range(0.03..0.4));
         let new_checkpoint = killed.join("checkpoint.new");
         let finished = loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -107,10 +122,10 @@ fn sigkill_at_random_moments_then_resume_equals_an_uninterrupted_run() {
         }
     }
     // Finish the run.
-    assert!(train(&base, &data, &killed, true).wait().unwrap().success());
+    assert!(train(&base, &data, &killed, true, extra).wait().unwrap().success());
     assert!(kills >= 3, "only {kills} kills landed");
     eprintln!("{kills} kills, {mid_checkpoint} during a checkpoint write; uninterrupted run {whole:?}");
 
     assert_eq!(log_without_timings(&killed), log_without_timings(&full));
-    assert_eq!(predictions(&killed), predictions(&full));
+    assert_eq!(predictions(&base, &killed, lora), predictions(&base, &full, lora));
 }
