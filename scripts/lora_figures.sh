@@ -31,10 +31,11 @@ train=$data/train.tsv dev=$data/devel.tsv test=$data/test.tsv
 out=runs/lora-$which
 mkdir -p "$out"
 
-# run dir -> one JSON line: best epoch, its dev figure, the test figure.
+# run dir [flags...] -> one JSON line: best epoch, its dev figure, the test figure.
 score() {
-  "$bin" eval --model "$1" --data "$test" --json "$1/test.json" --threads "$THREADS" > /dev/null
-  python3 - "$1" "$task" <<'PY'
+  local run=$1; shift
+  "$bin" eval --data "$test" --json "$run/test.json" --threads "$THREADS" "$@" > /dev/null
+  python3 - "$run" "$task" <<'PY'
 import json, sys
 run, task = sys.argv[1], sys.argv[2]
 epochs = [json.loads(l) for l in open(f"{run}/metrics.jsonl") if '"type":"epoch"' in l]
@@ -47,11 +48,14 @@ PY
 }
 train_run() { # output dir, extra flags...
   local run=$1; shift
-  if [ ! -f "$run/test.json" ]; then
+  local model_flags=(--model "$run")
+  case " $* " in *" --peft lora "*) model_flags=(--model $model --adapter "$run") ;; esac
+  if ! grep -qs "^done:" "$run.log"; then
+    rm -rf "$run"
     /usr/bin/time -f "peak RSS %M KB, %e s" "$bin" train --model $model --train "$train" --dev "$dev" \
       --output "$run" --threads "$THREADS" "${extra[@]}" "$@" 2> "$run.log"
   fi
-  score "$run"
+  score "$run" "${model_flags[@]}"
   tail -1 "$run.log"
 }
 train_run "$out/full"

@@ -578,30 +578,37 @@ mod tests {
         a.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar().unwrap()
     }
 
+    /// Runs `layer` fused and from candle's ops on one random input (eval
+    /// mode: no dropout on either path) and checks the values and the
+    /// gradients of the input and of `trained`; returns the fused output
+    /// and its gradients.
+    fn check_against_composed(
+        layer: &Layer,
+        trained: &[Var],
+        what: &str,
+    ) -> (Tensor, Var, candle_core::backprop::GradStore) {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let x = Var::from_tensor(&random(&[3, 7, 32], &mut rng, 1.0)).unwrap();
+        let probe = random(&[3, 7, 32], &mut rng, 1.0);
+        let mask = mask_bias(&[7, 4, 1], 7);
+        let fused = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+        let composed = layer.forward_composed(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+        assert!(max_diff(&fused, &composed) < 1e-4, "{what}: values differ by {}", max_diff(&fused, &composed));
+        let g_fused = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        let g_composed = (&composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+        for (i, t) in std::iter::once(x.as_tensor()).chain(trained.iter().map(|p| p.as_tensor())).enumerate() {
+            let (a, b) = (g_fused.get(t).expect("fused gradient"), g_composed.get(t).unwrap());
+            let err = max_diff(a, b) / (1.0 + max_abs(b));
+            assert!(err < 1e-4, "{what}: gradient {i} differs by {err}");
+        }
+        (fused, x, g_fused)
+    }
+
     #[test]
     fn fused_layer_matches_composed_ops_in_values_and_gradients() {
         for activation in ["gelu", "gelu_new", "relu"] {
-            let c = config(activation, 0.1);
-            let (layer, params) = layer(&c, 3);
-            let mut rng = ChaCha8Rng::seed_from_u64(5);
-            let x = Var::from_tensor(&random(&[3, 7, 32], &mut rng, 1.0)).unwrap();
-            let probe = random(&[3, 7, 32], &mut rng, 1.0);
-            let mask = mask_bias(&[7, 4, 1], 7);
-            // Eval mode: no dropout on either path.
-            let fused = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
-            let composed = layer.forward_composed(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
-            assert!(
-                max_diff(&fused, &composed) < 1e-4,
-                "{activation}: values differ by {}",
-                max_diff(&fused, &composed)
-            );
-            let g_fused = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let g_composed = (&composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            for (i, t) in std::iter::once(x.as_tensor()).chain(params.iter().map(|p| p.as_tensor())).enumerate() {
-                let (a, b) = (g_fused.get(t).expect("fused gradient"), g_composed.get(t).unwrap());
-                let err = max_diff(a, b) / (1.0 + max_abs(b));
-                assert!(err < 1e-4, "{activation}: gradient {i} differs by {err}");
-            }
+            let (layer, params) = layer(&config(activation, 0.1), 3);
+            check_against_composed(&layer, &params, activation);
         }
     }
 
@@ -701,24 +708,8 @@ mod tests {
         let all = LoraTarget::ALL;
         for targets in [&[LoraTarget::Query, LoraTarget::Value][..], &all[..], &[LoraTarget::Output][..]] {
             let (layer, frozen_layer, adapters) = adapted_layer(targets, 0.0, 21);
-            let mut rng = ChaCha8Rng::seed_from_u64(5);
-            let x = Var::from_tensor(&random(&[3, 7, 32], &mut rng, 1.0)).unwrap();
-            let probe = random(&[3, 7, 32], &mut rng, 1.0);
+            let (fused, x, g_fused) = check_against_composed(&layer, &adapters, &format!("{targets:?}"));
             let mask = mask_bias(&[7, 4, 1], 7);
-            let fused = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
-            let composed = layer.forward_composed(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
-            assert!(
-                max_diff(&fused, &composed) < 1e-4,
-                "{targets:?}: values differ by {}",
-                max_diff(&fused, &composed)
-            );
-            let g_fused = (&fused * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            let g_composed = (&composed * &probe).unwrap().sum_all().unwrap().backward().unwrap();
-            for (i, t) in std::iter::once(x.as_tensor()).chain(adapters.iter().map(|p| p.as_tensor())).enumerate() {
-                let (a, b) = (g_fused.get(t).expect("fused gradient"), g_composed.get(t).unwrap());
-                let err = max_diff(a, b) / (1.0 + max_abs(b));
-                assert!(err < 1e-4, "{targets:?}: gradient {i} differs by {err}");
-            }
             assert!(layer.parameters().iter().all(|w| g_fused.get(w).is_none()), "the base is frozen");
             // Without gradients (inference, read in place) the same values.
             let frozen = frozen_layer.forward(&x.as_tensor().detach(), &mask, &mut Mode::Eval).unwrap();
