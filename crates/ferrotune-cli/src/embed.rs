@@ -35,6 +35,8 @@ pub struct EmbedArgs {
     #[arg(long)]
     output: Option<PathBuf>,
     #[command(flatten)]
+    adapter: crate::predict::AdapterArg,
+    #[command(flatten)]
     pooling: PoolingArgs,
     /// Maximum tokens per text, longer texts are cut [default: max_seq_length
     /// of sentence_bert_config.json, else 128]. Other options as `predict`.
@@ -60,9 +62,20 @@ impl PoolingArgs {
     /// The embedder of `model` these flags ask for: pooling and
     /// normalisation from the flags or the folder, `--max-len` from the flag
     /// or the folder's `max_seq_length` (`matches`: the subcommand's).
-    pub fn load(&self, model: &Path, inference: &InferenceArgs, matches: &ArgMatches) -> anyhow::Result<Embedder> {
+    /// With `adapter`, `model` is the base it runs on and the adapter
+    /// folder's sentence-transformers files come first.
+    pub fn load(
+        &self,
+        model: &Path,
+        adapter: Option<&Path>,
+        inference: &InferenceArgs,
+        matches: &ArgMatches,
+    ) -> anyhow::Result<Embedder> {
         let dir = ferrotune_model::model_folder(model);
-        let folder = read_sentence_folder(&dir)?;
+        let folder = match adapter.map(ferrotune_model::model_folder) {
+            Some(adapter_dir) => read_sentence_folder(&adapter_dir)?.or(read_sentence_folder(&dir)?),
+            None => read_sentence_folder(&dir)?,
+        };
         let mode = match (self.pooling, folder) {
             (Some(mode), _) => mode,
             (None, Some(folder)) => folder.pooling.mode,
@@ -80,7 +93,8 @@ impl PoolingArgs {
             settings.max_batch_tokens = settings.max_batch_tokens.max(max_seq_length);
         }
         let device = inference.init()?;
-        Ok(Embedder::load_with_pooling(&dir, Some(SentencePooling { mode, normalize }), settings, &device)?)
+        let pooling = Some(SentencePooling { mode, normalize });
+        Ok(Embedder::load_adapted(&dir, adapter, pooling, settings, &device)?)
     }
 }
 
@@ -118,7 +132,7 @@ impl<W: Write + std::io::Seek> Sink<W> {
 /// Runs `ferrotune embed`.
 pub fn run(args: EmbedArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let start = Instant::now();
-    let embedder = args.pooling.load(&args.model, &args.inference, matches)?;
+    let embedder = args.pooling.load(&args.model, args.adapter.adapter.as_deref(), &args.inference, matches)?;
     let load_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let (count, long_inputs) = match &args.output {

@@ -72,7 +72,7 @@ fn run_retrieval(args: &EvalArgs, corpus: &Path, queries: &Path, matches: &ArgMa
     if args.plot.is_some() {
         anyhow::bail!(UsageError("--plot draws a confusion matrix: classification models only".into()));
     }
-    let embedder = args.pooling.load(&args.model, &args.inference, matches)?;
+    let embedder = args.pooling.load(&args.model, args.adapter.adapter.as_deref(), &args.inference, matches)?;
     let set = RetrievalSet::read(corpus, queries)?;
     let start = std::time::Instant::now();
     let evaluation = set.evaluate(|texts| embedder.embed(texts))?;

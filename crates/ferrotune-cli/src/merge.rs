@@ -2,13 +2,14 @@
 //! plain Hugging Face folder (`BertForTokenClassification` or
 //! `BertForSequenceClassification`) with the same outputs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 use ferrotune_data::Task;
-use ferrotune_model::lora::AdapterFolder;
+use ferrotune_model::lora::{AdapterFolder, PeftTaskType};
+use ferrotune_model::sentence::SentenceEncoder;
 use ferrotune_model::{model_folder, BertConfig, SequenceClassifier, TokenClassifier};
 
 use crate::UsageError;
@@ -38,14 +39,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
     }
     let adapter = AdapterFolder::read(&adapter_dir)?;
     let device = Device::Cpu;
-    match BertConfig::fine_tuned_task(&adapter_dir)? {
-        Task::Ner => {
-            TokenClassifier::load_with_adapter(&base, &adapter, &device)?.merged()?.save_pretrained(&args.output)?
-        }
-        Task::Sequence(_) => {
-            SequenceClassifier::load_with_adapter(&base, &adapter, &device)?.merged()?.save_pretrained(&args.output)?
-        }
-        Task::Retrieval => anyhow::bail!("{}: retrieval adapters are not supported", adapter_dir.display()),
+    if adapter.task_type == Some(PeftTaskType::FeatureExtraction) {
+        SentenceEncoder::load_with_adapter(&base, &adapter, None, &device)?.merged()?.save_pretrained(&args.output)?;
+    } else {
+        merge_head(&base, &adapter, &args.output, &device)?;
     }
     ferrotune_text::copy_tokenizer_files(&base, &args.output)
         .with_context(|| format!("copying the tokenizer into {}", args.output.display()))?;
@@ -59,5 +56,18 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
         base.display(),
         args.output.display()
     );
+    Ok(())
+}
+
+/// Merges a token- or sequence-classification adapter (its `config.json`
+/// names the head) and writes the `BertFor*` folder.
+fn merge_head(base: &Path, adapter: &AdapterFolder, output: &Path, device: &Device) -> anyhow::Result<()> {
+    match BertConfig::fine_tuned_task(&adapter.dir)? {
+        Task::Ner => TokenClassifier::load_with_adapter(base, adapter, device)?.merged()?.save_pretrained(output)?,
+        Task::Sequence(_) => {
+            SequenceClassifier::load_with_adapter(base, adapter, device)?.merged()?.save_pretrained(output)?
+        }
+        Task::Retrieval => anyhow::bail!("{}: task_type FEATURE_EXTRACTION is missing", adapter.dir.display()),
+    }
     Ok(())
 }

@@ -253,3 +253,56 @@ fn a_peft_trained_adapter_gives_peft_probabilities_and_tags() {
         assert_eq!(line["tags"], sentence["tags"]);
     }
 }
+
+#[test]
+fn retrieval_adapter_embeds_like_its_merged_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let words = ["card", "lost", "stolen", "refund", "late", "payment", "fee", "limit"];
+    let base = t.join("st");
+    common::write_tiny_sentence_model(&base, &words, 5);
+    let mut pairs = "query\tpositive\n".to_string();
+    for (i, a) in words.iter().enumerate() {
+        for b in &words[i + 1..] {
+            pairs += &format!("{a} {b}\t{b} {a} {b}\n");
+        }
+    }
+    let data = t.join("pairs.tsv");
+    std::fs::write(&data, pairs).unwrap();
+    let out = t.join("out");
+    #[rustfmt::skip]
+    let o = ferrotune(
+        &["train", "--task", "retrieval", "--model", s(&base), "--train", s(&data), "--output", s(&out),
+          "--peft", "lora", "--lora-r", "4", "--lora-targets", "query,value", "--epochs", "2", "--batch-size", "5",
+          "--lr", "0.01", "--max-len", "8", "--threads", "1"],
+        "",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let adapter = out.join("model");
+    let config = read_json(&adapter.join("adapter_config.json"));
+    assert_eq!(config["task_type"], "FEATURE_EXTRACTION");
+    assert!(config["modules_to_save"].is_null());
+    assert!(adapter.join("modules.json").is_file(), "the pooling is saved with the adapter");
+    let tensors =
+        candle_core::safetensors::load(adapter.join("adapter_model.safetensors"), &candle_core::Device::Cpu).unwrap();
+    assert!(
+        tensors.contains_key("base_model.model.encoder.layer.0.attention.self.query.lora_A.weight"),
+        "a BertModel's names"
+    );
+    assert_eq!(tensors.len(), 2 * 2 * 2);
+
+    let input = "lost card\nlate payment fee\n";
+    let adapted = ferrotune(&["embed", "--model", s(&base), "--adapter", s(&adapter)], input);
+    assert!(adapted.status.success(), "{}", stderr(&adapted));
+    let plain = ferrotune(&["embed", "--model", s(&base)], input);
+    assert_ne!(json_lines(&adapted), json_lines(&plain), "the adapter changes the embeddings");
+    let merged = t.join("merged");
+    let o = ferrotune(&["merge", "--model", s(&base), "--adapter", s(&adapter), "--output", s(&merged)], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_merged = ferrotune(&["embed", "--model", s(&merged)], input);
+    for (a, m) in json_lines(&adapted).iter().zip(&json_lines(&from_merged)) {
+        for (x, y) in a["embedding"].as_array().unwrap().iter().zip(m["embedding"].as_array().unwrap()) {
+            assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-5);
+        }
+    }
+}

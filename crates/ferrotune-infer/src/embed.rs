@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::Device;
+use ferrotune_model::lora::AdapterFolder;
 use ferrotune_model::sentence::{SentenceEncoder, SentencePooling};
 use ferrotune_model::{Batch, Mode, ModelError};
 use ferrotune_text::{EncodedText, WordTokenizer};
@@ -53,7 +54,9 @@ pub struct Embedder {
     model: SentenceEncoder,
     tokenizer: WordTokenizer,
     settings: RunSettings,
-    weights: PathBuf,
+    /// The weights files the embeddings depend on (the base's, then an
+    /// adapter's).
+    weights: Vec<PathBuf>,
     identity: OnceLock<String>,
 }
 
@@ -73,18 +76,39 @@ impl Embedder {
         settings: RunSettings,
         device: &Device,
     ) -> Result<Self, InferError> {
+        Self::load_adapted(dir, None, pooling, settings, device)
+    }
+
+    /// [`Self::load_with_pooling`] of the base folder `dir` with the LoRA
+    /// adapter folder `adapter` (PEFT's layout, `FEATURE_EXTRACTION`) on it,
+    /// when given; the pooling is then the adapter folder's by default.
+    pub fn load_adapted(
+        dir: &Path,
+        adapter: Option<&Path>,
+        pooling: Option<SentencePooling>,
+        settings: RunSettings,
+        device: &Device,
+    ) -> Result<Self, InferError> {
         settings.validate()?;
         let dir = &ferrotune_model::model_folder(dir);
         let config_path = dir.join("config.json");
         let precision = settings.precision_for(&config_path)?;
-        let model = SentenceEncoder::load(dir, pooling, device)?.frozen()?.with_precision(precision)?;
+        let mut weights = vec![dir.join("model.safetensors")];
+        let model = match adapter {
+            Some(adapter) => {
+                let adapter = AdapterFolder::read(&ferrotune_model::model_folder(adapter))?;
+                weights.push(adapter.dir.join(ferrotune_model::lora::ADAPTER_WEIGHTS));
+                SentenceEncoder::load_with_adapter(dir, &adapter, pooling, device)?
+            }
+            None => SentenceEncoder::load(dir, pooling, device)?,
+        };
+        let model = model.frozen()?.with_precision(precision)?;
         let tokenizer = WordTokenizer::load(dir)?;
         model.config.check_tokenizer_vocab(&config_path, tokenizer.vocab_size())?;
         let positions = model.config.max_position_embeddings;
         if settings.max_len > positions {
             return Err(InferError::MaxLenOverPositions { max_len: settings.max_len, positions });
         }
-        let weights = dir.join("model.safetensors");
         Ok(Self { model, tokenizer, settings, weights, identity: OnceLock::new() })
     }
 
@@ -110,22 +134,25 @@ impl Embedder {
     }
 
     /// A stable name of what the embeddings depend on: the SHA-256 of the
-    /// weights file's bytes, then the pooling (`sha256:<hex>:mean+normalize`).
-    /// Computed on the first call (reading the weights file once).
+    /// weights files' bytes (the base's, then an adapter's), then the
+    /// pooling (`sha256:<hex>:mean+normalize`). Computed on the first call
+    /// (reading the weights once).
     pub fn identity(&self) -> Result<&str, InferError> {
         if let Some(identity) = self.identity.get() {
             return Ok(identity);
         }
-        let io_error = |source| ModelError::Io { path: self.weights.clone(), source };
-        let mut file = std::fs::File::open(&self.weights).map_err(io_error)?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buffer).map_err(io_error)?;
-            if n == 0 {
-                break;
+        for path in &self.weights {
+            let io_error = |source| ModelError::Io { path: path.clone(), source };
+            let mut file = std::fs::File::open(path).map_err(io_error)?;
+            loop {
+                let n = file.read(&mut buffer).map_err(io_error)?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
             }
-            hasher.update(&buffer[..n]);
         }
         let hex: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
         Ok(self.identity.get_or_init(|| format!("sha256:{hex}:{}", self.model.pooling)))

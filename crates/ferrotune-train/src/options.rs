@@ -180,9 +180,6 @@ impl TrainOptions {
                 "a comma-separated list of query, key, value, attention.output.dense, intermediate.dense, output.dense",
             );
         }
-        if self.peft == Peft::Lora && self.task == Task::Retrieval {
-            return invalid("peft", "none for retrieval (LoRA trains the ner and sequence tasks)");
-        }
         Ok(())
     }
 

@@ -72,8 +72,11 @@ impl RetrievalTask {
             (None, None) => None,
             _ => return Err(TrainError::RetrievalDev),
         };
-        let model = SentenceEncoder::load(request.model_dir, None, &request.device)?
-            .with_training_precision(options.precision)?;
+        let mut model = SentenceEncoder::load(request.model_dir, None, &request.device)?;
+        if let Some(lora) = options.lora_settings() {
+            model = model.with_new_lora(&lora, options.seed)?;
+        }
+        let model = model.with_training_precision(options.precision)?;
         Ok(Self { model, tokenizer, texts, examples, dev, max_len: options.max_len, scale: options.scale, cut })
     }
 

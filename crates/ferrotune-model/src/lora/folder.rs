@@ -276,10 +276,15 @@ impl AdapterFolder {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
         let base_hash = file_sha256(&base_dir.join("model.safetensors"))?;
         let keep = |name: &str| name.contains(".lora_") || saved.iter().any(|m| name.starts_with(&format!("{m}.")));
+        // A `BertFor*` model's names carry `bert.`; a bare `BertModel`'s not.
+        let peft_name = |name: &str| match task_type {
+            PeftTaskType::FeatureExtraction => format!("{PREFIX}{name}"),
+            _ => format!("{PREFIX}{}", hf_name(name)),
+        };
         let tensors: Vec<(String, Tensor)> = params
             .iter()
             .filter(|(name, _)| keep(name))
-            .map(|(name, var)| (format!("{PREFIX}{}", hf_name(name)), var.as_tensor().clone()))
+            .map(|(name, var)| (peft_name(name), var.as_tensor().clone()))
             .collect();
         let metadata = BTreeMap::from([("format".to_string(), "pt".to_string()), (BASE_HASH.to_string(), base_hash)]);
         let weights = dir.join(ADAPTER_WEIGHTS);
@@ -322,7 +327,7 @@ fn target_modules_json(targets: &[LoraTarget]) -> serde_json::Value {
         return targets.iter().map(|t| t.name()).collect::<Vec<_>>().into();
     }
     let paths: Vec<String> = targets.iter().map(|t| t.module_path().replace('.', r"\.")).collect();
-    format!(r".*\.encoder\.layer\.\d+\.({})", paths.join("|")).into()
+    format!(r"(?:.*\.)?encoder\.layer\.\d+\.({})", paths.join("|")).into()
 }
 
 /// Every name must suffix-match a module a BERT layer adapts (as PEFT
@@ -399,6 +404,7 @@ mod tests {
         assert!(re.is_match("base_model.model.bert.encoder.layer.11.output.dense"));
         assert!(re.is_match("bert.encoder.layer.0.attention.self.query"));
         assert!(!re.is_match("bert.encoder.layer.0.attention.output.dense"));
+        assert!(re.is_match("encoder.layer.0.output.dense"), "a bare BertModel's names");
         assert!(check_target_modules(&TargetModules::Pattern(pattern.as_str().unwrap().into())).is_ok());
     }
 

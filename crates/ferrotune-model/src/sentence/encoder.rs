@@ -11,6 +11,7 @@ use super::folder::{read_sentence_folder, write_sentence_folder};
 use super::SentencePooling;
 use crate::bert::BertEncoder;
 use crate::dropout::Mode;
+use crate::lora::{AdapterFolder, LoraSettings, PeftTaskType};
 use crate::quant::Precision;
 use crate::{Batch, BertConfig, ModelError, ParamStore};
 
@@ -59,6 +60,39 @@ impl SentenceEncoder {
         crate::quant::check_names(&config, &params, dir)?;
         let max_seq_length = folder.and_then(|f| f.max_seq_length);
         Self::build(config, pooling, max_seq_length, params, dir.to_path_buf(), false)
+    }
+
+    /// Loads the base folder `base` with the LoRA adapter `adapter` on it
+    /// (task type `FEATURE_EXTRACTION`); the pooling is `pooling` when
+    /// given, else the adapter folder's, else the base's.
+    pub fn load_with_adapter(
+        base: &Path,
+        adapter: &AdapterFolder,
+        pooling: Option<SentencePooling>,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        let pooling = pooling.or(read_sentence_folder(&adapter.dir)?.map(|f| f.pooling));
+        let Self { mut config, pooling, max_seq_length, source_dir, mut params, .. } =
+            Self::load(base, pooling, device)?;
+        adapter.apply(&source_dir, &mut config, &mut params)?;
+        Self::build(config, pooling, max_seq_length, params, source_dir, false)
+    }
+
+    /// Trains new LoRA adapters from now on (see
+    /// [`crate::lora::add_new_adapters`]): the encoder frozen, nothing else
+    /// to train.
+    pub fn with_new_lora(self, settings: &LoraSettings, seed: u64) -> Result<Self, ModelError> {
+        let Self { mut config, pooling, max_seq_length, source_dir, mut params, .. } = self;
+        crate::lora::add_new_adapters(&mut config, &mut params, settings, seed, &[])?;
+        Self::build(config, pooling, max_seq_length, params, source_dir, false)
+    }
+
+    /// The model with its adapters folded into the base weights (see
+    /// [`crate::lora::merge_into`]).
+    pub fn merged(self) -> Result<Self, ModelError> {
+        let Self { mut config, pooling, max_seq_length, source_dir, mut params, .. } = self;
+        crate::lora::merge_into(&mut config, &mut params)?;
+        Self::build(config, pooling, max_seq_length, params, source_dir, true)
     }
 
     /// A view of the model for inference that shares its weights but records
@@ -127,12 +161,30 @@ impl SentenceEncoder {
     /// `sentence_bert_config.json` and `config_sentence_transformers.json`,
     /// each file atomically. Tokenizer files are the caller's
     /// (`ferrotune_text::copy_tokenizer_files`).
+    ///
+    /// With LoRA adapters it writes the adapter folder (PEFT's layout, task
+    /// type `FEATURE_EXTRACTION`) with the sentence-transformers files.
     pub fn save_pretrained(&self, dir: &Path) -> Result<(), ModelError> {
         std::fs::create_dir_all(dir).map_err(|e| ModelError::io(dir, e))?;
-        let path = dir.join("config.json");
-        let text = serde_json::to_string_pretty(&self.config.to_encoder_json()).expect("JSON value serialises");
-        ferrotune_data::atomic::write_bytes_atomic(&path, text.as_bytes()).map_err(|e| ModelError::io(&path, e))?;
-        self.params.save_canonical(&dir.join("model.safetensors"))?;
+        let encoder_json = self.config.to_encoder_json();
+        match &self.config.lora {
+            Some(lora) => AdapterFolder::write(
+                dir,
+                lora,
+                PeftTaskType::FeatureExtraction,
+                &[],
+                &self.params,
+                &encoder_json,
+                &self.source_dir,
+            )?,
+            None => {
+                let path = dir.join("config.json");
+                let text = serde_json::to_string_pretty(&encoder_json).expect("JSON value serialises");
+                ferrotune_data::atomic::write_bytes_atomic(&path, text.as_bytes())
+                    .map_err(|e| ModelError::io(&path, e))?;
+                self.params.save_canonical(&dir.join("model.safetensors"))?;
+            }
+        }
         let max_seq_length = self.max_seq_length.unwrap_or(self.config.max_position_embeddings.min(512));
         write_sentence_folder(dir, self.pooling, self.dim(), max_seq_length)
     }
