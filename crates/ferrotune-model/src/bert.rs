@@ -679,7 +679,14 @@ mod tests {
     fn adapted_layer(targets: &[LoraTarget], dropout: f32, seed: u64) -> (Layer, Layer, Vec<Var>) {
         let mut c = config("gelu", 0.0);
         let rank = 4;
-        c.lora = Some(LoraSettings { rank, alpha: 8.0, dropout, targets: targets.to_vec(), rslora: false });
+        c.lora = Some(LoraSettings {
+            rank,
+            alpha: 8.0,
+            dropout,
+            targets: targets.to_vec(),
+            rslora: false,
+            init: Default::default(),
+        });
         let (base, _) = layer(&c, seed);
         let mut tensors: HashMap<String, Tensor> =
             WEIGHT_NAMES.iter().zip(base.parameters()).map(|(n, t)| (n.to_string(), t.detach())).collect();

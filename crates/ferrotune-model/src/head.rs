@@ -15,15 +15,19 @@ pub(crate) fn normal_init(shape: impl Into<Shape>, seed: u64, stream: u64) -> Ca
     let shape = shape.into();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6865_6164);
     rng.set_stream(stream);
-    let values: Vec<f32> = (0..shape.elem_count())
+    Tensor::from_vec(normal_values(shape.elem_count(), 0.02, &mut rng), shape, &Device::Cpu)
+}
+
+/// `n` normal values with mean 0 and standard deviation `std` from `rng`.
+pub(crate) fn normal_values(n: usize, std: f64, rng: &mut impl Rng) -> Vec<f32> {
+    (0..n)
         .map(|_| {
             // Box-Muller: a standard normal from two uniforms.
             let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
             let u2: f64 = rng.random();
-            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * 0.02) as f32
+            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * std) as f32
         })
-        .collect();
-    Tensor::from_vec(values, shape, &Device::Cpu)
+        .collect()
 }
 
 /// Writes `config.json` and `model.safetensors` (Hugging Face names) into

@@ -5,7 +5,7 @@
 
 use clap::Args;
 use ferrotune_data::Task;
-use ferrotune_model::lora::{LoraSettings, LoraTarget};
+use ferrotune_model::lora::{LoraInit, LoraSettings, LoraTarget};
 use ferrotune_model::quant::Precision;
 use ferrotune_model::Pooling;
 use serde::{Deserialize, Serialize};
@@ -89,6 +89,10 @@ pub struct TrainOptions {
     /// attention.output.dense, intermediate.dense, output.dense.
     #[arg(long, default_value_t = TrainOptions::default().lora_targets)]
     pub lora_targets: String,
+    /// LoRA: how new adapters start: default (PEFT's: A Kaiming-uniform) or
+    /// gaussian (A normal, standard deviation 1/r); B is zero either way.
+    #[arg(long, value_enum, default_value_t = TrainOptions::default().lora_init)]
+    pub lora_init: LoraInit,
 }
 
 /// How many of the weights train.
@@ -126,6 +130,7 @@ impl Default for TrainOptions {
             lora_alpha: 16.0,
             lora_dropout: 0.1,
             lora_targets: "query,value".into(),
+            lora_init: LoraInit::Default,
         }
     }
 }
@@ -191,6 +196,7 @@ impl TrainOptions {
             dropout: self.lora_dropout,
             targets: LoraTarget::parse_list(&self.lora_targets).unwrap_or_default(),
             rslora: false,
+            init: self.lora_init,
         })
     }
 }

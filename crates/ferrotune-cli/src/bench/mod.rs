@@ -138,7 +138,14 @@ fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Valu
     let mut setup = Setup::new(shape, device)?;
     if let Some(rank) = shape.lora_r {
         let targets = LoraTarget::parse_list(&shape.lora_targets).map_err(crate::UsageError)?;
-        let lora = LoraSettings { rank, alpha: 2.0 * rank as f64, dropout: 0.1, targets, rslora: false };
+        let lora = LoraSettings {
+            rank,
+            alpha: 2.0 * rank as f64,
+            dropout: 0.1,
+            targets,
+            rslora: false,
+            init: Default::default(),
+        };
         setup.model = setup.model.with_new_lora(&lora, 1)?;
     }
     setup.model = setup.model.with_training_precision(shape.precision)?;

@@ -181,6 +181,8 @@ impl AdapterFolder {
             dropout: file.lora_dropout,
             targets: targets.into_iter().collect(),
             rslora: file.use_rslora,
+            // How the adapter started no longer matters once it is trained.
+            init: super::LoraInit::Default,
         };
         // The hidden size is checked when the adapter meets its base.
         settings.validate(usize::MAX).map_err(config_error)?;
@@ -302,7 +304,7 @@ impl AdapterFolder {
             "base_model_name_or_path": base_dir.to_string_lossy(),
             "fan_in_fan_out": false,
             "inference_mode": true,
-            "init_lora_weights": true,
+            "init_lora_weights": settings.init.to_json(),
             "use_rslora": settings.rslora,
             "use_dora": false,
             "rank_pattern": {},

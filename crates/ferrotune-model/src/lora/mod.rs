@@ -13,4 +13,4 @@ mod settings;
 
 pub use folder::{merge_into, AdapterFolder, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 pub use init::add_new_adapters;
-pub use settings::{LoraSettings, LoraTarget, PeftTaskType};
+pub use settings::{LoraInit, LoraSettings, LoraTarget, PeftTaskType};

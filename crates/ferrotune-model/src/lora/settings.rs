@@ -104,6 +104,29 @@ pub enum PeftTaskType {
     FeatureExtraction,
 }
 
+/// How new adapters start (PEFT's `init_lora_weights`); `B` is zero either
+/// way, so training starts from the base's outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LoraInit {
+    /// PEFT's default (`true`): `A` Kaiming-uniform with `a = √5`, i.e.
+    /// uniform in ±1/√in.
+    #[default]
+    Default,
+    /// PEFT's `"gaussian"`: `A` normal with standard deviation 1/r.
+    Gaussian,
+}
+
+impl LoraInit {
+    /// The value of `init_lora_weights` in `adapter_config.json`.
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            LoraInit::Default => true.into(),
+            LoraInit::Gaussian => "gaussian".into(),
+        }
+    }
+}
+
 /// An adapter's hyper-parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoraSettings {
@@ -117,6 +140,8 @@ pub struct LoraSettings {
     pub targets: Vec<LoraTarget>,
     /// rsLoRA: scale by `alpha / √r` instead of `alpha / r`.
     pub rslora: bool,
+    /// How new adapters start (training only).
+    pub init: LoraInit,
 }
 
 impl LoraSettings {
@@ -164,7 +189,14 @@ mod tests {
 
     #[test]
     fn settings_check_their_ranges() {
-        let s = LoraSettings { rank: 8, alpha: 16.0, dropout: 0.1, targets: vec![LoraTarget::Query], rslora: false };
+        let s = LoraSettings {
+            rank: 8,
+            alpha: 16.0,
+            dropout: 0.1,
+            targets: vec![LoraTarget::Query],
+            rslora: false,
+            init: LoraInit::Default,
+        };
         assert_eq!(s.scaling(), 2.0);
         assert!(s.validate(384).is_ok());
         assert!(LoraSettings { rank: 0, ..s.clone() }.validate(384).unwrap_err().contains("r must be"));
