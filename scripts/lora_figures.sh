@@ -6,6 +6,7 @@
 #   bash scripts/lora_figures.sh ner "5e-4 1e-3 2e-3"   # LoRA lrs tried on dev
 #   PEFT_LR=1e-3 bash scripts/lora_figures.sh ner "1e-3" # + the PEFT run
 #   bash scripts/lora_figures.sh fpb "1e-3"
+#   LORA_EPOCHS=8 bash scripts/lora_figures.sh ner "1e-3" # LoRA runs of 8 epochs
 #
 # The default recipe everywhere (4 epochs, batch 16, warmup 10% + linear
 # decay, weight decay 0.01, clipping 1.0, max-len 128) except the learning
@@ -59,11 +60,13 @@ train_run() { # output dir, extra flags...
   tail -1 "$run.log"
 }
 train_run "$out/full"
+epochs=${LORA_EPOCHS:-4}
+suffix=$([ "$epochs" = 4 ] || echo "-e$epochs")
 for lr in $lrs; do
-  train_run "$out/lora-$lr" --lr "$lr" --peft lora --lora-r 8 --lora-alpha 16 --lora-dropout 0.1 --lora-targets $targets
+  train_run "$out/lora-$lr$suffix" --lr "$lr" --epochs "$epochs" --peft lora --lora-r 8 --lora-alpha 16 --lora-dropout 0.1 --lora-targets $targets
 done
 if [ -n "${PEFT_LR:-}" ]; then
   HF_HUB_OFFLINE=1 "$PYTHON" scripts/peft_train.py --task $task --model $model --train "$train" --dev "$dev" \
-    --test "$test" --r 8 --alpha 16 --dropout 0.1 --targets $targets --lr "$PEFT_LR" --epochs 4 --batch 16 \
-    --max-len 128 --threads "$THREADS" --save "$out/peft-$PEFT_LR" 2> "$out/peft-$PEFT_LR.log" | tail -1
+    --test "$test" --r 8 --alpha 16 --dropout 0.1 --targets $targets --lr "$PEFT_LR" --epochs "$epochs" --batch 16 \
+    --max-len 128 --threads "$THREADS" --save "$out/peft-$PEFT_LR$suffix" 2> "$out/peft-$PEFT_LR$suffix.log" | tail -1
 fi

@@ -25,6 +25,11 @@ pub struct ServeArgs {
     /// (the first is the default; a bare folder is named after itself).
     #[arg(long = "model", required_unless_present = "faqs")]
     models: Vec<String>,
+    /// A LoRA adapter folder (PEFT's layout) as NAME=FOLDER; repeat for several. Then --model is
+    /// their one base, held once; requests name an adapter in "model" (the first is the default),
+    /// and POST /v1/adapters, DELETE /v1/adapters/NAME add and remove adapters while serving.
+    #[arg(long = "adapter")]
+    adapters: Vec<String>,
     /// A FAQ index folder (from `faq build`), or NAME=FOLDER; repeat for several. Adds
     /// POST /v1/answer and POST /v1/embed (its embedding model); the first is the default.
     #[arg(long = "faq")]
@@ -157,8 +162,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     // Before the models load: a bad option is refused at once.
     options.validate()?;
     let models: Vec<(String, PathBuf)> = args.models.iter().map(|s| parse_model(s)).collect();
+    let adapters: Vec<(String, PathBuf)> = args.adapters.iter().map(|s| parse_model(s)).collect();
     let faqs: Vec<(String, PathBuf)> = args.faqs.iter().map(|s| parse_model(s)).collect();
-    let state = AppState::load(&models, &faqs, options)?;
+    let state = AppState::load(&models, &adapters, &faqs, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(async move {
         let listener =

@@ -627,3 +627,129 @@ fn faq_routes_answer_embed_and_refuse_bad_requests() {
         assert_eq!((a.status, a.json()["error"]["code"].as_str()), (413, Some("body_too_large")));
     });
 }
+
+/// Trains a LoRA adapter on `base` from `data` (`train` flags `extra`); returns its folder.
+fn train_adapter(base: &Path, data: &Path, out: &Path, extra: &[&str]) -> String {
+    let (base, data, out_s) = (base.to_str().unwrap(), data.to_str().unwrap(), out.to_str().unwrap());
+    #[rustfmt::skip]
+    let mut args = vec!["train", "--model", base, "--train", data, "--dev", data, "--output", out_s,
+        "--peft", "lora", "--epochs", "3", "--batch-size", "4", "--max-len", "16", "--threads", "1"];
+    args.extend_from_slice(extra);
+    let o = ferrotune(&args, "");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out.join("model").to_str().unwrap().to_string()
+}
+
+/// Issue 16, item 5: one base, several adapters (two NER adapters of other
+/// ranks and targets, a classifier); concurrent requests for different
+/// adapters are answered in shared batches exactly as `predict --adapter`
+/// answers each alone; adapters are added and removed while serving,
+/// behind the key, and bad ones are refused with a 4xx naming the file.
+#[test]
+fn adapters_on_one_base_share_batches_and_come_and_go() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let base = t.join("base");
+    ferrotune_model::tiny::write_tiny_bert(&base, &WORDS, 8).unwrap();
+    let ner_data = t.join("ner.tsv");
+    std::fs::write(&ner_data, "the\tO\npatient\tO\nhas\tO\nfever\tB-Disease\nand\tO\ncough\tB-Disease\n\n".repeat(8))
+        .unwrap();
+    let cls_data = t.join("cls.csv");
+    std::fs::write(&cls_data, format!("text,label\n{}", "profit rose,positive\nbad,negative\n".repeat(8))).unwrap();
+    let a = train_adapter(&base, &ner_data, &t.join("a"), &["--lora-r", "4", "--lr", "0.02"]);
+    #[rustfmt::skip]
+    let b = train_adapter(&base, &ner_data, &t.join("b"),
+        &["--lora-r", "2", "--lr", "0.05", "--lora-targets", "query,key,value,attention.output.dense,intermediate.dense,output.dense"]);
+    let c = train_adapter(&base, &cls_data, &t.join("c"), &["--task", "classify", "--lr", "0.02"]);
+    let key_file = t.join("key");
+    std::fs::write(&key_file, KEY).unwrap();
+    let base_s = base.to_str().unwrap();
+    #[rustfmt::skip]
+    let server = Server::start(&["--model", base_s, "--adapter", &format!("a={a}"), "--adapter", &format!("b={b}"),
+        "--adapter", &format!("c={c}"), "--max-wait-ms", "200", "--api-key-file", key_file.to_str().unwrap()]);
+    let auth = format!("Bearer {KEY}");
+    let auth = [("Authorization", auth.as_str())];
+    let adapted = |adapter: &str, input: &str| {
+        json_lines(&ferrotune(&["predict", "--model", base_s, "--adapter", adapter, "--threads", "1"], input))
+    };
+    let texts = ["the patient has fever and cough", "cough", "fever and the patient"];
+    let (expect_a, expect_b) = (adapted(&a, &texts.join("\n")), adapted(&b, &texts.join("\n")));
+    assert_ne!(expect_a, expect_b, "the two NER adapters should answer differently");
+    let expect_c = adapted(&c, "profit rose\nbad");
+    runtime().block_on(async {
+        let models = Connection::open(server.addr).await.unwrap().send("GET", "/v1/models", &auth, b"").await.unwrap();
+        let names: Vec<Value> = models.json()["models"].as_array().unwrap().iter().map(|m| m["name"].clone()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+
+        // Concurrent requests for three adapters: one batch (max wait 200 ms).
+        let ask = |route: &'static str, body: Value| async move {
+            let mut conn = Connection::open(server.addr).await.unwrap();
+            conn.post_json(route, &body, &auth).await.unwrap().json()
+        };
+        let (ra, rb, rc, rdefault) = tokio::join!(
+            ask("/v1/ner", json!({ "model": "a", "texts": texts })),
+            ask("/v1/ner", json!({ "model": "b", "texts": texts })),
+            ask("/v1/classify", json!({ "model": "c", "texts": ["profit rose", "bad"] })),
+            ask("/v1/ner", json!({ "texts": ["cough"] })),
+        );
+        assert_eq!(ra["results"], Value::Array(expect_a.clone()), "{ra}");
+        assert_eq!(rb["results"], Value::Array(expect_b.clone()), "{rb}");
+        assert_eq!(rc["results"], Value::Array(expect_c), "{rc}");
+        assert_eq!(rdefault["model"], "a");
+        assert_eq!(rdefault["results"][0], expect_a[1]);
+        let mut conn = Connection::open(server.addr).await.unwrap();
+        let metrics = conn.send("GET", "/metrics", &auth, b"").await.unwrap();
+        let batches = String::from_utf8_lossy(&metrics.body).to_string();
+        let count: f64 = batches
+            .lines()
+            .find_map(|l| l.strip_prefix("ferrotune_batch_size_count "))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a batch count");
+        assert!(count < 4.0, "four requests in {count} batches:\n{batches}");
+
+        // Adding and removing adapters while serving, behind the key.
+        let add = json!({ "name": "b2", "path": b });
+        let mut anonymous = Connection::open(server.addr).await.unwrap();
+        assert_eq!(anonymous.post_json("/v1/adapters", &add, &[]).await.unwrap().status, 401);
+        let added = conn.post_json("/v1/adapters", &add, &auth).await.unwrap();
+        assert_eq!(added.status, 201, "{:?}", added.json());
+        assert_eq!(added.json()["task"], "ner");
+        let r = conn.post_json("/v1/ner", &json!({ "model": "b2", "texts": texts }), &auth).await.unwrap();
+        assert_eq!(r.json()["results"], Value::Array(expect_b));
+        let taken = conn.post_json("/v1/adapters", &add, &auth).await.unwrap();
+        assert_eq!((taken.status, taken.json()["error"]["code"].clone()), (409, json!("adapter_exists")));
+        let removed = conn.send("DELETE", "/v1/adapters/b2", &auth, b"").await.unwrap();
+        assert_eq!(removed.status, 200);
+        let gone = conn.post_json("/v1/ner", &json!({ "model": "b2", "texts": texts }), &auth).await.unwrap();
+        assert_eq!((gone.status, gone.json()["error"]["code"].clone()), (404, json!("unknown_model")));
+        assert_eq!(conn.send("DELETE", "/v1/adapters/b2", &auth, b"").await.unwrap().status, 404);
+
+        // Bad adapter folders: 422 naming the file and the key.
+        let broken = t.join("broken");
+        std::fs::create_dir_all(&broken).unwrap();
+        for f in std::fs::read_dir(&a).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, broken.join(f.file_name().unwrap())).unwrap();
+        }
+        let config_path = broken.join("adapter_config.json");
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+        config["r"] = json!(0);
+        std::fs::write(&config_path, config.to_string()).unwrap();
+        let bad = conn.post_json("/v1/adapters", &json!({ "name": "bad", "path": broken }), &auth).await.unwrap();
+        assert_eq!(bad.status, 422, "{:?}", bad.json());
+        let message = bad.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.contains("adapter_config.json") && message.contains('r'), "{message}");
+        let nowhere = json!({ "name": "none", "path": t.join("nowhere") });
+        assert_eq!(conn.post_json("/v1/adapters", &nowhere, &auth).await.unwrap().status, 422);
+        let odd = conn.post_json("/v1/adapters", &json!({ "name": "../x", "path": a }), &auth).await.unwrap();
+        assert_eq!(odd.status, 422);
+        // The served adapters still answer.
+        let r = conn.post_json("/v1/ner", &json!({ "model": "a", "texts": texts }), &auth).await.unwrap();
+        assert_eq!(r.json()["results"], Value::Array(expect_a));
+    });
+
+    // --adapter needs exactly one --model (the base).
+    let o = ferrotune(&["serve", "--model", base_s, "--model", base_s, "--adapter", &format!("a={a}")], "");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("exactly one --model"));
+}

@@ -36,6 +36,25 @@ impl BatchLimits {
     }
 }
 
+/// The rows of one forward pass grouped by the model (base + adapter)
+/// each runs with: `rows` reordered by model (stably) and the ranges of
+/// consecutive rows of one model, with its index.
+pub(crate) fn group_by_model<T: Copy>(
+    rows: &[T],
+    model_of: impl Fn(&T) -> usize,
+) -> (Vec<T>, Vec<(Range<usize>, usize)>) {
+    let mut sorted = rows.to_vec();
+    sorted.sort_by_key(&model_of);
+    let mut groups: Vec<(Range<usize>, usize)> = Vec::new();
+    for (i, row) in sorted.iter().enumerate() {
+        match groups.last_mut() {
+            Some((range, model)) if *model == model_of(row) => range.end = i + 1,
+            _ => groups.push((i..i + 1, model_of(row))),
+        }
+    }
+    (sorted, groups)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +70,13 @@ mod tests {
         }
         assert_eq!(BatchLimits::inputs(4).split(&lengths).len(), 3);
         assert!(limits.split(&[]).is_empty());
+    }
+
+    #[test]
+    fn rows_are_grouped_by_model_in_a_stable_order() {
+        let (sorted, groups) = group_by_model(&[(0, 2), (1, 0), (2, 2), (3, 1), (4, 0)], |r| r.1);
+        assert_eq!(sorted, [(1, 0), (4, 0), (3, 1), (0, 2), (2, 2)]);
+        assert_eq!(groups, [(0..2, 0), (2..3, 1), (3..5, 2)]);
+        assert!(group_by_model(&[] as &[(u8, usize)], |r| r.1).1.is_empty());
     }
 }

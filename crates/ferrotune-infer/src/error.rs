@@ -45,6 +45,10 @@ pub enum InferError {
         /// The precision asked for.
         asked: ferrotune_model::quant::Precision,
     },
+    /// Models loaded apart (not by one `AdapterHost`) were asked to run in
+    /// one batch.
+    #[error("only models loaded by one adapter host (one base, one tokenizer, the same settings) run in one batch")]
+    NotOneBase,
     /// A setting is out of range.
     #[error("{field} must be {expected}")]
     InvalidSetting {

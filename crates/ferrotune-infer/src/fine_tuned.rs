@@ -2,21 +2,22 @@
 //! of typed inputs or evaluated on a labelled file. Every task's branch is
 //! here; the CLI and the server only name the model.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Device;
 use ferrotune_data::{Task, TextInput};
 use ferrotune_eval::TaskReport;
-use ferrotune_model::lora::AdapterFolder;
+use ferrotune_model::lora::{AdapterFolder, BaseWeights};
 use ferrotune_model::quant::Precision;
 use ferrotune_model::{BertConfig, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
 use ferrotune_text::WordTokenizer;
 use serde::Serialize;
 
 use crate::{
-    score_encoded, tag_windows, BatchLimits, ClassifyRecord, EvalSet, InferError, NerRecord, PredictionInput,
-    WindowedSentences,
+    score_encoded_grouped, tag_windows_grouped, BatchLimits, ClassifyRecord, EvalSet, InferError, NerRecord,
+    PredictionInput, WindowedSentences,
 };
 
 /// How a fine-tuned model is run.
@@ -142,7 +143,8 @@ pub struct Evaluation {
 /// A fine-tuned model with its tokenizer, ready to run or be evaluated.
 pub struct FineTuned {
     model: TaskModel,
-    tokenizer: WordTokenizer,
+    /// Shared by the models of one [`AdapterHost`].
+    tokenizer: Arc<WordTokenizer>,
     settings: RunSettings,
 }
 
@@ -176,31 +178,27 @@ impl FineTuned {
         settings: RunSettings,
         device: &Device,
     ) -> Result<Self, InferError> {
-        settings.validate()?;
-        let base = &ferrotune_model::model_folder(base);
-        let adapter_dir = &ferrotune_model::model_folder(adapter);
-        let precision = settings.precision_for(&base.join("config.json"))?;
-        let adapter = AdapterFolder::read(adapter_dir)?;
-        let model = match BertConfig::fine_tuned_task(adapter_dir)? {
-            Task::Ner => TaskModel::Token(
-                TokenClassifier::load_with_adapter(base, &adapter, device)?.frozen()?.with_precision(precision)?,
-            ),
-            Task::Sequence(_) => TaskModel::Sequence(
-                SequenceClassifier::load_with_adapter(base, &adapter, device)?.frozen()?.with_precision(precision)?,
-            ),
-            Task::Retrieval => return Err(InferError::RetrievalModel),
-        };
-        Self::with_tokenizer(model, base, settings)
+        AdapterHost::load(base, settings, device)?.adapter(adapter)
     }
 
     /// The model with the tokenizer of folder `dir`, checked against it.
     fn with_tokenizer(model: TaskModel, dir: &Path, settings: RunSettings) -> Result<Self, InferError> {
+        let tokenizer = Arc::new(WordTokenizer::load(dir)?);
+        Self::checked(model, tokenizer, dir, settings)
+    }
+
+    /// The model with `tokenizer` (read from folder `dir`), checked against it.
+    fn checked(
+        model: TaskModel,
+        tokenizer: Arc<WordTokenizer>,
+        dir: &Path,
+        settings: RunSettings,
+    ) -> Result<Self, InferError> {
         let config = match &model {
             TaskModel::Token(m) => &m.config,
             TaskModel::Sequence(m) => &m.config,
         };
         let positions = config.max_position_embeddings;
-        let tokenizer = WordTokenizer::load(dir)?;
         config.check_tokenizer_vocab(&dir.join("config.json"), tokenizer.vocab_size())?;
         if settings.max_len > positions {
             return Err(InferError::MaxLenOverPositions { max_len: settings.max_len, positions });
@@ -256,59 +254,105 @@ impl FineTuned {
     /// into words as BERT's basic tokenizer does) and pre-split words;
     /// sequence models take texts, pairs and words (joined by spaces).
     pub fn run(&self, inputs: &[TextInput]) -> Result<Outputs, InferError> {
-        let RunSettings { max_len, threshold, .. } = self.settings;
-        let limits = self.settings.batch_limits();
-        let pad_id = self.tokenizer.pad_id;
-        match &self.model {
-            TaskModel::Token(model) => {
-                let texts = inputs
-                    .iter()
-                    .enumerate()
-                    .map(|(index, input)| match input {
-                        TextInput::Text(text) => Ok(PredictionInput::from_text(text)),
-                        TextInput::Words(words) => Ok(PredictionInput::from_tokens(words)),
-                        TextInput::Pair(..) => Err(InferError::UnsupportedInput {
-                            index,
-                            task: Task::Ner,
-                            expected: "single texts or words",
-                        }),
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let words: Vec<Vec<String>> = texts.iter().map(PredictionInput::word_texts).collect();
-                let windows = WindowedSentences::new(&self.tokenizer, &words, max_len)?;
-                let predictions = tag_windows(model, &windows, pad_id, limits)?;
-                let records = texts
-                    .iter()
-                    .zip(&predictions)
-                    .map(|(text, p)| Record::Ner(NerRecord::new(text, p, &model.labels)))
-                    .collect();
-                Ok(Outputs { records, long_inputs: windows.split })
-            }
-            TaskModel::Sequence(model) => {
-                let texts: Vec<(String, Option<&str>)> = inputs
-                    .iter()
-                    .map(|input| match input {
-                        TextInput::Text(text) => (text.clone(), None),
-                        TextInput::Words(words) => (words.join(" "), None),
-                        TextInput::Pair(a, b) => (a.clone(), Some(b.as_str())),
-                    })
-                    .collect();
-                let encoded = texts
-                    .iter()
-                    .map(|(a, b)| self.tokenizer.encode_text(a, *b, max_len))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let long_inputs = encoded.iter().filter(|e| e.input_ids.len() >= max_len).count();
-                let scores = score_encoded(model, &encoded, pad_id, limits)?;
-                let records = texts
-                    .iter()
-                    .zip(&scores)
-                    .map(|((a, b), s)| {
-                        Record::Classify(ClassifyRecord::new(a, *b, model.kind, &model.labels, s, threshold))
-                    })
-                    .collect();
-                Ok(Outputs { records, long_inputs })
+        let mut outputs = Self::run_grouped(&[(self, inputs)])?;
+        Ok(outputs.remove(0))
+    }
+
+    /// Runs several models on their own inputs in shared forward passes:
+    /// models loaded by one [`AdapterHost`] (one base, each its own LoRA
+    /// adapter and head) share the base's products, every row adding its
+    /// own adapter's; NER and sequence models run in separate passes. One
+    /// `Outputs` per part, in order. Models of different hosts (or loaded
+    /// alone) cannot be mixed.
+    pub fn run_grouped(parts: &[(&FineTuned, &[TextInput])]) -> Result<Vec<Outputs>, InferError> {
+        let Some(&(first, _)) = parts.first() else { return Ok(Vec::new()) };
+        if parts.iter().any(|(m, _)| !Arc::ptr_eq(&m.tokenizer, &first.tokenizer) || m.settings != first.settings) {
+            return Err(InferError::NotOneBase);
+        }
+        let mut outputs: Vec<Outputs> = parts.iter().map(|_| Outputs { records: Vec::new(), long_inputs: 0 }).collect();
+        let (mut token, mut sequence) = (Vec::new(), Vec::new());
+        for (i, (model, inputs)) in parts.iter().enumerate() {
+            match &model.model {
+                TaskModel::Token(m) => token.push((i, m, *inputs)),
+                TaskModel::Sequence(m) => sequence.push((i, m, *inputs)),
             }
         }
+        if !token.is_empty() {
+            let parts: Vec<_> = token.iter().map(|&(_, m, inputs)| (m, inputs)).collect();
+            for (&(i, ..), out) in token.iter().zip(first.run_token(&parts)?) {
+                outputs[i] = out;
+            }
+        }
+        if !sequence.is_empty() {
+            let parts: Vec<_> = sequence.iter().map(|&(_, m, inputs)| (m, inputs)).collect();
+            for (&(i, ..), out) in sequence.iter().zip(first.run_sequence(&parts)?) {
+                outputs[i] = out;
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Tags the texts of every part with its model, in shared passes.
+    fn run_token(&self, parts: &[(&TokenClassifier, &[TextInput])]) -> Result<Vec<Outputs>, InferError> {
+        let mut texts = Vec::new();
+        let mut owner = Vec::new();
+        for (part, (_, inputs)) in parts.iter().enumerate() {
+            for (index, input) in inputs.iter().enumerate() {
+                texts.push(match input {
+                    TextInput::Text(text) => PredictionInput::from_text(text),
+                    TextInput::Words(words) => PredictionInput::from_tokens(words),
+                    TextInput::Pair(..) => {
+                        let expected = "single texts or words";
+                        return Err(InferError::UnsupportedInput { index, task: Task::Ner, expected });
+                    }
+                });
+                owner.push(part);
+            }
+        }
+        let words: Vec<Vec<String>> = texts.iter().map(PredictionInput::word_texts).collect();
+        let windows = WindowedSentences::new(&self.tokenizer, &words, self.settings.max_len)?;
+        let models: Vec<&TokenClassifier> = parts.iter().map(|(m, _)| *m).collect();
+        let limits = self.settings.batch_limits();
+        let predictions = tag_windows_grouped(&models, &owner, &windows, self.tokenizer.pad_id, limits)?;
+        let mut outputs: Vec<Outputs> = parts.iter().map(|_| Outputs { records: Vec::new(), long_inputs: 0 }).collect();
+        for (((text, &part), prediction), text_windows) in
+            texts.iter().zip(&owner).zip(&predictions).zip(&windows.windows)
+        {
+            let out = &mut outputs[part];
+            out.records.push(Record::Ner(NerRecord::new(text, prediction, &models[part].labels)));
+            out.long_inputs += usize::from(text_windows.len() > 1);
+        }
+        Ok(outputs)
+    }
+
+    /// Scores the inputs of every part with its model, in shared passes.
+    fn run_sequence(&self, parts: &[(&SequenceClassifier, &[TextInput])]) -> Result<Vec<Outputs>, InferError> {
+        let RunSettings { max_len, threshold, .. } = self.settings;
+        let mut texts: Vec<(String, Option<&str>)> = Vec::new();
+        let mut owner = Vec::new();
+        for (part, (_, inputs)) in parts.iter().enumerate() {
+            for input in inputs.iter() {
+                texts.push(match input {
+                    TextInput::Text(text) => (text.clone(), None),
+                    TextInput::Words(words) => (words.join(" "), None),
+                    TextInput::Pair(a, b) => (a.clone(), Some(b.as_str())),
+                });
+                owner.push(part);
+            }
+        }
+        let encoded =
+            texts.iter().map(|(a, b)| self.tokenizer.encode_text(a, *b, max_len)).collect::<Result<Vec<_>, _>>()?;
+        let models: Vec<&SequenceClassifier> = parts.iter().map(|(m, _)| *m).collect();
+        let limits = self.settings.batch_limits();
+        let scores = score_encoded_grouped(&models, &owner, &encoded, self.tokenizer.pad_id, limits)?;
+        let mut outputs: Vec<Outputs> = parts.iter().map(|_| Outputs { records: Vec::new(), long_inputs: 0 }).collect();
+        for ((((a, b), &part), s), e) in texts.iter().zip(&owner).zip(&scores).zip(&encoded) {
+            let model = models[part];
+            let out = &mut outputs[part];
+            out.records.push(Record::Classify(ClassifyRecord::new(a, *b, model.kind, &model.labels, s, threshold)));
+            out.long_inputs += usize::from(e.input_ids.len() >= max_len);
+        }
+        Ok(outputs)
     }
 
     /// Scores the model on a labelled file of its task (NER: CoNLL or
@@ -324,5 +368,47 @@ impl FineTuned {
             long_inputs: set.long_inputs(),
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+}
+
+/// A base model folder read once, and LoRA adapters loaded onto it: every
+/// adapter's model shares the base's weights and tokenizer, holding only
+/// its adapter matrices and head, and [`FineTuned::run_grouped`] runs a
+/// batch mixing them with the base's products computed once.
+pub struct AdapterHost {
+    base: BaseWeights,
+    tokenizer: Arc<WordTokenizer>,
+    settings: RunSettings,
+    precision: Precision,
+}
+
+impl AdapterHost {
+    /// Reads the base folder `base` (weights, configuration, tokenizer)
+    /// onto `device`.
+    pub fn load(base: &Path, settings: RunSettings, device: &Device) -> Result<Self, InferError> {
+        settings.validate()?;
+        let dir = ferrotune_model::model_folder(base);
+        let precision = settings.precision_for(&dir.join("config.json"))?;
+        let tokenizer = Arc::new(WordTokenizer::load(&dir)?);
+        Ok(Self { base: BaseWeights::load(&dir, device)?, tokenizer, settings, precision })
+    }
+
+    /// Loads the adapter folder `dir` (PEFT's layout, with the head's
+    /// `config.json`) onto the base: checked against it (shapes, the base's
+    /// hash where recorded), sharing its weights.
+    pub fn adapter(&self, dir: &Path) -> Result<FineTuned, InferError> {
+        let adapter_dir: PathBuf = ferrotune_model::model_folder(dir);
+        let adapter = AdapterFolder::read(&adapter_dir)?;
+        let base = self.base.clone();
+        let model = match BertConfig::fine_tuned_task(&adapter_dir)? {
+            Task::Ner => {
+                TaskModel::Token(TokenClassifier::on_base(base, &adapter)?.frozen()?.with_precision(self.precision)?)
+            }
+            Task::Sequence(_) => TaskModel::Sequence(
+                SequenceClassifier::on_base(base, &adapter)?.frozen()?.with_precision(self.precision)?,
+            ),
+            Task::Retrieval => return Err(InferError::RetrievalModel),
+        };
+        FineTuned::checked(model, Arc::clone(&self.tokenizer), &self.base.dir, self.settings)
     }
 }

@@ -5,6 +5,7 @@ use candle_core::{Tensor, D};
 use ferrotune_model::{Batch, Mode, TokenClassifier};
 use ferrotune_text::{Window, WordTokenizer};
 
+use crate::batches::group_by_model;
 use crate::{BatchLimits, InferError};
 
 /// The predicted tag of a word and its probability.
@@ -46,6 +47,20 @@ pub fn tag_windows(
     pad_id: u32,
     limits: BatchLimits,
 ) -> Result<Vec<Vec<WordPrediction>>, InferError> {
+    tag_windows_grouped(&[model], &vec![0; sentences.words.len()], sentences, pad_id, limits)
+}
+
+/// [`tag_windows`] with each sentence tagged by its own model,
+/// `models[model_of[sentence]]`: models that share one base and differ in
+/// their LoRA adapters and heads (see `TokenClassifier::forward_grouped`),
+/// mixed in one forward pass.
+pub fn tag_windows_grouped(
+    models: &[&TokenClassifier],
+    model_of: &[usize],
+    sentences: &WindowedSentences,
+    pad_id: u32,
+    limits: BatchLimits,
+) -> Result<Vec<Vec<WordPrediction>>, InferError> {
     let mut out: Vec<Vec<WordPrediction>> =
         sentences.words.iter().map(|&n| vec![WordPrediction { label: 0, score: 0.0 }; n]).collect();
     let mut order: Vec<(usize, &Window)> =
@@ -53,17 +68,25 @@ pub fn tag_windows(
     order.sort_by_key(|(_, w)| std::cmp::Reverse(w.input_ids.len()));
     let lengths: Vec<usize> = order.iter().map(|(_, w)| w.input_ids.len()).collect();
     for range in limits.split(&lengths) {
-        let chunk = &order[range];
+        let (chunk, groups) = group_by_model(&order[range], |(sentence, _)| model_of[*sentence]);
         let ids: Vec<&[u32]> = chunk.iter().map(|(_, w)| w.input_ids.as_slice()).collect();
         let batch = Batch::pad(&ids, pad_id)?;
-        let logits = model.forward(&batch, &mut Mode::Eval)?;
-        let probs: Tensor = candle_nn::ops::softmax_last_dim(&logits)?;
-        let labels: Vec<Vec<u32>> = probs.argmax(D::Minus1)?.to_vec2()?;
-        let probs: Vec<Vec<Vec<f32>>> = probs.to_vec3()?;
-        for (row, (sentence, window)) in chunk.iter().enumerate() {
-            for &(pos, word) in &window.word_positions {
-                let label = labels[row][pos] as usize;
-                out[*sentence][word] = WordPrediction { label, score: probs[row][pos][label] };
+        let logits = match groups.as_slice() {
+            [(_, model)] => vec![models[*model].forward(&batch, &mut Mode::Eval)?],
+            _ => {
+                let groups: Vec<_> = groups.iter().map(|(rows, m)| (rows.clone(), models[*m])).collect();
+                groups[0].1.forward_grouped(&batch, &groups)?
+            }
+        };
+        for ((rows, _), logits) in groups.iter().zip(logits) {
+            let probs: Tensor = candle_nn::ops::softmax_last_dim(&logits)?;
+            let labels: Vec<Vec<u32>> = probs.argmax(D::Minus1)?.to_vec2()?;
+            let probs: Vec<Vec<Vec<f32>>> = probs.to_vec3()?;
+            for (row, (sentence, window)) in chunk[rows.clone()].iter().enumerate() {
+                for &(pos, word) in &window.word_positions {
+                    let label = labels[row][pos] as usize;
+                    out[*sentence][word] = WordPrediction { label, score: probs[row][pos][label] };
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 //! are its tensor names): on the CPU each layer runs as one fused op
 //! (`fused_layer`), elsewhere from candle's differentiable ops.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use candle_core::{DType, Module, Result, Tensor};
@@ -401,6 +402,32 @@ impl Layer {
         y
     }
 
+    /// Inference over a batch whose sequences run with different adapters
+    /// (see [`BertEncoder::forward_grouped`]): the base's products from
+    /// this layer, each group's adapters from its own copy of the layer.
+    fn forward_grouped(&self, x: &Tensor, mask_bias: &Tensor, groups: &[(Range<usize>, &Layer)]) -> Result<Tensor> {
+        if !x.device().is_cpu() || x.dtype() != DType::F32 {
+            let parts = groups
+                .iter()
+                .map(|(rows, layer)| {
+                    let (x, mask) =
+                        (x.narrow(0, rows.start, rows.len())?, mask_bias.narrow(0, rows.start, rows.len())?);
+                    layer.forward_composed(&x, &mask, &mut Mode::Eval)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Tensor::cat(&parts, 0);
+        }
+        let adapters = groups.iter().map(|(_, layer)| layer.adapters()).collect::<Result<Vec<_>>>()?;
+        let groups: Vec<_> = groups
+            .iter()
+            .zip(&adapters)
+            .map(|((rows, _), a)| (rows.clone(), a.as_ref().map(|(shape, tensors)| (*shape, tensors.as_slice()))))
+            .collect();
+        #[rustfmt::skip]
+        let y = FusedLayer::apply_grouped(self.shape, x, self.parameters(), self.packed.as_ref(), self.products, mask_bias, &groups);
+        y
+    }
+
     /// The layer's LoRA adapters for the fused op: which matrices carry
     /// one, and their `A`, `B` matrices slot by slot; `None` without any.
     fn adapters(&self) -> Result<Option<(LoraShape, Vec<&Tensor>)>> {
@@ -491,17 +518,58 @@ impl BertEncoder {
         attention_mask: &Tensor,
         mode: &mut Mode,
     ) -> Result<Tensor> {
-        // Inputs are built on the CPU; the model may live elsewhere.
-        let device = self.embeddings.word.values().device();
-        let (input_ids, token_type_ids) = (&input_ids.to_device(device)?, &token_type_ids.to_device(device)?);
-        let attention_mask = attention_mask.to_device(device)?;
-        // 0 where attended, the most negative f32 where padded (as transformers does).
-        let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * (-(f32::MIN as f64)))?;
-        let mut hidden = self.embeddings.forward(input_ids, token_type_ids, mode)?;
+        let (mut hidden, mask_bias) = self.embed(input_ids, token_type_ids, attention_mask, mode)?;
         // Inference layers pass their large buffers on to the next one.
         let _scratch = ScratchScope::enter();
         for layer in &self.layers {
             hidden = layer.forward(&hidden, &mask_bias, mode)?;
+        }
+        Ok(hidden)
+    }
+
+    /// The embeddings of a batch, and its attention mask as the additive
+    /// bias the layers take: 0 where attended, the most negative f32 where
+    /// padded (as transformers does).
+    fn embed(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        attention_mask: &Tensor,
+        mode: &mut Mode,
+    ) -> Result<(Tensor, Tensor)> {
+        // Inputs are built on the CPU; the model may live elsewhere.
+        let device = self.embeddings.word.values().device();
+        let (input_ids, token_type_ids) = (&input_ids.to_device(device)?, &token_type_ids.to_device(device)?);
+        let attention_mask = attention_mask.to_device(device)?;
+        let mask_bias = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * (-(f32::MIN as f64)))?;
+        Ok((self.embeddings.forward(input_ids, token_type_ids, mode)?, mask_bias))
+    }
+
+    /// [`Self::forward`] in inference over a batch whose sequences run with
+    /// different LoRA adapters: `groups` are ascending, disjoint ranges of
+    /// sequences covering the batch, each with the encoder that carries its
+    /// adapters. Every one of those encoders must share this one's base
+    /// weights (copies of one base with adapters added, as
+    /// [`crate::lora::AdapterFolder::apply`] makes them): the base's
+    /// embeddings and products run once for the whole batch, from `self`,
+    /// and each group adds its own adapters' low-rank products.
+    pub fn forward_grouped(
+        &self,
+        input_ids: &Tensor,
+        token_type_ids: &Tensor,
+        attention_mask: &Tensor,
+        groups: &[(Range<usize>, &BertEncoder)],
+    ) -> Result<Tensor> {
+        let batch = input_ids.dim(0)?;
+        let covered = groups.iter().try_fold(0, |next, (rows, _)| (rows.start == next).then_some(rows.end));
+        if covered != Some(batch) || groups.iter().any(|(_, e)| e.layers.len() != self.layers.len()) {
+            candle_core::bail!("adapter groups must cover the batch's {batch} sequences in order, on the same base");
+        }
+        let (mut hidden, mask_bias) = self.embed(input_ids, token_type_ids, attention_mask, &mut Mode::Eval)?;
+        let _scratch = ScratchScope::enter();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layers: Vec<(Range<usize>, &Layer)> = groups.iter().map(|(r, e)| (r.clone(), &e.layers[i])).collect();
+            hidden = layer.forward_grouped(&hidden, &mask_bias, &layers)?;
         }
         Ok(hidden)
     }
@@ -677,8 +745,19 @@ mod tests {
     /// adapters (non-zero `B`, so that they change the output) on
     /// `targets`; returns the layer and the adapters' variables.
     fn adapted_layer(targets: &[LoraTarget], dropout: f32, seed: u64) -> (Layer, Layer, Vec<Var>) {
+        adapted_layer_with(targets, 4, dropout, seed, seed + 1)
+    }
+
+    /// [`adapted_layer`] with adapters of rank `rank` drawn from
+    /// `adapter_seed` on the base of `base_seed`.
+    fn adapted_layer_with(
+        targets: &[LoraTarget],
+        rank: usize,
+        dropout: f32,
+        base_seed: u64,
+        adapter_seed: u64,
+    ) -> (Layer, Layer, Vec<Var>) {
         let mut c = config("gelu", 0.0);
-        let rank = 4;
         c.lora = Some(LoraSettings {
             rank,
             alpha: 8.0,
@@ -687,10 +766,10 @@ mod tests {
             rslora: false,
             init: Default::default(),
         });
-        let (base, _) = layer(&c, seed);
+        let (base, _) = layer(&c, base_seed);
         let mut tensors: HashMap<String, Tensor> =
             WEIGHT_NAMES.iter().zip(base.parameters()).map(|(n, t)| (n.to_string(), t.detach())).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(seed + 1);
+        let mut rng = ChaCha8Rng::seed_from_u64(adapter_seed);
         let shape = base.shape;
         let mut vars = Vec::new();
         for &t in targets {
@@ -705,6 +784,37 @@ mod tests {
         let frozen = Layer::new(VarBuilder::from_tensors(detached, DType::F32, &Device::Cpu), &c).unwrap();
         let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
         (Layer::new(vb, &c).unwrap(), frozen, vars)
+    }
+
+    /// A batch mixing two adapters (of other ranks and targets) and the
+    /// bare base gives each sequence what its own layer gives it alone,
+    /// also where the feed-forward block runs in chunks that cut a group.
+    #[test]
+    fn grouped_adapters_give_each_sequence_its_own_layers_output() {
+        let (_, a, _) = adapted_layer_with(&[LoraTarget::Query, LoraTarget::Value], 4, 0.0, 5, 100);
+        let (_, bare, _) = adapted_layer_with(&[], 4, 0.0, 5, 0);
+        let (_, b, _) = adapted_layer_with(&LoraTarget::ALL, 2, 0.0, 5, 200);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        // 600 rows: more than one feed-forward chunk (FFN_ROWS).
+        let (lengths, len) = ([100, 60, 90, 3, 100, 50], 100);
+        let x = random(&[lengths.len(), len, 32], &mut rng, 1.0);
+        let mask = mask_bias(&lengths, len);
+        let groups: [(Range<usize>, &Layer); 3] = [(0..2, &a), (2..3, &bare), (3..6, &b)];
+        let mixed = a.forward_grouped(&x, &mask, &groups).unwrap();
+        for (rows, layer) in &groups {
+            let (x, m) =
+                (x.narrow(0, rows.start, rows.len()).unwrap(), mask.narrow(0, rows.start, rows.len()).unwrap());
+            let alone = layer.forward(&x, &m, &mut Mode::Eval).unwrap();
+            let diff = max_diff(&mixed.narrow(0, rows.start, rows.len()).unwrap(), &alone);
+            assert!(diff < 1e-5, "{rows:?}: {diff}");
+        }
+        let changed = max_diff(
+            &mixed.narrow(0, 0, 2).unwrap(),
+            &bare.forward(&x.narrow(0, 0, 2).unwrap(), &mask.narrow(0, 0, 2).unwrap(), &mut Mode::Eval).unwrap(),
+        );
+        assert!(changed > 1e-3, "adapter a changed nothing: {changed}");
+        // Groups out of order are refused.
+        assert!(a.forward_grouped(&x, &mask, &[(3..6, &b), (0..3, &a)]).is_err());
     }
 
     /// With adapters training, the fused layer gives the composed ops'

@@ -3,6 +3,7 @@
 //! (sigmoid) or one number per text or text pair.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -12,7 +13,7 @@ use ferrotune_data::{SequenceKind, Target, Task};
 use crate::bert::{BertEncoder, Linear};
 use crate::dropout::{Dropout, Mode};
 use crate::head::{normal_init, save_model};
-use crate::lora::{AdapterFolder, LoraSettings, PeftTaskType};
+use crate::lora::{AdapterFolder, BaseWeights, LoraSettings, PeftTaskType};
 use crate::{Batch, BertConfig, ModelError, ParamStore, Pooling};
 
 /// A BERT encoder, a pooling of its token states and a linear head.
@@ -66,8 +67,14 @@ impl SequenceClassifier {
     /// matrices and its saved head (see [`AdapterFolder::apply`]); the
     /// task and labels come from the adapter's `config.json`.
     pub fn load_with_adapter(base: &Path, adapter: &AdapterFolder, device: &Device) -> Result<Self, ModelError> {
-        let mut config = BertConfig::load(&base.join("config.json"))?;
-        let mut params = ParamStore::load(&base.join("model.safetensors"), device)?;
+        Self::on_base(BaseWeights::load(base, device)?, adapter)
+    }
+
+    /// [`Self::load_with_adapter`] on a base already read: the model shares
+    /// the base's tensors with every other model built on a clone of it.
+    pub fn on_base(base: BaseWeights, adapter: &AdapterFolder) -> Result<Self, ModelError> {
+        let BaseWeights { dir, mut config, mut params } = base;
+        let base = &dir;
         adapter.apply(base, &mut config, &mut params)?;
         let head_config = BertConfig::load(&adapter.dir.join("config.json"))?;
         config.task = head_config.task;
@@ -213,9 +220,32 @@ impl SequenceClassifier {
     /// Head outputs `[batch, labels]` (regression: `[batch, 1]`).
     pub fn forward(&self, batch: &Batch, mode: &mut Mode) -> CandleResult<Tensor> {
         let hidden = self.encoder.forward(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, mode)?;
+        self.head(&hidden, &batch.attention_mask, mode)
+    }
+
+    /// Logits of a batch whose sequences run with different LoRA adapters
+    /// (see [`crate::BertEncoder::forward_grouped`]): each range of
+    /// sequences with the model (this one's base, its own adapters and
+    /// head) it runs with; one `[sequences, labels]` tensor per group.
+    pub fn forward_grouped(&self, batch: &Batch, groups: &[(Range<usize>, &Self)]) -> CandleResult<Vec<Tensor>> {
+        let encoders: Vec<_> = groups.iter().map(|(rows, m)| (rows.clone(), &m.encoder)).collect();
+        let hidden =
+            self.encoder.forward_grouped(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, &encoders)?;
+        groups
+            .iter()
+            .map(|(rows, m)| {
+                let mask = batch.attention_mask.narrow(0, rows.start, rows.len())?;
+                m.head(&hidden.narrow(0, rows.start, rows.len())?, &mask, &mut Mode::Eval)
+            })
+            .collect()
+    }
+
+    /// The head over the encoder's last hidden state: pooled (the pooler on
+    /// `[CLS]`, or the mean), dropout, classifier.
+    fn head(&self, hidden: &Tensor, attention_mask: &Tensor, mode: &mut Mode) -> CandleResult<Tensor> {
         let pooled = match &self.pooler {
             Some(pooler) => pooler.forward(&hidden.narrow(1, 0, 1)?.squeeze(1)?)?.tanh()?,
-            None => crate::sentence::PoolingMode::Mean.pool(&hidden, &batch.attention_mask)?,
+            None => crate::sentence::PoolingMode::Mean.pool(hidden, attention_mask)?,
         };
         self.classifier.forward(&self.dropout.forward(&pooled, mode)?)
     }

@@ -2,6 +2,7 @@
 //! `BertForTokenClassification`: load from and save to a model folder.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -11,7 +12,7 @@ use ferrotune_data::Task;
 use crate::bert::{BertEncoder, Linear};
 use crate::dropout::{Dropout, Mode};
 use crate::head::{normal_init, save_model};
-use crate::lora::{AdapterFolder, LoraSettings, PeftTaskType};
+use crate::lora::{AdapterFolder, BaseWeights, LoraSettings, PeftTaskType};
 use crate::{Batch, BertConfig, ModelError, ParamStore, Pooling};
 
 /// A BERT encoder with a linear tag classifier over its last hidden state.
@@ -55,8 +56,14 @@ impl TokenClassifier {
     /// Loads the base folder `base` with `adapter` on it: the adapter's
     /// matrices and its saved head (see [`AdapterFolder::apply`]).
     pub fn load_with_adapter(base: &Path, adapter: &AdapterFolder, device: &Device) -> Result<Self, ModelError> {
-        let mut config = BertConfig::load(&base.join("config.json"))?;
-        let mut params = ParamStore::load(&base.join("model.safetensors"), device)?;
+        Self::on_base(BaseWeights::load(base, device)?, adapter)
+    }
+
+    /// [`Self::load_with_adapter`] on a base already read: the model shares
+    /// the base's tensors with every other model built on a clone of it.
+    pub fn on_base(base: BaseWeights, adapter: &AdapterFolder) -> Result<Self, ModelError> {
+        let BaseWeights { dir, mut config, mut params } = base;
+        let base = &dir;
         adapter.apply(base, &mut config, &mut params)?;
         if !adapter.has_tensor("classifier.weight") || adapter.labels.is_none() {
             return Err(ModelError::Weights {
@@ -183,6 +190,17 @@ impl TokenClassifier {
     pub fn forward(&self, batch: &Batch, mode: &mut Mode) -> CandleResult<Tensor> {
         let hidden = self.hidden_states(batch, mode)?;
         self.classifier.forward(&self.dropout.forward(&hidden, mode)?)
+    }
+
+    /// Tag logits of a batch whose sequences run with different LoRA
+    /// adapters (see [`BertEncoder::forward_grouped`]): each range of
+    /// sequences with the model (this one's base, its own adapters and
+    /// head) it runs with; one `[sequences, len, labels]` tensor per group.
+    pub fn forward_grouped(&self, batch: &Batch, groups: &[(Range<usize>, &Self)]) -> CandleResult<Vec<Tensor>> {
+        let encoders: Vec<_> = groups.iter().map(|(rows, m)| (rows.clone(), &m.encoder)).collect();
+        let hidden =
+            self.encoder.forward_grouped(&batch.input_ids, &batch.token_type_ids, &batch.attention_mask, &encoders)?;
+        groups.iter().map(|(rows, m)| m.classifier.forward(&hidden.narrow(0, rows.start, rows.len())?)).collect()
     }
 
     /// Mean cross-entropy over the labelled positions only: `positions` are

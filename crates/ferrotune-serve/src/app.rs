@@ -15,14 +15,15 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ferrotune_data::Task;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::backend::{Backend, Costs, Input};
+use crate::adapters::Adapters;
+use crate::backend::{Backend, Costs, Input, SharedAdapter};
 use crate::batcher::{BatchPolicy, Batcher, Refused};
 use crate::error::{error_chain, ErrorKind};
 use crate::faq::Faq;
@@ -149,6 +150,8 @@ struct Model {
 /// Everything the handlers share.
 pub struct AppState {
     models: BTreeMap<String, Model>,
+    /// LoRA adapters on one base, if any.
+    adapters: Option<Adapters>,
     faqs: BTreeMap<String, Faq>,
     /// The `(name, folder)` of each model, then of each FAQ index, in the order given.
     given: Vec<(String, PathBuf)>,
@@ -162,9 +165,12 @@ pub struct AppState {
 impl AppState {
     /// Checks the options, loads every model and FAQ index `(name,
     /// folder)` and starts their batching threads; the first model and the
-    /// first index are the defaults.
+    /// first index are the defaults. With `adapters` (LoRA adapter folders
+    /// by name), `models` is their one base, not served itself; the first
+    /// adapter is then the default.
     pub fn load(
         models: &[(String, PathBuf)],
+        adapters: &[(String, PathBuf)],
         faqs: &[(String, PathBuf)],
         options: ServeOptions,
     ) -> Result<Arc<Self>, ServeError> {
@@ -173,6 +179,11 @@ impl AppState {
             return Err(ServeError::NoModel);
         }
         let metrics = Arc::new(Metrics::default());
+        let (models, adapters) = match (models, adapters.is_empty()) {
+            (models, true) => (models, None),
+            ([(_, base)], false) => (&[][..], Some(Adapters::load(base, adapters, &options, &metrics)?)),
+            (models, false) => return Err(ServeError::AdapterBase { models: models.len() }),
+        };
         let mut loaded = BTreeMap::new();
         for (name, dir) in models {
             if loaded.contains_key(name) {
@@ -189,11 +200,18 @@ impl AppState {
             }
             loaded_faqs.insert(name.clone(), Faq::load(name, dir, &options, &metrics)?);
         }
+        let given_adapters: Vec<(String, PathBuf)> =
+            adapters.iter().flat_map(|a| a.all()).map(|a| (a.name().to_string(), a.dir().to_path_buf())).collect();
+        let default_model = match &adapters {
+            Some(_) => given_adapters.first().map(|a| a.0.clone()),
+            None => models.first().map(|m| m.0.clone()),
+        };
         Ok(Arc::new(Self {
             models: loaded,
+            adapters,
             faqs: loaded_faqs,
-            given: models.iter().chain(faqs).cloned().collect(),
-            default_model: models.first().map(|m| m.0.clone()),
+            given: models.iter().chain(&given_adapters).chain(faqs).cloned().collect(),
+            default_model,
             default_faq: faqs.first().map(|f| f.0.clone()),
             metrics,
             options,
@@ -213,6 +231,21 @@ impl AppState {
             batch.max_queue,
             if self.options.api_key.is_some() { ", API key required" } else { "" }
         )
+    }
+
+    /// The LoRA adapters served, if any.
+    pub(crate) fn adapters(&self) -> Option<&Adapters> {
+        self.adapters.as_ref()
+    }
+
+    /// Whether a model (fine-tuned folder) of that name is served.
+    pub(crate) fn is_plain_model(&self, name: &str) -> bool {
+        self.models.contains_key(name)
+    }
+
+    /// Whether a model or an adapter of that name is served.
+    pub(crate) fn is_served(&self, name: &str) -> bool {
+        self.is_plain_model(name) || self.adapters.as_ref().is_some_and(|a| a.get(name).is_some())
     }
 
     /// Marks the server as draining: `/ready` answers 503 from now on.
@@ -301,6 +334,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/answer", post(answer))
         .route("/v1/embed", post(embed))
         .route("/v1/models", get(models))
+        .route("/v1/adapters", post(crate::adapters::add))
+        .route("/v1/adapters/{name}", delete(crate::adapters::remove))
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -409,7 +444,10 @@ fn body_rejection(rejection: BytesRejection) -> ApiError {
 
 /// Decodes a JSON body: 413 when too large, 415 without a JSON content
 /// type, 400 for malformed JSON, 422 for a missing or mistyped field.
-fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let body = body.map_err(body_rejection)?;
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -455,12 +493,24 @@ struct EmbedRequest {
 }
 
 impl AppState {
-    fn model(&self, name: Option<&str>) -> Result<(&str, &Model), ApiError> {
+    /// Where requests for model `name` (default: the first) go: a
+    /// fine-tuned model's thread, or the adapters' with the adapter.
+    fn model(&self, name: Option<&str>) -> Result<ModelRoute<'_>, ApiError> {
         let name = name.or(self.default_model.as_deref()).unwrap_or_default();
-        self.models
-            .get_key_value(name)
-            .map(|(n, m)| (n.as_str(), m))
-            .ok_or_else(|| ApiError::new(ErrorKind::UnknownModel, format!("no model named '{name}'")))
+        if let Some(model) = self.models.get(name) {
+            let (task, costs) = (model.backend.task(), model.backend.clone() as Arc<dyn Costs>);
+            return Ok(ModelRoute { name: name.to_string(), task, costs, batcher: &model.batcher, adapter: None });
+        }
+        if let Some((adapters, adapter)) = self.adapters.as_ref().and_then(|a| Some((a, a.get(name)?))) {
+            return Ok(ModelRoute {
+                name: name.to_string(),
+                task: adapter.task(),
+                costs: adapter.clone(),
+                batcher: &adapters.batcher,
+                adapter: Some(adapter),
+            });
+        }
+        Err(ApiError::new(ErrorKind::UnknownModel, format!("no model named '{name}'")))
     }
 
     /// The FAQ index `name` (default: the first), or `kind` naming it unknown.
@@ -534,10 +584,11 @@ impl AppState {
             let message = format!("{tokens} tokens; at most {} per request", self.options.max_tokens_per_request);
             return Err(ApiError::new(ErrorKind::TooManyTokens, message));
         }
-        let answer = target.batcher.submit(inputs, costs, deadline).map_err(|refused| match refused {
-            Refused::Full => ApiError::new(ErrorKind::Overloaded, "the queue is full; retry later"),
-            Refused::Closed => ApiError::new(ErrorKind::Unavailable, "the model is not running"),
-        })?;
+        let answer =
+            target.batcher.submit(inputs, costs, target.adapter, deadline).map_err(|refused| match refused {
+                Refused::Full => ApiError::new(ErrorKind::Overloaded, "the queue is full; retry later"),
+                Refused::Closed => ApiError::new(ErrorKind::Unavailable, "the model is not running"),
+            })?;
         let timeout = || ApiError::new(ErrorKind::Timeout, "no answer within the request timeout");
         let stopped = || ServeError::ModelStopped { model: target.name.to_string() };
         match tokio::time::timeout_at(deadline.into(), answer).await {
@@ -566,13 +617,29 @@ struct Target<'a> {
     /// Whether every word of an input is a token at least (a cheap bound
     /// checked before the tokens are counted).
     words_are_tokens: bool,
+    /// The LoRA adapter the inputs run with, on the adapters' thread.
+    adapter: Option<SharedAdapter>,
 }
 
-impl Model {
-    fn target<'a>(&'a self, name: &'a str) -> Target<'a> {
-        let costs: Arc<dyn Costs> = self.backend.clone();
-        let words_are_tokens = self.backend.task() == Task::Ner;
-        Target { key: "model", name, costs, batcher: &self.batcher, words_are_tokens }
+/// A model a request names: a fine-tuned model, or an adapter on the base.
+struct ModelRoute<'a> {
+    name: String,
+    task: Task,
+    costs: Arc<dyn Costs>,
+    batcher: &'a Batcher,
+    adapter: Option<SharedAdapter>,
+}
+
+impl ModelRoute<'_> {
+    fn target(&self) -> Target<'_> {
+        Target {
+            key: "model",
+            name: &self.name,
+            costs: Arc::clone(&self.costs),
+            batcher: self.batcher,
+            words_are_tokens: self.task == Task::Ner,
+            adapter: self.adapter.clone(),
+        }
     }
 }
 
@@ -617,12 +684,12 @@ async fn ner(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let request: NerRequest = decode(&headers, body)?;
-    let (name, model) = state.model(request.model.as_deref())?;
-    if model.backend.task() != Task::Ner {
-        let message = format!("model '{name}' is a {} model: use /v1/classify", model.backend.task().name());
+    let model = state.model(request.model.as_deref())?;
+    if model.task != Task::Ner {
+        let message = format!("model '{}' is a {} model: use /v1/classify", model.name, model.task.name());
         return Err(ApiError::new(ErrorKind::WrongTask, message));
     }
-    state.run(model.target(name), request.texts.into_iter().map(Input::Text).collect()).await
+    state.run(model.target(), request.texts.into_iter().map(Input::Text).collect()).await
 }
 
 async fn classify(
@@ -633,11 +700,12 @@ async fn classify(
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let body = body.map_err(body_rejection)?;
     let request = decode_request("/v1/classify", content_type, &body)?;
-    let (name, model) = state.model(request.model.as_deref())?;
-    if model.backend.task() == Task::Ner {
-        return Err(ApiError::new(ErrorKind::WrongTask, format!("model '{name}' is an NER model: use /v1/ner")));
+    let model = state.model(request.model.as_deref())?;
+    if model.task == Task::Ner {
+        let message = format!("model '{}' is an NER model: use /v1/ner", model.name);
+        return Err(ApiError::new(ErrorKind::WrongTask, message));
     }
-    state.run(model.target(name), request.inputs).await
+    state.run(model.target(), request.inputs).await
 }
 
 /// Answers questions from a FAQ index (`index`, default the first); an
@@ -652,7 +720,14 @@ async fn answer(
     if let Some(i) = request.queries.iter().position(|q| q.trim().is_empty()) {
         return Err(ApiError::new(ErrorKind::EmptyText, format!("query {i} is empty")));
     }
-    let target = Target { key: "index", name, costs: faq.costs(), batcher: &faq.answers, words_are_tokens: false };
+    let target = Target {
+        key: "index",
+        name,
+        costs: faq.costs(),
+        batcher: &faq.answers,
+        words_are_tokens: false,
+        adapter: None,
+    };
     state.run(target, request.queries.into_iter().map(Input::Text).collect()).await
 }
 
@@ -665,7 +740,14 @@ async fn embed(
 ) -> Result<Response, ApiError> {
     let request: EmbedRequest = decode(&headers, body)?;
     let (name, faq) = state.faq(request.model.as_deref(), ErrorKind::UnknownModel)?;
-    let target = Target { key: "model", name, costs: faq.costs(), batcher: &faq.embeddings, words_are_tokens: false };
+    let target = Target {
+        key: "model",
+        name,
+        costs: faq.costs(),
+        batcher: &faq.embeddings,
+        words_are_tokens: false,
+        adapter: None,
+    };
     state.run(target, request.texts.into_iter().map(Input::Text).collect()).await
 }
 
@@ -679,6 +761,12 @@ async fn models(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
                 "default": Some(name) == state.default_model.as_ref()
             })
         })
+        .chain(state.adapters.iter().flat_map(|a| a.all()).map(|a| {
+            serde_json::json!({
+                "name": a.name(), "task": a.task().name(), "labels": a.labels(), "adapter": true,
+                "default": Some(a.name()) == state.default_model.as_deref()
+            })
+        }))
         .collect();
     let faqs: Vec<serde_json::Value> =
         state.faqs.iter().map(|(name, f)| f.describe(name, Some(name) == state.default_faq.as_ref())).collect();
@@ -694,6 +782,9 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         return ApiError::new(ErrorKind::Unavailable, format!("the thread of model '{name}' has stopped"))
             .into_response();
     }
+    if state.adapters.as_ref().is_some_and(|a| !a.batcher.is_alive()) {
+        return ApiError::new(ErrorKind::Unavailable, "the adapters' thread has stopped").into_response();
+    }
     if let Some((name, _)) = state.faqs.iter().find(|(_, f)| !f.answers.is_alive() || !f.embeddings.is_alive()) {
         return ApiError::new(ErrorKind::Unavailable, format!("a thread of FAQ index '{name}' has stopped"))
             .into_response();
@@ -707,6 +798,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .models
         .iter()
         .map(|(n, m)| (n.clone(), &m.batcher))
+        .chain(state.adapters.iter().map(|a| (crate::adapters::THREAD.to_string(), &a.batcher)))
         .chain(
             state
                 .faqs

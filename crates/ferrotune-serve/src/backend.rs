@@ -3,12 +3,13 @@
 //! records `ferrotune predict` writes (both go through
 //! `ferrotune_infer::FineTuned`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ferrotune_data::Task;
-use ferrotune_infer::{FineTuned, RunSettings};
+use ferrotune_infer::{AdapterHost, FineTuned, RunSettings};
 
-use crate::batcher::Runner;
+use crate::batcher::{Part, Runner};
 use crate::{ServeError, ServeOptions};
 
 /// One input: a text, or a text pair (sequence models only).
@@ -27,17 +28,8 @@ impl Backend {
     /// Loads a fine-tuned model folder of any task; `max_len` must fit the
     /// model's positions.
     pub fn load(dir: &Path, options: &ServeOptions) -> Result<Self, ServeError> {
-        let settings = RunSettings {
-            max_len: options.max_len,
-            batch_size: options.batch.max_batch,
-            // The batcher already hands over slices of at most
-            // max_batch_tokens; one input alone may be up to max_len.
-            max_batch_tokens: options.batch.max_batch_tokens.max(options.max_len),
-            precision: options.precision,
-            ..RunSettings::default()
-        };
         Ok(Self {
-            model: FineTuned::load(dir, settings, &options.device)?,
+            model: FineTuned::load(dir, run_settings(options), &options.device)?,
             #[cfg(feature = "test-support")]
             panic_on: std::env::var("FERROTUNE_TEST_PANIC_ON").ok(),
         })
@@ -64,6 +56,94 @@ impl Backend {
         Ok(self.model.run(inputs)?.records.iter().map(to_json).collect())
     }
 }
+
+/// How the server runs its models.
+fn run_settings(options: &ServeOptions) -> RunSettings {
+    RunSettings {
+        max_len: options.max_len,
+        batch_size: options.batch.max_batch,
+        // The batcher already hands over slices of at most
+        // max_batch_tokens; one input alone may be up to max_len.
+        max_batch_tokens: options.batch.max_batch_tokens.max(options.max_len),
+        precision: options.precision,
+        ..RunSettings::default()
+    }
+}
+
+/// The base model of the LoRA adapters served (`--adapter NAME=DIR`): one
+/// copy of its weights, adapters loaded onto it at start and while
+/// serving, batches that mix requests for different adapters run with the
+/// base's products once.
+pub struct AdapterBase {
+    host: AdapterHost,
+}
+
+impl AdapterBase {
+    /// Reads the base folder.
+    pub fn load(dir: &Path, options: &ServeOptions) -> Result<Self, ServeError> {
+        Ok(Self { host: AdapterHost::load(dir, run_settings(options), &options.device)? })
+    }
+
+    /// Loads the adapter folder `dir` onto the base as `name`.
+    pub fn adapter(&self, name: &str, dir: &Path) -> Result<Adapter, ServeError> {
+        Ok(Adapter { name: name.to_string(), dir: dir.to_path_buf(), model: self.host.adapter(dir)? })
+    }
+}
+
+impl Runner for AdapterBase {
+    /// Every input needs its adapter: see [`Runner::run_parts`].
+    fn run(&self, inputs: &[Input]) -> Result<Vec<Record>, ServeError> {
+        self.run_parts(&[Part { adapter: None, inputs }])
+    }
+
+    fn run_parts(&self, parts: &[Part]) -> Result<Vec<Record>, ServeError> {
+        let parts = parts
+            .iter()
+            .map(|p| Ok((&p.adapter.ok_or(ServeError::NoAdapter)?.model, p.inputs)))
+            .collect::<Result<Vec<_>, ServeError>>()?;
+        let outputs = FineTuned::run_grouped(&parts)?;
+        Ok(outputs.iter().flat_map(|o| o.records.iter().map(to_json)).collect())
+    }
+}
+
+/// A LoRA adapter served on the base (`"model": NAME` in a request).
+pub struct Adapter {
+    name: String,
+    dir: PathBuf,
+    model: FineTuned,
+}
+
+impl Adapter {
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The folder it was loaded from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Its task.
+    pub fn task(&self) -> Task {
+        self.model.task()
+    }
+
+    /// Its labels in id order.
+    pub fn labels(&self) -> &[String] {
+        self.model.labels()
+    }
+}
+
+impl Costs for Adapter {
+    fn costs(&self, inputs: &[Input]) -> Result<Vec<usize>, ServeError> {
+        Ok(self.model.token_counts(inputs)?)
+    }
+}
+
+/// An adapter shared by the table of served adapters and the requests
+/// queued for it (removing it from the table lets those finish).
+pub type SharedAdapter = Arc<Adapter>;
 
 /// Counts the tokens each input of a request costs, before it is queued.
 pub trait Costs: Send + Sync + 'static {

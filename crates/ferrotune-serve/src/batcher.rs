@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::backend::{Input, Record};
+use crate::backend::{Input, Record, SharedAdapter};
 use crate::metrics::Metrics;
 use crate::ServeError;
 
@@ -30,6 +30,23 @@ pub type JobResult = Result<Vec<Record>, Arc<ServeError>>;
 pub trait Runner: Send + Sync + 'static {
     /// The record of every input, in order.
     fn run(&self, inputs: &[Input]) -> Result<Vec<Record>, ServeError>;
+
+    /// The record of every input of every part (one request's slice and
+    /// the LoRA adapter it names, if any), in order. Runners without
+    /// adapters answer the parts' inputs in one [`Self::run`].
+    fn run_parts(&self, parts: &[Part]) -> Result<Vec<Record>, ServeError> {
+        debug_assert!(parts.iter().all(|p| p.adapter.is_none()), "adapters for a model without any");
+        let inputs: Vec<Input> = parts.iter().flat_map(|p| p.inputs.iter().cloned()).collect();
+        self.run(&inputs)
+    }
+}
+
+/// One request's inputs in a batch, and the adapter they run with.
+pub struct Part<'a> {
+    /// The adapter the request names (the adapters' base only).
+    pub adapter: Option<&'a SharedAdapter>,
+    /// The inputs.
+    pub inputs: &'a [Input],
 }
 
 /// How batches are formed and how much may wait.
@@ -49,6 +66,8 @@ pub struct BatchPolicy {
 
 struct Job {
     inputs: Vec<Input>,
+    /// The adapter the request names, if any.
+    adapter: Option<SharedAdapter>,
     costs: Vec<usize>,
     /// The first input not computed yet.
     next: usize,
@@ -125,11 +144,13 @@ impl Batcher {
     }
 
     /// Queues `inputs` (with the token count of each) to be answered before
-    /// `deadline`; the answer arrives on the returned channel.
+    /// `deadline`, by `adapter` where the batcher runs the adapters' base;
+    /// the answer arrives on the returned channel.
     pub fn submit(
         &self,
         inputs: Vec<Input>,
         costs: Vec<usize>,
+        adapter: Option<SharedAdapter>,
         deadline: Instant,
     ) -> Result<oneshot::Receiver<JobResult>, Refused> {
         debug_assert_eq!(inputs.len(), costs.len());
@@ -145,7 +166,17 @@ impl Batcher {
         queue.tokens += tokens;
         let done = Vec::with_capacity(inputs.len());
         let now = Instant::now();
-        queue.jobs.push_back(Job { inputs, costs, next: 0, done, pending: tokens, queued_at: now, deadline, reply });
+        queue.jobs.push_back(Job {
+            inputs,
+            adapter,
+            costs,
+            next: 0,
+            done,
+            pending: tokens,
+            queued_at: now,
+            deadline,
+            reply,
+        });
         drop(queue);
         self.shared.wake.notify_all();
         Ok(answer)
@@ -251,19 +282,23 @@ fn run(model: &str, runner: &dyn Runner, shared: &Shared, policy: BatchPolicy, m
         if slice.is_empty() {
             continue;
         }
-        let inputs: Vec<Input> =
-            slice.iter().flat_map(|&(i, from, to)| queue.jobs[i].inputs[from..to].iter().cloned()).collect();
+        let owned: Vec<(Option<SharedAdapter>, Vec<Input>)> = slice
+            .iter()
+            .map(|&(i, from, to)| (queue.jobs[i].adapter.clone(), queue.jobs[i].inputs[from..to].to_vec()))
+            .collect();
         drop(queue);
+        let parts: Vec<Part> = owned.iter().map(|(a, inputs)| Part { adapter: a.as_ref(), inputs }).collect();
+        let count: usize = owned.iter().map(|(_, inputs)| inputs.len()).sum();
 
-        metrics.observe_batch(inputs.len());
-        let outcome = catch_unwind(AssertUnwindSafe(|| rayon::scope(|_| runner.run(&inputs))));
+        metrics.observe_batch(count);
+        let outcome = catch_unwind(AssertUnwindSafe(|| rayon::scope(|_| runner.run_parts(&parts))));
         let result = match outcome {
-            Ok(Ok(records)) if records.len() == inputs.len() => Ok(records),
-            Ok(Ok(records)) => Err(ServeError::WrongRecordCount { expected: inputs.len(), got: records.len() }),
+            Ok(Ok(records)) if records.len() == count => Ok(records),
+            Ok(Ok(records)) => Err(ServeError::WrongRecordCount { expected: count, got: records.len() }),
             Ok(Err(error)) => Err(error),
             Err(payload) => {
                 let message = panic_message(payload.as_ref());
-                tracing::error!("model '{model}' panicked on a batch of {} inputs: {message}", inputs.len());
+                tracing::error!("model '{model}' panicked on a batch of {count} inputs: {message}");
                 Err(ServeError::Panicked { model: model.to_string(), message })
             }
         };
@@ -359,9 +394,9 @@ mod tests {
     fn a_panic_fails_its_batch_and_the_thread_keeps_serving() {
         let echo = Arc::new(Echo::default());
         let b = Batcher::start("t", echo.clone(), policy(), Arc::default()).unwrap();
-        let failed = answer(b.submit(texts(&["panic"]), vec![1], later()).unwrap()).unwrap_err();
+        let failed = answer(b.submit(texts(&["panic"]), vec![1], None, later()).unwrap()).unwrap_err();
         assert!(matches!(failed.as_ref(), ServeError::Panicked { message, .. } if message == "asked to panic"));
-        let ok = answer(b.submit(texts(&["a", "b"]), vec![1, 1], later()).unwrap()).unwrap();
+        let ok = answer(b.submit(texts(&["a", "b"]), vec![1, 1], None, later()).unwrap()).unwrap();
         assert_eq!(ok.iter().map(|r| r.get()).collect::<Vec<_>>(), ["\"a\"", "\"b\""]);
         assert!(b.is_alive());
         assert_eq!(b.queued_tokens(), 0);
@@ -373,9 +408,9 @@ mod tests {
         let echo = Arc::new(Echo::default());
         let p = BatchPolicy { max_wait: Duration::from_millis(300), max_queue_tokens: 10, ..policy() };
         let b = Batcher::start("t", echo, p, Arc::default()).unwrap();
-        let first = b.submit(texts(&["a"]), vec![8], later()).unwrap();
-        assert_eq!(b.submit(texts(&["b"]), vec![3], later()).unwrap_err(), Refused::Full);
-        let second = b.submit(texts(&["c"]), vec![2], later()).unwrap();
+        let first = b.submit(texts(&["a"]), vec![8], None, later()).unwrap();
+        assert_eq!(b.submit(texts(&["b"]), vec![3], None, later()).unwrap_err(), Refused::Full);
+        let second = b.submit(texts(&["c"]), vec![2], None, later()).unwrap();
         assert!(answer(first).is_ok() && answer(second).is_ok());
     }
 
@@ -386,7 +421,7 @@ mod tests {
         let p = BatchPolicy { max_wait: Duration::from_millis(50), ..policy() };
         let b = Batcher::start("t", echo.clone(), p, Arc::default()).unwrap();
         let soon = Instant::now() + Duration::from_millis(10);
-        let late = b.submit(texts(&["x", "y"]), vec![1, 1], soon).unwrap();
+        let late = b.submit(texts(&["x", "y"]), vec![1, 1], None, soon).unwrap();
         assert!(matches!(answer(late).unwrap_err().as_ref(), ServeError::Expired { .. }));
         assert_eq!(echo.computed.load(Ordering::SeqCst), 0);
     }
@@ -399,8 +434,8 @@ mod tests {
         let b = Batcher::start("t", echo.clone(), policy(), Arc::default()).unwrap();
         let words: Vec<String> = (0..12).map(|i| format!("w{i}")).collect();
         let long: Vec<Input> = words.iter().cloned().map(Input::Text).collect();
-        let long = b.submit(long, vec![4; 12], later()).unwrap();
-        let short = b.submit(texts(&["s"]), vec![1], later()).unwrap();
+        let long = b.submit(long, vec![4; 12], None, later()).unwrap();
+        let short = b.submit(texts(&["s"]), vec![1], None, later()).unwrap();
         let records = answer(long).unwrap();
         assert_eq!(records.len(), 12);
         assert_eq!(records[11].get(), "\"w11\"");

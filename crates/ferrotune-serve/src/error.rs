@@ -29,6 +29,15 @@ pub enum ServeError {
         /// The name given twice.
         name: String,
     },
+    /// A batch for the adapters' base held inputs without an adapter.
+    #[error("an input for the adapters' base names no adapter")]
+    NoAdapter,
+    /// `--adapter` was given without exactly one `--model` (their base).
+    #[error("--adapter needs exactly one --model, the adapters' base ({models} given)")]
+    AdapterBase {
+        /// The `--model` folders given.
+        models: usize,
+    },
     /// No model and no FAQ index was given.
     #[error("no model or FAQ index given")]
     NoModel,
@@ -126,11 +135,17 @@ pub enum ErrorKind {
     Draining,
     /// The model failed to answer.
     InferenceFailed,
+    /// An adapter or model of that name is already served.
+    AdapterExists,
+    /// The adapter folder could not be loaded onto the base.
+    InvalidAdapter,
+    /// The server serves no adapters' base.
+    NoAdapterBase,
 }
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 22] = [
+    pub const ALL: [ErrorKind; 25] = [
         ErrorKind::BodyTooLarge,
         ErrorKind::BadBody,
         ErrorKind::UnsupportedMediaType,
@@ -153,6 +168,9 @@ impl ErrorKind {
         ErrorKind::RequestTimeout,
         ErrorKind::UnknownIndex,
         ErrorKind::EmptyText,
+        ErrorKind::AdapterExists,
+        ErrorKind::InvalidAdapter,
+        ErrorKind::NoAdapterBase,
     ];
 
     /// The HTTP status and the stable machine-readable code.
@@ -180,6 +198,9 @@ impl ErrorKind {
             ErrorKind::Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
             ErrorKind::Draining => (StatusCode::SERVICE_UNAVAILABLE, "draining"),
             ErrorKind::InferenceFailed => (StatusCode::INTERNAL_SERVER_ERROR, "inference_failed"),
+            ErrorKind::AdapterExists => (StatusCode::CONFLICT, "adapter_exists"),
+            ErrorKind::InvalidAdapter => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_adapter"),
+            ErrorKind::NoAdapterBase => (StatusCode::NOT_FOUND, "no_adapter_base"),
         }
     }
 
@@ -295,6 +316,9 @@ mod tests {
             (408, "request_timeout"),
             (404, "unknown_index"),
             (400, "empty_text"),
+            (409, "adapter_exists"),
+            (422, "invalid_adapter"),
+            (404, "no_adapter_base"),
         ];
         let got: Vec<(u16, &str)> = ErrorKind::ALL.iter().map(|k| (k.status().as_u16(), k.code())).collect();
         assert_eq!(got, expected);

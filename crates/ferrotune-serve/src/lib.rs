@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod adapters;
 mod app;
 mod backend;
 mod batcher;
@@ -20,7 +21,7 @@ mod metrics;
 mod openapi;
 
 pub use app::{decode_request, router, serve, AppState, DecodedRequest, ServeOptions};
-pub use backend::{Backend, Input, Record};
+pub use backend::{Adapter, AdapterBase, Backend, Input, Record};
 pub use batcher::BatchPolicy;
 pub use error::{ApiError, ErrorKind, ServeError};
 pub use openapi::{document as openapi_document, route_errors, ROUTES, ROUTE_ERRORS};

@@ -74,14 +74,35 @@ const EMBED_ERRORS: &[ErrorKind] = &[
 /// What a `GET` route behind the API key can answer besides 200.
 const KEYED_GET_ERRORS: &[ErrorKind] = &[ErrorKind::Unauthorized, ErrorKind::MethodNotAllowed];
 
+/// What `POST /v1/adapters` can answer besides 201.
+const ADD_ADAPTER_ERRORS: &[ErrorKind] = &[
+    ErrorKind::Unauthorized,
+    ErrorKind::MethodNotAllowed,
+    ErrorKind::BodyTooLarge,
+    ErrorKind::BadBody,
+    ErrorKind::UnsupportedMediaType,
+    ErrorKind::MalformedJson,
+    ErrorKind::InvalidRequest,
+    ErrorKind::RequestTimeout,
+    ErrorKind::AdapterExists,
+    ErrorKind::InvalidAdapter,
+    ErrorKind::NoAdapterBase,
+];
+
+/// What `DELETE /v1/adapters/{name}` can answer besides 200.
+const REMOVE_ADAPTER_ERRORS: &[ErrorKind] =
+    &[ErrorKind::Unauthorized, ErrorKind::MethodNotAllowed, ErrorKind::UnknownModel, ErrorKind::NoAdapterBase];
+
 /// Every route the server answers: method, path and the error kinds it can
 /// answer (a route without [`ErrorKind::Unauthorized`] needs no key).
-pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 9] = [
+pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 11] = [
     ("post", "/v1/ner", PREDICT_ERRORS),
     ("post", "/v1/classify", PREDICT_ERRORS),
     ("post", "/v1/answer", ANSWER_ERRORS),
     ("post", "/v1/embed", EMBED_ERRORS),
     ("get", "/v1/models", KEYED_GET_ERRORS),
+    ("post", "/v1/adapters", ADD_ADAPTER_ERRORS),
+    ("delete", "/v1/adapters/{name}", REMOVE_ADAPTER_ERRORS),
     ("get", "/health", &[ErrorKind::MethodNotAllowed]),
     (
         "get",
@@ -93,8 +114,8 @@ pub const ROUTE_ERRORS: [(&str, &str, &[ErrorKind]); 9] = [
 ];
 
 /// Every route the server answers, as (method, path).
-pub const ROUTES: [(&str, &str); 9] = {
-    let mut routes = [("", ""); 9];
+pub const ROUTES: [(&str, &str); 11] = {
+    let mut routes = [("", ""); 11];
     let mut i = 0;
     while i < routes.len() {
         routes[i] = (ROUTE_ERRORS[i].0, ROUTE_ERRORS[i].1);
@@ -164,6 +185,38 @@ fn get_route(path: &str, summary: &str, content_type: &str) -> Value {
     op
 }
 
+/// `POST /v1/adapters`.
+fn adapter_add_route() -> Value {
+    let mut responses = error_responses(route_errors("/v1/adapters"));
+    responses.insert(
+        "201".into(),
+        json!({ "description": "loaded: its name, task and labels",
+        "content": { "application/json": { "schema": { "type": "object", "properties": {
+            "name": { "type": "string" }, "task": { "type": "string" },
+            "labels": { "type": "array", "items": { "type": "string" } } } } } } }),
+    );
+    json!({ "post": {
+        "summary": "Load a LoRA adapter folder (PEFT's layout, on the server's disk) onto the served base",
+        "requestBody": { "required": true, "content": { "application/json": { "schema": {
+            "type": "object", "required": ["name", "path"], "additionalProperties": false, "properties": {
+                "name": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$", "description": "what requests name in \"model\"" },
+                "path": { "type": "string", "description": "the adapter folder" } } } } } },
+        "responses": responses,
+    } })
+}
+
+/// `DELETE /v1/adapters/{name}`.
+fn adapter_remove_route() -> Value {
+    let mut responses = error_responses(route_errors("/v1/adapters/{name}"));
+    responses.insert("200".into(), json!({ "description": "removed (requests already queued for it are answered)",
+        "content": { "application/json": { "schema": { "type": "object", "properties": { "removed": { "type": "string" } } } } } }));
+    json!({ "delete": {
+        "summary": "Stop serving a LoRA adapter",
+        "parameters": [{ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } }],
+        "responses": responses,
+    } })
+}
+
 const PREDICT_RESULTS: &str = "one record per input, in order (what `ferrotune predict` writes)";
 
 /// The document.
@@ -179,7 +232,9 @@ pub fn document() -> Value {
                 "one answer per query, in order (what `ferrotune faq ask` writes)"),
             "/v1/embed": predict_route("/v1/embed", "Embed texts with a FAQ index's embedding model", "EmbedRequest", "EmbedRecord", "model",
                 "one embedding per text, in order"),
-            "/v1/models": get_route("/v1/models", "Loaded models: name, task, labels", "application/json"),
+            "/v1/models": get_route("/v1/models", "Loaded models and adapters: name, task, labels", "application/json"),
+            "/v1/adapters": adapter_add_route(),
+            "/v1/adapters/{name}": adapter_remove_route(),
             "/health": get_route("/health", "The process is alive", "application/json"),
             "/ready": get_route("/ready", "Every model is loaded (503 while not)", "application/json"),
             "/metrics": get_route("/metrics", "Prometheus metrics", "text/plain"),

@@ -111,9 +111,25 @@ impl LoraShape {
 }
 
 /// The adapters' matrices of one layer, by slot.
+#[derive(Clone, Copy)]
 pub(crate) struct LoraWeights<'a> {
     pub a: [Option<&'a [f32]>; 6],
     pub b: [Option<&'a [f32]>; 6],
+}
+
+/// Consecutive rows (tokens) of a batch and the adapters they run with:
+/// one group over every row in training, one per adapter in an inference
+/// batch that mixes them.
+#[derive(Clone, Copy)]
+pub(super) struct LoraGroup<'a> {
+    /// First row.
+    pub start: usize,
+    /// One past the last row.
+    pub end: usize,
+    /// The adapters' settings.
+    pub shape: LoraShape,
+    /// Their matrices.
+    pub weights: LoraWeights<'a>,
 }
 
 /// What an adapted matrix's backward pass needs: `s · drop(x) Aᵀ` and the

@@ -17,6 +17,7 @@
 //! slice of the gradient. The tests (in `bert.rs`) compare values and
 //! gradients with the same layer built from candle's ops.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
 mod elementwise;
@@ -35,7 +36,7 @@ use elementwise::{
     softmax_row,
 };
 pub(crate) use lora::{matrix_dims, LoraShape};
-use lora::{LoraSaved, LoraWeights};
+use lora::{LoraGroup, LoraSaved, LoraWeights};
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
 use matmul::{linear_backward, linear_in, linear_input_backward, product};
@@ -115,6 +116,13 @@ impl LayerShape {
         (offsets, at)
     }
 }
+
+/// A layer's LoRA adapters for the op: their settings and `A`, `B`
+/// matrices slot by slot (`None`: none).
+pub(crate) type LayerAdapters<'a> = Option<(LoraShape, &'a [&'a Tensor])>;
+
+/// Consecutive sequences of a batch and the adapters they run with.
+pub(crate) type AdapterGroup<'a> = (Range<usize>, LayerAdapters<'a>);
 
 /// Dropout of one training forward pass.
 #[derive(Debug, Clone, Copy)]
@@ -221,7 +229,7 @@ impl FusedLayer {
         products: Products,
         mask_bias: &Tensor,
         dropout: Option<LayerDropout>,
-        lora: Option<(LoraShape, &[&Tensor])>,
+        lora: LayerAdapters,
     ) -> Result<Tensor> {
         let (lora_shape, adapters) = match lora {
             Some((s, a)) => (Some(s), a),
@@ -260,15 +268,77 @@ impl FusedLayer {
         if save {
             return x.apply_op3(&flatten(&weights)?, &mask_bias, op);
         }
-        let batch = check_shapes(&shape, x.dims(), mask_bias.dims(), op.name())?;
-        let y = op.with_base(&weights, |w| {
-            with_slices(adapters, op.name(), |parts| {
-                let lora = match &op.lora {
-                    Some(l) => Some(l.weights_of(&op.shape, parts)?),
-                    None => None,
-                };
-                with_f32(&x, op.name(), |x| {
-                    with_f32(&mask_bias, op.name(), |m| Ok(op.forward(x, w, lora.as_ref(), m, batch).0))
+        let batch = x.dim(0)?;
+        op.infer(&x, &weights, &mask_bias, &[(0..batch, lora)])
+    }
+
+    /// Inference over a batch whose sequences run with different adapters:
+    /// `groups` are ascending, disjoint ranges of sequences, each with its
+    /// adapters (`None`: the base alone). The base's products run once for
+    /// the whole batch; each group adds its own low-rank products.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn apply_grouped(
+        shape: LayerShape,
+        x: &Tensor,
+        weights: [&Tensor; 16],
+        packed: Option<&Arc<PackedLayer>>,
+        products: Products,
+        mask_bias: &Tensor,
+        groups: &[AdapterGroup],
+    ) -> Result<Tensor> {
+        let op = FusedLayer {
+            shape,
+            packed: packed.cloned(),
+            dropout: None,
+            products,
+            lora: None,
+            frozen_base: None,
+            save: false,
+            saved: Mutex::new(None),
+        };
+        op.infer(&x.contiguous()?, &weights, &mask_bias.contiguous()?, groups)
+    }
+
+    /// The forward pass without saving anything, the weights read in place
+    /// (see [`Self::apply_grouped`] for `groups`).
+    fn infer(
+        &self,
+        x: &Tensor,
+        weights: &[&Tensor; 16],
+        mask_bias: &Tensor,
+        groups: &[AdapterGroup],
+    ) -> Result<Tensor> {
+        let batch = check_shapes(&self.shape, x.dims(), mask_bias.dims(), self.name())?;
+        let len = x.dim(1)?;
+        let mut next = 0;
+        for (sequences, _) in groups {
+            if sequences.start < next || sequences.end > batch {
+                candle_core::bail!(
+                    "{}: adapter groups {sequences:?} out of order or past {batch} sequences",
+                    self.name()
+                );
+            }
+            next = sequences.end;
+        }
+        let adapters: Vec<&Tensor> = groups.iter().flat_map(|(_, l)| l.map_or(&[][..], |(_, t)| t)).copied().collect();
+        let y = self.with_base(weights, |w| {
+            with_slices(&adapters, self.name(), |parts| {
+                let mut lora = Vec::new();
+                let mut parts = parts;
+                for (sequences, adapters) in groups {
+                    let Some((shape, tensors)) = adapters else { continue };
+                    let (mine, rest) = parts.split_at(tensors.len().min(parts.len()));
+                    parts = rest;
+                    let weights = shape.weights_of(&self.shape, mine)?;
+                    lora.push(LoraGroup {
+                        start: sequences.start * len,
+                        end: sequences.end * len,
+                        shape: *shape,
+                        weights,
+                    });
+                }
+                with_f32(x, self.name(), |x| {
+                    with_f32(mask_bias, self.name(), |m| Ok(self.forward(x, w, &lora, m, batch).0))
                 })
             })
         })?;
@@ -297,33 +367,47 @@ impl FusedLayer {
 
     /// `out[:, col..] = x · Wᵀ + b` for weight matrix `index` (0, 2, 4, 6,
     /// 10, 12 in the parameter order), from the packed matrices if any,
-    /// plus the matrix's adapter's low-rank product; returns what the
-    /// adapter's backward pass needs when the layer saves activations.
+    /// plus each adapter group's low-rank product on its rows (`x` holds
+    /// the batch's rows from `first_row` on); returns what the adapter's
+    /// backward pass needs when the layer saves activations (training: one
+    /// group).
     #[allow(clippy::too_many_arguments)]
     fn linear(
         &self,
         index: usize,
         w: &[&[f32]; 16],
-        lora: Option<&LoraWeights>,
+        lora: &[LoraGroup],
         x: &[f32],
         in_dim: usize,
         out: &mut [f32],
         width: usize,
         col: usize,
+        first_row: usize,
     ) -> Option<LoraSaved> {
         let slot = slot_of(index);
         match &self.packed {
             Some(packed) => packed[slot].linear(x, w[index + 1], out, width, col),
             None => linear_in(self.products, x, in_dim, w[index], w[index + 1], out, width, col),
         }
-        let (shape, lora) = (self.lora.as_ref()?, lora?);
-        let (a, b) = (lora.a[slot]?, lora.b[slot]?);
-        let mask = match &self.dropout {
-            Some(d) if shape.dropout > 0.0 => Some(lora::input_mask(x.len(), shape.dropout, d.seed, slot)),
-            _ => None,
-        };
-        let saved = lora::forward(shape, x, in_dim, a, b, mask, out, width, col);
-        self.save.then_some(saved)
+        let rows = x.len() / in_dim;
+        let mut saved = None;
+        for group in lora {
+            let (Some(a), Some(b)) = (group.weights.a[slot], group.weights.b[slot]) else { continue };
+            let (start, end) = (group.start.max(first_row) - first_row, group.end.min(first_row + rows) - first_row);
+            if start >= end {
+                continue;
+            }
+            let x = &x[start * in_dim..end * in_dim];
+            let mask = match &self.dropout {
+                Some(d) if group.shape.dropout > 0.0 => {
+                    Some(lora::input_mask(x.len(), group.shape.dropout, d.seed, slot))
+                }
+                _ => None,
+            };
+            let out = &mut out[start * width..end * width];
+            saved = Some(lora::forward(&group.shape, x, in_dim, a, b, mask, out, width, col));
+        }
+        saved.filter(|_| self.save)
     }
 
     /// Backward of weight matrix `index` (see [`Self::linear`]) given `dy`
@@ -396,7 +480,7 @@ impl FusedLayer {
         &self,
         x: &[f32],
         w: &[&[f32]; 16],
-        lora: Option<&LoraWeights>,
+        lora: &[LoraGroup],
         mask_bias: &[f32],
         batch: usize,
     ) -> (Vec<f32>, Option<Saved>) {
@@ -408,7 +492,7 @@ impl FusedLayer {
         let mut lora_saved: [Option<LoraSaved>; 6] = Default::default();
         let mut qkv = scratch::take(rows * 3 * h);
         for (j, saved) in lora_saved.iter_mut().take(3).enumerate() {
-            *saved = self.linear(2 * j, w, lora, x, h, &mut qkv, 3 * h, j * h);
+            *saved = self.linear(2 * j, w, lora, x, h, &mut qkv, 3 * h, j * h, 0);
         }
 
         // Attention, one (sequence, head) pair per task; heads are read from
@@ -458,7 +542,7 @@ impl FusedLayer {
         );
 
         let mut z1 = scratch::take(rows * h);
-        lora_saved[3] = self.linear(WO, w, lora, &context, h, &mut z1, h, 0);
+        lora_saved[3] = self.linear(WO, w, lora, &context, h, &mut z1, h, 0, 0);
         // Inference keeps nothing for a backward pass: its buffers go back
         // as soon as they are used, for the feed-forward block to take.
         let (qkv, context) = if self.save {
@@ -475,9 +559,9 @@ impl FusedLayer {
         let mut z2 = scratch::take(rows * h);
         let inner = if self.save {
             let mut inner = vec![0f32; rows * inner_dim];
-            lora_saved[4] = self.linear(WI, w, lora, &attended, h, &mut inner, inner_dim, 0);
+            lora_saved[4] = self.linear(WI, w, lora, &attended, h, &mut inner, inner_dim, 0, 0);
             let activated = activate(&inner, activation);
-            lora_saved[5] = self.linear(W2, w, lora, &activated, inner_dim, &mut z2, h, 0);
+            lora_saved[5] = self.linear(W2, w, lora, &activated, inner_dim, &mut z2, h, 0, 0);
             inner
         } else {
             scratch::give_back(std::mem::take(&mut z1));
@@ -501,7 +585,7 @@ impl FusedLayer {
     /// layer's largest buffer, and per chunk they stay small. Chunks are at
     /// least [`FFN_ROWS`] rows, so each takes the same product kernel as the
     /// whole would.
-    fn feed_forward_in_chunks(&self, w: &[&[f32]; 16], lora: Option<&LoraWeights>, attended: &[f32], z2: &mut [f32]) {
+    fn feed_forward_in_chunks(&self, w: &[&[f32]; 16], lora: &[LoraGroup], attended: &[f32], z2: &mut [f32]) {
         let LayerShape { hidden: h, inner: inner_dim, activation, .. } = self.shape;
         let rows = attended.len() / h;
         let chunks = (rows / FFN_ROWS).max(1);
@@ -510,9 +594,9 @@ impl FusedLayer {
             let start = chunk * FFN_ROWS;
             let end = if chunk + 1 == chunks { rows } else { start + FFN_ROWS };
             let values = &mut inner[..(end - start) * inner_dim];
-            self.linear(WI, w, lora, &attended[start * h..end * h], h, values, inner_dim, 0);
+            self.linear(WI, w, lora, &attended[start * h..end * h], h, values, inner_dim, 0, start);
             activate_in_place(values, activation);
-            self.linear(W2, w, lora, values, inner_dim, &mut z2[start * h..end * h], h, 0);
+            self.linear(W2, w, lora, values, inner_dim, &mut z2[start * h..end * h], h, 0, start);
         }
         scratch::give_back(inner);
     }
@@ -732,7 +816,11 @@ impl CustomOp3 for FusedLayer {
         let flat = contiguous_f32(s2, l2, self.name())?;
         let mask = contiguous_f32(s3, l3, self.name())?;
         let batch = check_shapes(&self.shape, l1.dims(), l3.dims(), self.name())?;
-        let (y, saved) = self.with_flat(flat, |w, lora| Ok(self.forward(x, w, lora, mask, batch)))?;
+        let rows = x.len() / self.shape.hidden;
+        let (y, saved) = self.with_flat(flat, |w, lora| {
+            let group = lora.zip(self.lora).map(|(&weights, shape)| LoraGroup { start: 0, end: rows, shape, weights });
+            Ok(self.forward(x, w, group.as_slice(), mask, batch))
+        })?;
         if saved.is_some() {
             *self.saved.lock().unwrap_or_else(|e| e.into_inner()) = saved;
         }

@@ -7,10 +7,12 @@
 //! `x Wᵀ + s · drop(x) Aᵀ Bᵀ` with `A` `[r, in]`, `B` `[out, r]` and
 //! `s = alpha / r` (`alpha / √r` with rsLoRA).
 
+mod base;
 mod folder;
 mod init;
 mod settings;
 
+pub use base::BaseWeights;
 pub use folder::{merge_into, AdapterFolder, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 pub use init::add_new_adapters;
 pub use settings::{LoraInit, LoraSettings, LoraTarget, PeftTaskType};
