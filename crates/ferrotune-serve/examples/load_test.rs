@@ -5,6 +5,7 @@
 //!
 //! cargo run --release -p ferrotune-serve --features test-support --example load_test -- \
 //!     --addr 127.0.0.1:8080 --clients 64 --seconds 30 [--path /v1/ner] [--text "..."] [--max-requests N]
+//!     [--models a,b,c]   (client i names model i mod 3 in its requests)
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -20,6 +21,8 @@ struct Options {
     path: String,
     text: String,
     key: Option<String>,
+    /// Model names the clients take in turn (none: the server's default).
+    models: Vec<String>,
 }
 
 fn options() -> Options {
@@ -31,6 +34,7 @@ fn options() -> Options {
         path: "/v1/ner".into(),
         text: "The patient was diagnosed with hereditary breast and ovarian cancer last year .".into(),
         key: None,
+        models: Vec::new(),
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -43,6 +47,7 @@ fn options() -> Options {
             "--path" => o.path = value,
             "--text" => o.text = value,
             "--key" => o.key = Some(value),
+            "--models" => o.models = value.split(',').map(String::from).collect(),
             other => panic!("unknown option {other}"),
         }
     }
@@ -61,13 +66,16 @@ struct Tally {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() {
     let o = options();
-    let body = serde_json::json!({ "texts": [o.text] });
     let budget = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(o.max_requests));
     let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..o.clients {
-        let (body, budget, path, key) = (body.clone(), budget.clone(), o.path.clone(), o.key.clone());
+    for client in 0..o.clients {
+        let mut body = serde_json::json!({ "texts": [o.text] });
+        if !o.models.is_empty() {
+            body["model"] = o.models[client % o.models.len()].clone().into();
+        }
+        let (budget, path, key) = (budget.clone(), o.path.clone(), o.key.clone());
         let addr = o.addr;
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();

@@ -87,7 +87,7 @@ fn adapters_of(state: &AppState) -> Result<&Adapters, ApiError> {
 
 /// Loads an adapter onto the base while serving: 201 with its name, task
 /// and labels; 409 if the name is taken, 422 if the folder does not load
-/// (the message names the file and key).
+/// (the message names the file and key), 500 if loading panicked.
 pub(crate) async fn add(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -112,7 +112,7 @@ pub(crate) async fn add(
         Err(join) => {
             let cause = ServeError::Panicked { model: request.name.clone(), message: join.to_string() };
             return Err(
-                ApiError::new(ErrorKind::InvalidAdapter, "the adapter could not be loaded").caused_by(Arc::new(cause))
+                ApiError::new(ErrorKind::InferenceFailed, "loading the adapter failed").caused_by(Arc::new(cause))
             );
         }
     };
