@@ -29,7 +29,7 @@ bin=target/release/ferrotune
 load=target/release/examples/load_test
 
 if [ ! -f "$out/a1/adapter_config.json" ]; then
-  head -n 4000 data/ncbi-disease/train.tsv | awk 'BEGIN{n=0} {print} /^$/ {n++; if (n == 300) exit}' > "$out/train.tsv"
+  awk 'BEGIN{n=0} {print} /^$/ {n++; if (n == 300) exit}' data/ncbi-disease/train.tsv > "$out/train.tsv"
   "$bin" train --model $base --train "$out/train.tsv" --dev "$out/train.tsv" --output "$out/trained" \
     --peft lora --lora-r 8 --lora-targets query,value --epochs 1 --lr 1e-3 --threads "$threads" 2> "$out/train.log"
   "$PYTHON" - "$out" <<'PY'
