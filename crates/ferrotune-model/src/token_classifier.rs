@@ -47,10 +47,8 @@ impl TokenClassifier {
     /// Loads `config.json` and `model.safetensors` from a model folder onto
     /// `device` (the CPU, or a GPU with the `cuda` feature).
     pub fn load(dir: &Path, head: TokenHead, device: &Device) -> Result<Self, ModelError> {
-        let config = BertConfig::load(&dir.join("config.json"))?;
-        let params = ParamStore::load(&dir.join("model.safetensors"), device)?;
-        crate::quant::check_names(&config, &params, dir)?;
-        Self::with_head(config, params, head, dir)
+        let BaseWeights { dir, config, params } = BaseWeights::load(dir, device)?;
+        Self::with_head(config, params, head, &dir)
     }
 
     /// Loads the base folder `base` with `adapter` on it: the adapter's

@@ -38,6 +38,7 @@
 mod batching;
 pub mod checkpoint;
 mod error;
+mod events;
 mod ner_task;
 mod observer;
 mod optimizer;

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{self, RunState};
+use crate::events::EventLog;
 use crate::ner_task::NerTask;
 use crate::observer::{DataSummary, EpochReport, RunStart, StepReport, TrainObserver};
 use crate::optimizer::{AdamW, AdamWConfig};
@@ -153,21 +154,33 @@ fn truncate_metrics(path: &Path, step: u64) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Appends JSON lines to `metrics.jsonl`.
+/// Appends JSON lines to `metrics.jsonl`, and their numbers to a
+/// TensorBoard event file beside it (`runs/`).
 struct MetricsLog {
     file: std::fs::File,
     path: PathBuf,
+    events: EventLog,
 }
 
 impl MetricsLog {
-    fn open(path: PathBuf) -> Result<Self, TrainError> {
+    /// Opens `metrics.jsonl` of `output` for appending; the event file
+    /// starts anew from the lines it already holds.
+    fn open(output: &Path) -> Result<Self, TrainError> {
+        let path = output.join("metrics.jsonl");
+        let kept: Vec<serde_json::Value> = match std::fs::read_to_string(&path) {
+            Ok(text) => text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(TrainError::io(&path, e)),
+        };
+        let events = EventLog::create(output, &kept)?;
         let file =
             std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(|e| TrainError::io(&path, e))?;
-        Ok(Self { file, path })
+        Ok(Self { file, path, events })
     }
 
     fn write(&mut self, value: serde_json::Value) -> Result<(), TrainError> {
-        writeln!(self.file, "{value}").map_err(|e| TrainError::io(&self.path, e))
+        writeln!(self.file, "{value}").map_err(|e| TrainError::io(&self.path, e))?;
+        self.events.write(&value)
     }
 }
 
@@ -257,7 +270,7 @@ impl<'a> Run<'a> {
             task,
             optimizer,
             state,
-            metrics: MetricsLog::open(metrics_path)?,
+            metrics: MetricsLog::open(output)?,
             warmup_steps: (options.warmup_ratio * total_steps as f64).ceil() as u64,
             total_steps,
             trained_examples: 0,
