@@ -5,7 +5,7 @@ every scalar with `metrics.jsonl` (issue 17, item 1).
 Each metrics line gives the scalars ferrotune writes (see
 crates/ferrotune-train/src/events.rs): step lines train/loss, train/lr,
 train/grad_norm, train/windows_per_s; epoch lines epoch/train_loss,
-epoch/seconds, epoch/windows_per_s, epoch/best_epoch and dev/<every number of
+epoch/seconds, epoch/windows_per_s, epoch/best_epoch, epoch/dev_score and dev/<every number of
 the dev report, nested keys joined by '/'>, at the line's step. The check
 passes when the event file holds exactly those (tag, step) pairs, each value
 equal to the metrics value rounded to f32, and a file_version event first.
@@ -45,8 +45,8 @@ def expected_scalars(metrics_path):
                 if key in row:
                     values[f"train/{key}"] = float(row[key])
         elif row["type"] == "epoch":
-            for key in ["train_loss", "seconds", "windows_per_s", "best_epoch"]:
-                if key in row:
+            for key in ["train_loss", "seconds", "windows_per_s", "best_epoch", "dev_score"]:
+                if row.get(key) is not None:
                     values[f"epoch/{key}"] = float(row[key])
             flatten("dev", row.get("dev", {}), values)
         for tag, v in values.items():

@@ -11,6 +11,7 @@ mod monitor;
 mod predict;
 mod progress;
 mod quantize;
+mod report;
 mod runtime;
 mod serve;
 mod train;
@@ -49,6 +50,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Fold a LoRA adapter into its base model: a plain Hugging Face folder.
     Merge(merge::MergeArgs),
+    /// Training runs as one HTML page: curves, dev scores, options; several runs overlaid.
+    Report(report::ReportArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
     Brand(brand::BrandArgs),
     /// A FAQ assistant: build an index from a FAQ file, answer questions, hand over when unsure.
@@ -89,6 +92,7 @@ fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args, matches.subcommand_matches("embed").expect("embed was parsed")),
         Command::Quantize(args) => quantize::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Report(args) => report::run(args),
         Command::Brand(args) => brand::run(args),
         Command::Faq(args) => faq::run(args),
         Command::Monitor(args) => monitor::run(args),

@@ -5,13 +5,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::report::{divide, scores};
 use crate::Scores;
 
 /// The report of a single-label classifier.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassReport {
     /// Fraction of texts whose class is right.
     pub accuracy: f64,

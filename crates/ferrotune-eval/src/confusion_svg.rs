@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use crate::ClassReport;
 
-/// Escapes text for SVG.
-fn escape(text: &str) -> String {
+/// Escapes text for SVG and HTML (`&`, `<`, `>`, `"`).
+pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 

@@ -18,7 +18,7 @@ mod retrieval;
 mod task_report;
 
 pub use classification::{ClassReport, MultilabelReport, RegressionReport, TextReport};
-pub use confusion_svg::confusion_svg;
+pub use confusion_svg::{confusion_svg, escape};
 pub use coverage_svg::coverage_svg;
 pub use entities::{get_entities, Entity};
 pub use handover::{auroc, calibrate, coverage_curve, Calibration, CoveragePoint, HandoverReport, JudgedAnswer};

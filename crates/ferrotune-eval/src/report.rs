@@ -2,12 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::entities::get_entities;
 
 /// Precision, recall, F1 (fractions in 0..1) and support (true entities).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     /// Correct predicted entities / predicted entities (0 when none predicted).
     pub precision: f64,

@@ -26,6 +26,16 @@ pub enum TrainError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A line of a run's log (or its `run.json`) cannot be read.
+    #[error("{path}, line {line}: {message}")]
+    RunLog {
+        /// The file.
+        path: PathBuf,
+        /// The line (from 1).
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A checkpoint file cannot be read back.
     #[error("cannot resume: {path}: {message}")]
     CheckpointFile {

@@ -74,7 +74,7 @@ pub(crate) fn scalars(line: &Value) -> Option<(u64, Vec<(String, f64)>)> {
             }
         }
         "epoch" => {
-            for key in ["train_loss", "seconds", "windows_per_s", "best_epoch"] {
+            for key in ["train_loss", "seconds", "windows_per_s", "best_epoch", "dev_score"] {
                 if let Some(v) = line[key].as_f64() {
                     out.push((format!("epoch/{key}"), v));
                 }

@@ -25,6 +25,9 @@ use crate::{TrainError, TrainOptions};
 /// Where the next model is written before it replaces `<output>/model`.
 const STAGED_MODEL: &str = ".model.staged";
 
+/// The file of a run's inputs, options and data sizes, in its output folder.
+pub const RUN_FILE: &str = "run.json";
+
 /// What to train, from what, and where to put it.
 pub struct TrainRequest<'a> {
     /// The pretrained (or already fine-tuned) model folder.
@@ -96,7 +99,7 @@ pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result
         Task::Retrieval => Box::new(RetrievalTask::load(request, options)?),
     };
     let task = task.as_ref();
-    observer.data(&DataSummary {
+    let data = DataSummary {
         task: task.task(),
         examples: task.examples(),
         model_inputs: task.lengths().len(),
@@ -106,7 +109,9 @@ pub fn train(request: &TrainRequest, observer: &mut dyn TrainObserver) -> Result
         labels: task.labels().len(),
         parameters: task.params().parameter_count(),
         trainable: task.params().trainable_count(),
-    });
+    };
+    write_run_file(request, &data)?;
+    observer.data(&data);
     let mut run = Run::start(request, task, observer)?;
     for epoch in run.state.epochs_done + 1..=options.epochs {
         if run.state.stopped_early || request.stop_after.is_some_and(|n| epoch > n) {
@@ -364,7 +369,7 @@ impl<'a> Run<'a> {
         self.metrics.write(serde_json::json!({
             "type": "epoch", "epoch": epoch, "step": state.step, "train_loss": train_loss,
             "seconds": totals.seconds, "windows_per_s": rate,
-            "dev": dev.as_ref(), "best_epoch": state.best_epoch
+            "dev": dev.as_ref(), "dev_score": dev.as_ref().map(|d| d.score()), "best_epoch": state.best_epoch
         }))?;
         checkpoint::save(output, self.task.params(), &self.optimizer, &self.state)?;
         observer.epoch_end(&EpochReport {
@@ -395,6 +400,23 @@ impl<'a> Run<'a> {
             output: self.request.output.join(ferrotune_model::TRAINED_MODEL),
         }
     }
+}
+
+/// What a run was given, for `ferrotune report`: `<output>/run.json` with
+/// the model and data files, the options and the training data's sizes.
+fn write_run_file(request: &TrainRequest, data: &DataSummary) -> Result<(), TrainError> {
+    let path = request.output.join(RUN_FILE);
+    let value = serde_json::json!({
+        "model": request.model_dir, "train": request.train, "dev": request.dev,
+        "options": request.options,
+        "data": {
+            "task": data.task.name(), "examples": data.examples, "model_inputs": data.model_inputs,
+            "long_inputs": data.long_inputs, "labels": data.labels, "parameters": data.parameters,
+            "trainable": data.trainable
+        }
+    });
+    let text = serde_json::to_string_pretty(&value).expect("run file");
+    ferrotune_data::atomic::write_bytes_atomic(&path, text.as_bytes()).map_err(|e| TrainError::io(&path, e))
 }
 
 /// Saves the model with its tokenizer files into a staged folder and
