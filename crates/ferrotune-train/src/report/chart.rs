@@ -72,7 +72,7 @@ pub(super) fn line_chart(title: &str, x_label: &str, series: &[Series]) -> Strin
         svg.push_str("<text x=\"200\" y=\"130\" fill=\"#888\">no data</text></svg>");
         return svg;
     }
-    if x1 - x0 < f64::EPSILON {
+    if (x1 - x0).abs() < f64::EPSILON {
         (x0, x1) = (x0 - 1.0, x1 + 1.0);
     }
     let pad = ((y1 - y0) * 0.05).max(y1.abs().max(1e-9) * 1e-3);
