@@ -7,6 +7,7 @@ mod embed;
 mod eval;
 mod faq;
 mod merge;
+mod mlflow;
 mod monitor;
 mod predict;
 mod progress;

@@ -12,6 +12,7 @@ use ferrotune_train::{TrainError, TrainOptions, TrainRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::mlflow::MlflowTracker;
 use crate::progress::TrainProgress;
 use crate::UsageError;
 
@@ -47,6 +48,13 @@ pub struct RunArgs {
     #[arg(long)]
     #[serde(default)]
     resume: bool,
+    /// An MLflow tracking server (e.g. http://127.0.0.1:5000): params, metrics per step and epoch,
+    /// the model folder as artifacts. A server that does not answer never stops training.
+    #[arg(long)]
+    mlflow_uri: Option<String>,
+    /// The MLflow experiment (made if missing) [default: ferrotune].
+    #[arg(long)]
+    mlflow_experiment: Option<String>,
 }
 
 /// Options of `ferrotune train`.
@@ -116,22 +124,35 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     }
     let (model, train, output) =
         (required(&run.model, "model")?, required(&run.train, "train")?, required(&run.output, "output")?);
+    if run.mlflow_experiment.is_some() && run.mlflow_uri.is_none() {
+        return Err(UsageError("--mlflow-experiment needs --mlflow-uri".into()).into());
+    }
     crate::runtime::init(run.threads, crate::runtime::FreedMemory::Keep)?;
     let device = ferrotune_model::device_from_name(run.device.as_deref().unwrap_or("cpu"))?;
-    let summary = ferrotune_train::train(
-        &TrainRequest {
-            model_dir: model,
-            train,
-            dev: run.dev.as_deref(),
-            dev_corpus: run.dev_corpus.as_deref(),
-            output,
-            options,
-            resume: run.resume,
-            device,
-            stop_after: None,
-        },
-        &mut TrainProgress::new(),
-    )?;
+    let option_values = serde_json::to_value(&options)?;
+    let request = TrainRequest {
+        model_dir: model,
+        train,
+        dev: run.dev.as_deref(),
+        dev_corpus: run.dev_corpus.as_deref(),
+        output,
+        options,
+        resume: run.resume,
+        device,
+        stop_after: None,
+    };
+    let mut progress = TrainProgress::new();
+    let summary = match &run.mlflow_uri {
+        Some(uri) => {
+            let experiment = run.mlflow_experiment.as_deref().unwrap_or("ferrotune");
+            let name = output.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+            let mut tracker = MlflowTracker::new(uri, experiment, &name, &option_values, &mut progress);
+            let result = ferrotune_train::train(&request, &mut tracker);
+            tracker.finish(result.as_ref().ok().map(|s| s.output.as_path()));
+            result?
+        }
+        None => ferrotune_train::train(&request, &mut progress)?,
+    };
     let saved = match summary.best_dev_score {
         Some(score) => format!("best epoch {} (dev score {score:.4})", summary.best_epoch),
         None => format!("epoch {}", summary.best_epoch),

@@ -61,8 +61,10 @@ fn record(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The scalars of one `metrics.jsonl` line, tag and value, and its step.
-pub(crate) fn scalars(line: &Value) -> Option<(u64, Vec<(String, f64)>)> {
+/// The numbers of one `metrics.jsonl` line, named as in the event files
+/// (`train/loss`, `dev/micro/f1`, ...), and its optimizer step; `None` for
+/// a line of another kind.
+pub fn metric_scalars(line: &Value) -> Option<(u64, Vec<(String, f64)>)> {
     let step = line["step"].as_u64()?;
     let mut out = Vec::new();
     match line["type"].as_str()? {
@@ -136,7 +138,7 @@ impl EventLog {
 
     /// Writes the scalars of one `metrics.jsonl` line.
     pub(crate) fn write(&mut self, line: &Value) -> Result<(), TrainError> {
-        let Some((step, values)) = scalars(line) else { return Ok(()) };
+        let Some((step, values)) = metric_scalars(line) else { return Ok(()) };
         let value = values.into_iter().map(|(tag, v)| SummaryValue { tag, simple_value: Some(v as f32) }).collect();
         let event =
             Event { wall_time: wall_time(), step: step as i64, file_version: None, summary: Some(Summary { value }) };
@@ -211,7 +213,7 @@ mod tests {
     fn lines_become_tagged_scalars_at_their_step() {
         let step: Value = serde_json::json!({"type": "step", "epoch": 1, "step": 7, "loss": 0.5, "lr": 1e-4,
             "grad_norm": 2.0, "windows_per_s": 30.0});
-        let (at, values) = scalars(&step).unwrap();
+        let (at, values) = metric_scalars(&step).unwrap();
         assert_eq!(at, 7);
         assert_eq!(
             values.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
@@ -219,7 +221,7 @@ mod tests {
         );
         let epoch: Value = serde_json::json!({"type": "epoch", "step": 9, "train_loss": 0.4, "seconds": 3.0,
             "windows_per_s": 10.0, "best_epoch": 1, "dev": {"micro": {"f1": 0.8}, "confusion": [[1, 2]], "texts": 4}});
-        let (_, values) = scalars(&epoch).unwrap();
+        let (_, values) = metric_scalars(&epoch).unwrap();
         assert!(values.contains(&("dev/micro/f1".to_string(), 0.8)));
         assert!(values.contains(&("dev/texts".to_string(), 4.0)));
         assert!(!values.iter().any(|(t, _)| t.contains("confusion")));

@@ -53,6 +53,7 @@ mod trainer;
 
 pub use batching::{distinct_batches, epoch_batches, Batching};
 pub use error::TrainError;
+pub use events::metric_scalars;
 pub use observer::{DataSummary, EpochReport, RunStart, Silent, StepReport, TrainObserver};
 pub use optimizer::{decays, AdamW, AdamWConfig};
 pub use options::{Peft, TrainOptions};

@@ -106,6 +106,9 @@ pub trait TrainObserver {
     fn step(&mut self, _step: &StepReport) {}
     /// An epoch is done (dev set scored, checkpoint written).
     fn epoch_end(&mut self, _epoch: &EpochReport) {}
+    /// A line was appended to `metrics.jsonl` (a step's or an epoch's; see
+    /// [`crate::metric_scalars`] for its numbers).
+    fn metrics(&mut self, _line: &serde_json::Value) {}
 }
 
 /// An observer that ignores everything.

@@ -183,9 +183,9 @@ impl MetricsLog {
         Ok(Self { file, path, events })
     }
 
-    fn write(&mut self, value: serde_json::Value) -> Result<(), TrainError> {
+    fn write(&mut self, value: &serde_json::Value) -> Result<(), TrainError> {
         writeln!(self.file, "{value}").map_err(|e| TrainError::io(&self.path, e))?;
-        self.events.write(&value)
+        self.events.write(value)
     }
 }
 
@@ -314,10 +314,12 @@ impl<'a> Run<'a> {
             examples += batch_ids.len();
             let seconds = started.elapsed().as_secs_f64();
             let rate = examples as f64 / seconds;
-            self.metrics.write(serde_json::json!({
+            let line = serde_json::json!({
                 "type": "step", "epoch": epoch, "step": self.state.step, "loss": loss_value,
                 "lr": lr, "grad_norm": norm, "windows_per_s": rate
-            }))?;
+            });
+            self.metrics.write(&line)?;
+            observer.metrics(&line);
             observer.step(&StepReport {
                 epoch,
                 epochs: options.epochs,
@@ -366,11 +368,13 @@ impl<'a> Run<'a> {
             state.stopped_early = true;
         }
         let rate = totals.examples as f64 / totals.seconds;
-        self.metrics.write(serde_json::json!({
+        let line = serde_json::json!({
             "type": "epoch", "epoch": epoch, "step": state.step, "train_loss": train_loss,
             "seconds": totals.seconds, "windows_per_s": rate,
             "dev": dev.as_ref(), "dev_score": dev.as_ref().map(|d| d.score()), "best_epoch": state.best_epoch
-        }))?;
+        });
+        self.metrics.write(&line)?;
+        observer.metrics(&line);
         checkpoint::save(output, self.task.params(), &self.optimizer, &self.state)?;
         observer.epoch_end(&EpochReport {
             epoch,
