@@ -2,7 +2,7 @@
 # Issue 16's serving figures: many LoRA adapters on one base in one server,
 # against the base with one adapter merged in, served alone.
 #
-#   bash scripts/bench_adapters.sh [ROUNDS] [SECONDS] [THREADS]
+#   [PRECISION=int8|bf16] bash scripts/bench_adapters.sh [ROUNDS] [SECONDS] [THREADS]
 #
 # 1. Trains one NER adapter (r 8, query + value, the classifier saved with
 #    it) on 300 NCBI-disease training sentences for one epoch, and makes 20
@@ -57,7 +57,7 @@ serve_and_load() { # port, models for the clients ("" for the default), serve fl
   local port=$1 models=$2
   shift 2
   local log="$out/server-$port.log"
-  "$bin" serve --addr "127.0.0.1:$port" --threads "$threads" "$@" 2> "$log" &
+  "$bin" serve --addr "127.0.0.1:$port" --threads "$threads" --precision "${PRECISION:-fp32}" "$@" 2> "$log" &
   local pid=$!
   for _ in $(seq 300); do
     grep -q "serving" "$log" && break

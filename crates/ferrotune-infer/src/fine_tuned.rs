@@ -3,7 +3,7 @@
 //! here; the CLI and the server only name the model.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use candle_core::Device;
@@ -11,7 +11,7 @@ use ferrotune_data::{Task, TextInput};
 use ferrotune_eval::TaskReport;
 use ferrotune_model::lora::{AdapterFolder, BaseWeights};
 use ferrotune_model::quant::Precision;
-use ferrotune_model::{BertConfig, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
+use ferrotune_model::{BertConfig, PackedWeights, SequenceClassifier, SequenceHead, TokenClassifier, TokenHead};
 use ferrotune_text::WordTokenizer;
 use serde::Serialize;
 
@@ -380,6 +380,9 @@ pub struct AdapterHost {
     tokenizer: Arc<WordTokenizer>,
     settings: RunSettings,
     precision: Precision,
+    /// The base's matrices as the first adapter's model packed them (int8,
+    /// bf16), shared by the later ones.
+    packed: Mutex<Option<PackedWeights>>,
 }
 
 impl AdapterHost {
@@ -390,7 +393,7 @@ impl AdapterHost {
         let dir = ferrotune_model::model_folder(base);
         let precision = settings.precision_for(&dir.join("config.json"))?;
         let tokenizer = Arc::new(WordTokenizer::load(&dir)?);
-        Ok(Self { base: BaseWeights::load(&dir, device)?, tokenizer, settings, precision })
+        Ok(Self { base: BaseWeights::load(&dir, device)?, tokenizer, settings, precision, packed: Mutex::default() })
     }
 
     /// Loads the adapter folder `dir` (PEFT's layout, with the head's
@@ -400,13 +403,27 @@ impl AdapterHost {
         let adapter_dir: PathBuf = ferrotune_model::model_folder(dir);
         let adapter = AdapterFolder::read(&adapter_dir)?;
         let base = self.base.clone();
+        // The base's matrices are packed once, by the first adapter's model.
+        let mut packed = self.packed.lock().unwrap_or_else(PoisonError::into_inner);
         let model = match BertConfig::fine_tuned_task(&adapter_dir)? {
             Task::Ner => {
-                TaskModel::Token(TokenClassifier::on_base(base, &adapter)?.frozen()?.with_precision(self.precision)?)
+                let model = TokenClassifier::on_base(base, &adapter)?.frozen()?;
+                let model = match packed.as_ref() {
+                    Some(shared) => model.with_packed_weights(shared)?,
+                    None => model.with_precision(self.precision)?,
+                };
+                packed.get_or_insert_with(|| model.packed_weights());
+                TaskModel::Token(model)
             }
-            Task::Sequence(_) => TaskModel::Sequence(
-                SequenceClassifier::on_base(base, &adapter)?.frozen()?.with_precision(self.precision)?,
-            ),
+            Task::Sequence(_) => {
+                let model = SequenceClassifier::on_base(base, &adapter)?.frozen()?;
+                let model = match packed.as_ref() {
+                    Some(shared) => model.with_packed_weights(shared)?,
+                    None => model.with_precision(self.precision)?,
+                };
+                packed.get_or_insert_with(|| model.packed_weights());
+                TaskModel::Sequence(model)
+            }
             Task::Retrieval => return Err(InferError::RetrievalModel),
         };
         FineTuned::checked(model, Arc::clone(&self.tokenizer), &self.base.dir, self.settings)

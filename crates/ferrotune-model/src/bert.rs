@@ -466,6 +466,18 @@ impl Layer {
     }
 }
 
+/// An encoder's weight matrices in a lower precision, as packed for the
+/// kernels, shareable between encoders on one base's weights.
+#[derive(Clone)]
+pub struct PackedWeights(Vec<Option<Arc<PackedLayer>>>);
+
+impl PackedWeights {
+    /// Whether any matrix is packed (not fp32).
+    pub fn is_packed(&self) -> bool {
+        self.0.iter().any(Option::is_some)
+    }
+}
+
 /// The BERT encoder: embeddings and layers (no pooler).
 pub struct BertEncoder {
     embeddings: Embeddings,
@@ -489,6 +501,28 @@ impl BertEncoder {
             candle_core::bail!("{precision} inference runs on the CPU only; use fp32 on this device");
         }
         self.layers.iter_mut().try_for_each(|l| l.set_precision(precision))
+    }
+
+    /// The layers' packed weight matrices (none in fp32), to share with
+    /// other encoders on the same base weights (see [`Self::share_packed`]).
+    pub fn packed_weights(&self) -> PackedWeights {
+        PackedWeights(self.layers.iter().map(|l| l.packed.clone()).collect())
+    }
+
+    /// Runs on `packed`, taken from an encoder built on the same base
+    /// weights, instead of packing them again (many LoRA adapters on one
+    /// base hold one packed copy); the fp32 matrices it replaces are freed.
+    pub fn share_packed(&mut self, packed: &PackedWeights) -> Result<()> {
+        if packed.0.len() != self.layers.len() {
+            candle_core::bail!("packed weights of {} layers for {} layers", packed.0.len(), self.layers.len());
+        }
+        for (layer, packed) in self.layers.iter_mut().zip(&packed.0) {
+            if let Some(packed) = packed {
+                layer.packed = Some(Arc::clone(packed));
+                layer.drop_fp32_matrices()?;
+            }
+        }
+        Ok(())
     }
 
     /// Mixed precision: the layers' weight-matrix products, forward and

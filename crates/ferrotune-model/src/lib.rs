@@ -30,7 +30,7 @@ mod token_classifier;
 mod weights_file;
 
 pub use batch::Batch;
-pub use bert::{BertEncoder, LayerNorm, Linear};
+pub use bert::{BertEncoder, LayerNorm, Linear, PackedWeights};
 pub use config::{Activation, BertConfig, Pooling};
 pub use device::device_from_name;
 pub use dropout::{Dropout, Mode};

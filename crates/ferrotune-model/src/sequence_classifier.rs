@@ -203,6 +203,19 @@ impl SequenceClassifier {
         Ok(self)
     }
 
+    /// The encoder's packed weight matrices (see
+    /// [`BertEncoder::packed_weights`]).
+    pub fn packed_weights(&self) -> crate::bert::PackedWeights {
+        self.encoder.packed_weights()
+    }
+
+    /// Runs on matrices another model on the same base packed (see
+    /// [`BertEncoder::share_packed`]) instead of [`Self::with_precision`].
+    pub fn with_packed_weights(mut self, packed: &crate::bert::PackedWeights) -> Result<Self, ModelError> {
+        crate::quant::share_packed(&mut self.encoder, &mut self.params, packed)?;
+        Ok(self)
+    }
+
     /// Trains with `precision`'s products from now on (fp32 master weights;
     /// see [`BertEncoder::set_training_precision`]).
     pub fn with_training_precision(mut self, precision: crate::quant::Precision) -> Result<Self, ModelError> {

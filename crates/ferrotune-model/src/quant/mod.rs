@@ -52,6 +52,20 @@ pub(crate) fn set_precision(
     Ok(())
 }
 
+/// [`set_precision`] with matrices another encoder on the same base packed.
+pub(crate) fn share_packed(
+    encoder: &mut crate::BertEncoder,
+    params: &mut crate::ParamStore,
+    packed: &crate::bert::PackedWeights,
+) -> Result<(), crate::ModelError> {
+    encoder.share_packed(packed)?;
+    if packed.is_packed() {
+        let keep = params.iter().map(|(n, _)| n.clone()).filter(|n| !is_layer_matrix(n)).collect();
+        params.retain(&keep);
+    }
+    Ok(())
+}
+
 /// Calls `$kernel::<N, NB>($($arg),*)` for the register tile of `n` rows
 /// (1 to 4) and `nb` blocks (1 to 4): the tile sizes are compile-time so
 /// that the accumulators stay in registers.
