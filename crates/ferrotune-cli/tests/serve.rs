@@ -748,6 +748,29 @@ fn adapters_on_one_base_share_batches_and_come_and_go() {
         assert_eq!(r.json()["results"], Value::Array(expect_a));
     });
 
+    drop(server);
+
+    // In int8 the adapters share the base's packed matrices and answer as
+    // each does alone.
+    #[rustfmt::skip]
+    let server = Server::start(&["--model", base_s, "--adapter", &format!("a={a}"), "--adapter", &format!("b={b}"),
+        "--precision", "int8", "--max-wait-ms", "100"]);
+    let int8 = |adapter: &str| {
+        #[rustfmt::skip]
+        let args = ["predict", "--model", base_s, "--adapter", adapter, "--precision", "int8", "--threads", "1"];
+        json_lines(&ferrotune(&args, &texts.join("\n")))
+    };
+    let (int8_a, int8_b) = (int8(&a), int8(&b));
+    runtime().block_on(async {
+        let ask = |model: &'static str| async move {
+            let mut conn = Connection::open(server.addr).await.unwrap();
+            conn.post_json("/v1/ner", &json!({ "model": model, "texts": texts }), &[]).await.unwrap().json()
+        };
+        let (ra, rb) = tokio::join!(ask("a"), ask("b"));
+        assert_eq!(ra["results"], Value::Array(int8_a));
+        assert_eq!(rb["results"], Value::Array(int8_b));
+    });
+
     // --adapter needs exactly one --model (the base).
     let o = ferrotune(&["serve", "--model", base_s, "--model", base_s, "--adapter", &format!("a={a}")], "");
     assert_eq!(o.status.code(), Some(1));
