@@ -8,7 +8,7 @@ use anyhow::Context;
 use candle_core::Device;
 use clap::Args;
 use ferrotune_data::Task;
-use ferrotune_model::lora::{AdapterFolder, PeftTaskType};
+use ferrotune_model::lora::{AdapterFolder, BaseWeights, PeftTaskType};
 use ferrotune_model::sentence::SentenceEncoder;
 use ferrotune_model::{model_folder, BertConfig, SequenceClassifier, TokenClassifier};
 
@@ -62,11 +62,10 @@ pub fn run(args: MergeArgs) -> anyhow::Result<()> {
 /// Merges a token- or sequence-classification adapter (its `config.json`
 /// names the head) and writes the `BertFor*` folder.
 fn merge_head(base: &Path, adapter: &AdapterFolder, output: &Path, device: &Device) -> anyhow::Result<()> {
+    let base = BaseWeights::load(base, device)?;
     match BertConfig::fine_tuned_task(&adapter.dir)? {
-        Task::Ner => TokenClassifier::load_with_adapter(base, adapter, device)?.merged()?.save_pretrained(output)?,
-        Task::Sequence(_) => {
-            SequenceClassifier::load_with_adapter(base, adapter, device)?.merged()?.save_pretrained(output)?
-        }
+        Task::Ner => TokenClassifier::on_base(base, adapter)?.merged()?.save_pretrained(output)?,
+        Task::Sequence(_) => SequenceClassifier::on_base(base, adapter)?.merged()?.save_pretrained(output)?,
         Task::Retrieval => anyhow::bail!("{}: task_type FEATURE_EXTRACTION is missing", adapter.dir.display()),
     }
     Ok(())

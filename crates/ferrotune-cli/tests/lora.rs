@@ -234,7 +234,8 @@ fn a_peft_trained_adapter_gives_peft_probabilities_and_tags() {
     let (base, adapter_dir) = (fixture().join("base"), fixture().join("adapter"));
     let expected = read_json(&fixture().join("expected.json"));
     let adapter = AdapterFolder::read(&adapter_dir).unwrap();
-    let model = TokenClassifier::load_with_adapter(&base, &adapter, &Device::Cpu).unwrap().frozen().unwrap();
+    let base_weights = ferrotune_model::lora::BaseWeights::load(&base, &Device::Cpu).unwrap();
+    let model = TokenClassifier::on_base(base_weights, &adapter).unwrap().frozen().unwrap();
     let sentences = expected["sentences"].as_array().unwrap();
     let mut worst = 0f64;
     for sentence in sentences {

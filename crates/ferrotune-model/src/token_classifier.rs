@@ -51,14 +51,10 @@ impl TokenClassifier {
         Self::with_head(config, params, head, &dir)
     }
 
-    /// Loads the base folder `base` with `adapter` on it: the adapter's
-    /// matrices and its saved head (see [`AdapterFolder::apply`]).
-    pub fn load_with_adapter(base: &Path, adapter: &AdapterFolder, device: &Device) -> Result<Self, ModelError> {
-        Self::on_base(BaseWeights::load(base, device)?, adapter)
-    }
-
-    /// [`Self::load_with_adapter`] on a base already read: the model shares
-    /// the base's tensors with every other model built on a clone of it.
+    /// The base `base` with `adapter` on it: the adapter's matrices and its
+    /// saved head (see [`AdapterFolder::apply`]; the task and labels come
+    /// from the adapter's `config.json`). The model shares the base's
+    /// tensors with every other model built on a clone of it.
     pub fn on_base(base: BaseWeights, adapter: &AdapterFolder) -> Result<Self, ModelError> {
         let BaseWeights { dir, mut config, mut params } = base;
         let base = &dir;
