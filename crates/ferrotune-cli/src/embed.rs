@@ -19,9 +19,10 @@ use crate::UsageError;
 #[derive(Args)]
 pub struct EmbedArgs {
     /// Sentence-transformers folder (pooling and normalisation from its
-    /// modules), a plain BERT folder (with --pooling) or a training run's folder.
-    #[arg(long)]
-    model: PathBuf,
+    /// modules), a plain BERT folder (with --pooling) or a training run's folder
+    /// (with --adapter: the base).
+    #[arg(long, required_unless_present = "adapter")]
+    model: Option<PathBuf>,
     /// Input: one text per line (.txt), JSONL {"text": ...} / {"tokens": [...]},
     /// or a .tsv/.csv file with a header [default: stdin].
     #[arg(long)]
@@ -132,7 +133,8 @@ impl<W: Write + std::io::Seek> Sink<W> {
 /// Runs `ferrotune embed`.
 pub fn run(args: EmbedArgs, matches: &ArgMatches) -> anyhow::Result<()> {
     let start = Instant::now();
-    let embedder = args.pooling.load(&args.model, args.adapter.adapter.as_deref(), &args.inference, matches)?;
+    let dir = args.adapter.model_or_base(args.model.as_deref())?;
+    let embedder = args.pooling.load(&dir, args.adapter.adapter.as_deref(), &args.inference, matches)?;
     let load_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let (count, long_inputs) = match &args.output {

@@ -12,9 +12,9 @@ use crate::UsageError;
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Fine-tuned model folder (retrieval: a sentence-transformers folder).
-    #[arg(long)]
-    model: PathBuf,
+    /// Fine-tuned model folder (retrieval: a sentence-transformers folder; with --adapter: the base).
+    #[arg(long, required_unless_present = "adapter")]
+    model: Option<PathBuf>,
     /// retrieval: score a sentence-embedding model with --queries against
     /// --corpus [default: the task the model was fine-tuned for, with --data].
     #[arg(long, value_enum)]
@@ -72,7 +72,8 @@ fn run_retrieval(args: &EvalArgs, corpus: &Path, queries: &Path, matches: &ArgMa
     if args.plot.is_some() {
         anyhow::bail!(UsageError("--plot draws a confusion matrix: classification models only".into()));
     }
-    let embedder = args.pooling.load(&args.model, args.adapter.adapter.as_deref(), &args.inference, matches)?;
+    let dir = args.adapter.model_or_base(args.model.as_deref())?;
+    let embedder = args.pooling.load(&dir, args.adapter.adapter.as_deref(), &args.inference, matches)?;
     let set = RetrievalSet::read(corpus, queries)?;
     let start = std::time::Instant::now();
     let evaluation = set.evaluate(|texts| embedder.embed(texts))?;
@@ -93,7 +94,8 @@ fn run_retrieval(args: &EvalArgs, corpus: &Path, queries: &Path, matches: &ArgMa
 
 /// Scores a fine-tuned model on a labelled file of its task.
 fn run_labelled(args: &EvalArgs, data: &Path) -> anyhow::Result<()> {
-    let model = args.inference.load(&args.model, args.adapter.adapter.as_deref())?;
+    let dir = args.adapter.model_or_base(args.model.as_deref())?;
+    let model = args.inference.load(&dir, args.adapter.adapter.as_deref())?;
     if let Some(task) = args.task.filter(|&t| t != model.task()) {
         anyhow::bail!(UsageError(format!("--task {task}: the model was fine-tuned for {}", model.task())));
     }

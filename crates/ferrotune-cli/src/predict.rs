@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use ferrotune_data::{read_inputs, DataFormat, NumberedInput, TextInput};
 use ferrotune_infer::{FineTuned, InferError, RunSettings};
+use ferrotune_model::lora::AdapterFolder;
 use ferrotune_model::quant::Precision;
 
 use crate::UsageError;
@@ -83,16 +84,49 @@ impl InferenceArgs {
 pub struct AdapterArg {
     /// A LoRA adapter folder (PEFT's adapter_config.json and
     /// adapter_model.safetensors, with a config.json naming its labels) to
-    /// run on --model, which is then the base model it was trained on.
+    /// run on --model, which is then the base model it was trained on; without --model,
+    /// on the base its base_model_name_or_path names, if that is a local folder.
     #[arg(long)]
     pub adapter: Option<PathBuf>,
+}
+
+impl AdapterArg {
+    /// The model folder: `model` (`--model`), or else the local base the
+    /// adapter names.
+    pub fn model_or_base(&self, model: Option<&Path>) -> anyhow::Result<PathBuf> {
+        if let Some(model) = model {
+            return Ok(model.to_path_buf());
+        }
+        let adapter = self.adapter.as_deref().ok_or_else(|| UsageError("--model is required".into()))?;
+        local_base(adapter)
+    }
+}
+
+/// The base model folder an adapter's `base_model_name_or_path` names, if
+/// that is a local folder (else a usage error asking for `--model`).
+pub fn local_base(adapter: &Path) -> anyhow::Result<PathBuf> {
+    let folder = AdapterFolder::read(&ferrotune_model::model_folder(adapter))?;
+    let config = folder.dir.join(ferrotune_model::lora::ADAPTER_CONFIG);
+    match folder.base_model.map(PathBuf::from) {
+        Some(base) if base.join("config.json").is_file() => Ok(base),
+        Some(base) => Err(UsageError(format!(
+            "{}: base_model_name_or_path '{}' is not a local model folder; give the base with --model",
+            config.display(),
+            base.display()
+        ))
+        .into()),
+        None => {
+            Err(UsageError(format!("{}: no base_model_name_or_path; give the base with --model", config.display()))
+                .into())
+        }
+    }
 }
 
 #[derive(Args)]
 pub struct PredictArgs {
     /// Fine-tuned model folder (with --adapter: the base model).
-    #[arg(long)]
-    model: PathBuf,
+    #[arg(long, required_unless_present = "adapter")]
+    model: Option<PathBuf>,
     #[command(flatten)]
     adapter: AdapterArg,
     /// Input: one text per line (.txt), JSONL {"text": ...} / {"tokens": [...]}
@@ -122,7 +156,8 @@ const CHUNK_LINES: usize = 1024;
 /// and writes one JSON line per input, in order.
 pub fn run(args: PredictArgs) -> anyhow::Result<()> {
     let start = Instant::now();
-    let model = args.inference.load(&args.model, args.adapter.adapter.as_deref())?;
+    let dir = args.adapter.model_or_base(args.model.as_deref())?;
+    let model = args.inference.load(&dir, args.adapter.adapter.as_deref())?;
     let load_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let mut reader = read_inputs(args.input.as_deref(), args.format).map_err(|e| match e {

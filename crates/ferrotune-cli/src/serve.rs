@@ -23,10 +23,10 @@ fn millis(d: Duration) -> u64 {
 pub struct ServeArgs {
     /// A fine-tuned model folder, or NAME=FOLDER; repeat for several models
     /// (the first is the default; a bare folder is named after itself).
-    #[arg(long = "model", required_unless_present = "faqs")]
+    #[arg(long = "model", required_unless_present_any = ["faqs", "adapters"])]
     models: Vec<String>,
     /// A LoRA adapter folder (PEFT's layout) as NAME=FOLDER; repeat for several. Then --model is
-    /// their one base, held once; requests name an adapter in "model" (the first is the default),
+    /// their one base (default: the local folder the first adapter's base_model_name_or_path names), held once; requests name an adapter in "model" (the first is the default),
     /// and POST /v1/adapters, DELETE /v1/adapters/NAME add and remove adapters while serving.
     #[arg(long = "adapter")]
     adapters: Vec<String>,
@@ -161,8 +161,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     // Before the models load: a bad option is refused at once.
     options.validate()?;
-    let models: Vec<(String, PathBuf)> = args.models.iter().map(|s| parse_model(s)).collect();
+    let mut models: Vec<(String, PathBuf)> = args.models.iter().map(|s| parse_model(s)).collect();
     let adapters: Vec<(String, PathBuf)> = args.adapters.iter().map(|s| parse_model(s)).collect();
+    if let (true, Some((_, first))) = (models.is_empty(), adapters.first()) {
+        models.push(("base".into(), crate::predict::local_base(first)?));
+    }
     let faqs: Vec<(String, PathBuf)> = args.faqs.iter().map(|s| parse_model(s)).collect();
     let state = AppState::load(&models, &adapters, &faqs, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

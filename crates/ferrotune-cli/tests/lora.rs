@@ -85,6 +85,10 @@ fn ner_adapter_trains_saves_in_peft_layout_predicts_and_merges() {
     assert!(adapted.status.success(), "{}", stderr(&adapted));
     let eval = ferrotune(&["eval", "--model", s(&base), "--adapter", s(&adapter), "--data", s(&data)], "");
     assert!(eval.status.success(), "{}", stderr(&eval));
+    // Without --model: the local base its base_model_name_or_path names.
+    let alone = ferrotune(&["predict", "--adapter", s(&adapter)], input);
+    assert!(alone.status.success(), "{}", stderr(&alone));
+    assert_eq!(json_lines(&alone), json_lines(&adapted));
 
     // merge: a plain folder, same tags and the same report.
     let merged = t.join("merged");
@@ -139,6 +143,15 @@ fn bad_adapters_name_the_file_and_key() {
     let missing = copy("missing");
     std::fs::remove_file(missing.join("adapter_config.json")).unwrap();
     fails(run(&missing), &["missing/adapter_config.json", "not found"]);
+
+    // A hub name as the base, and no --model: the base must be given.
+    let hub_base = copy("hub-base");
+    edit_config(&hub_base, "base_model_name_or_path", "sentence-transformers/all-MiniLM-L6-v2".into());
+    let o = ferrotune(&["predict", "--adapter", s(&hub_base)], "fever\n");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    for needle in ["hub-base/adapter_config.json", "base_model_name_or_path", "--model"] {
+        assert!(stderr(&o).contains(needle), "{needle:?} not in: {}", stderr(&o));
+    }
 
     let other_type = copy("adalora");
     edit_config(&other_type, "peft_type", "IA3".into());

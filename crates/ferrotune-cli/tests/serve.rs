@@ -751,9 +751,10 @@ fn adapters_on_one_base_share_batches_and_come_and_go() {
     drop(server);
 
     // In int8 the adapters share the base's packed matrices and answer as
-    // each does alone.
+    // each does alone; without --model the base is the local folder the
+    // first adapter names (base_model_name_or_path).
     #[rustfmt::skip]
-    let server = Server::start(&["--model", base_s, "--adapter", &format!("a={a}"), "--adapter", &format!("b={b}"),
+    let server = Server::start(&["--adapter", &format!("a={a}"), "--adapter", &format!("b={b}"),
         "--precision", "int8", "--max-wait-ms", "100"]);
     let int8 = |adapter: &str| {
         #[rustfmt::skip]
