@@ -170,9 +170,14 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(ticks(0.0, 1.0, false), [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
-        assert_eq!(ticks(3.0, 47.0, false), [10.0, 20.0, 30.0, 40.0]);
-        assert_eq!(ticks(1.0, 4.0, true), [1.0, 2.0, 3.0, 4.0]);
+        let close = |got: Vec<f64>, want: &[f64]| {
+            assert_eq!(got.len(), want.len(), "{got:?}");
+            assert!(got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12), "{got:?}");
+        };
+        close(ticks(0.0, 1.0, false), &[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        close(ticks(3.0, 47.0, false), &[10.0, 20.0, 30.0, 40.0]);
+        close(ticks(1.0, 4.0, true), &[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(label(ticks(0.0, 1.0, false)[3]), "0.6");
         let small = ticks(1e-6, 5e-5, false);
         assert!(small.len() >= 2 && small.iter().all(|t| (1e-6..=5e-5).contains(t)), "{small:?}");
         assert_eq!(label(2e-5), "2.0e-5");
