@@ -93,10 +93,10 @@ impl AdapterBase {
 impl Runner for AdapterBase {
     /// Every input needs its adapter: see [`Runner::run_parts`].
     fn run(&self, inputs: &[Input]) -> Result<Vec<Record>, ServeError> {
-        self.run_parts(&[Part { adapter: None, inputs }])
+        self.run_parts(inputs, &[Part { adapter: None, inputs }])
     }
 
-    fn run_parts(&self, parts: &[Part]) -> Result<Vec<Record>, ServeError> {
+    fn run_parts(&self, _inputs: &[Input], parts: &[Part]) -> Result<Vec<Record>, ServeError> {
         let parts = parts
             .iter()
             .map(|p| Ok((&p.adapter.ok_or(ServeError::NoAdapter)?.model, p.inputs)))

@@ -32,12 +32,12 @@ pub trait Runner: Send + Sync + 'static {
     fn run(&self, inputs: &[Input]) -> Result<Vec<Record>, ServeError>;
 
     /// The record of every input of every part (one request's slice and
-    /// the LoRA adapter it names, if any), in order. Runners without
-    /// adapters answer the parts' inputs in one [`Self::run`].
-    fn run_parts(&self, parts: &[Part]) -> Result<Vec<Record>, ServeError> {
+    /// the LoRA adapter it names, if any), in order; `inputs` are the
+    /// parts' inputs end to end. Runners without adapters answer `inputs`
+    /// in one [`Self::run`].
+    fn run_parts(&self, inputs: &[Input], parts: &[Part]) -> Result<Vec<Record>, ServeError> {
         debug_assert!(parts.iter().all(|p| p.adapter.is_none()), "adapters for a model without any");
-        let inputs: Vec<Input> = parts.iter().flat_map(|p| p.inputs.iter().cloned()).collect();
-        self.run(&inputs)
+        self.run(inputs)
     }
 }
 
@@ -282,16 +282,24 @@ fn run(model: &str, runner: &dyn Runner, shared: &Shared, policy: BatchPolicy, m
         if slice.is_empty() {
             continue;
         }
-        let owned: Vec<(Option<SharedAdapter>, Vec<Input>)> = slice
-            .iter()
-            .map(|&(i, from, to)| (queue.jobs[i].adapter.clone(), queue.jobs[i].inputs[from..to].to_vec()))
-            .collect();
+        let inputs: Vec<Input> =
+            slice.iter().flat_map(|&(i, from, to)| queue.jobs[i].inputs[from..to].iter().cloned()).collect();
+        let adapters: Vec<Option<SharedAdapter>> = slice.iter().map(|&(i, ..)| queue.jobs[i].adapter.clone()).collect();
         drop(queue);
-        let parts: Vec<Part> = owned.iter().map(|(a, inputs)| Part { adapter: a.as_ref(), inputs }).collect();
-        let count: usize = owned.iter().map(|(_, inputs)| inputs.len()).sum();
+        let mut rest = inputs.as_slice();
+        let parts: Vec<Part> = slice
+            .iter()
+            .zip(&adapters)
+            .map(|(&(_, from, to), adapter)| {
+                let (mine, others) = rest.split_at(to - from);
+                rest = others;
+                Part { adapter: adapter.as_ref(), inputs: mine }
+            })
+            .collect();
+        let count = inputs.len();
 
         metrics.observe_batch(count);
-        let outcome = catch_unwind(AssertUnwindSafe(|| rayon::scope(|_| runner.run_parts(&parts))));
+        let outcome = catch_unwind(AssertUnwindSafe(|| rayon::scope(|_| runner.run_parts(&inputs, &parts))));
         let result = match outcome {
             Ok(Ok(records)) if records.len() == count => Ok(records),
             Ok(Ok(records)) => Err(ServeError::WrongRecordCount { expected: count, got: records.len() }),
