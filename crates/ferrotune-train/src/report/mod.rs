@@ -5,7 +5,7 @@
 //! confusion matrix, the options, data sizes and timings. Several runs are
 //! overlaid, with a table of their options and best scores.
 
-mod chart;
+pub mod chart;
 mod log;
 mod page;
 
