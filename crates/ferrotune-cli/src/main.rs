@@ -14,6 +14,7 @@ mod progress;
 mod quantize;
 mod report;
 mod runtime;
+mod search;
 mod serve;
 mod train;
 
@@ -51,6 +52,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Fold a LoRA adapter into its base model: a plain Hugging Face folder.
     Merge(merge::MergeArgs),
+    /// Search training options: trials drawn at random or by TPE, pruned on their dev scores (median, ASHA).
+    Search(search::SearchArgs),
     /// Training runs as one HTML page: curves, dev scores, options; several runs overlaid.
     Report(report::ReportArgs),
     /// The brand-value scorecard: score, ahp, sensitivity, allocate.
@@ -93,6 +96,7 @@ fn run(command: Command, matches: &ArgMatches) -> anyhow::Result<()> {
         Command::Embed(args) => embed::run(args, matches.subcommand_matches("embed").expect("embed was parsed")),
         Command::Quantize(args) => quantize::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Search(args) => search::run(args),
         Command::Report(args) => report::run(args),
         Command::Brand(args) => brand::run(args),
         Command::Faq(args) => faq::run(args),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
-use ferrotune_train::{TrainError, TrainOptions, TrainRequest};
+use ferrotune_train::{TrainError, TrainObserver, TrainOptions, TrainRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -55,6 +55,13 @@ pub struct RunArgs {
     /// The MLflow experiment (made if missing) [default: ferrotune].
     #[arg(long)]
     mlflow_experiment: Option<String>,
+    /// After each epoch (its checkpoint written), wait for a line on standard
+    /// input holding that epoch's number or a later one before going on; the
+    /// end of input lets the run go on. How `ferrotune search` decides
+    /// between epochs whether a trial goes on.
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    epoch_gate: bool,
 }
 
 /// Options of `ferrotune train`.
@@ -112,6 +119,51 @@ fn merge(args: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<(RunArgs, Tra
     Ok((run, options))
 }
 
+/// The `--config` keys that say what to train from and where (not
+/// training options): `model`, `train`, `dev`, `output`, `threads`, ...
+pub(crate) fn run_keys() -> Vec<String> {
+    fields(&RunArgs::default()).keys().cloned().collect()
+}
+
+/// Passes everything on to `inner`, then waits after each epoch for the
+/// go-ahead on standard input (`--epoch-gate`).
+struct EpochGate<'a, R> {
+    inner: &'a mut dyn TrainObserver,
+    input: R,
+    /// Whether input may still come (false after its end).
+    open: bool,
+}
+
+impl<R: std::io::BufRead> TrainObserver for EpochGate<'_, R> {
+    fn data(&mut self, summary: &ferrotune_train::DataSummary) {
+        self.inner.data(summary)
+    }
+    fn start(&mut self, start: &ferrotune_train::RunStart) {
+        self.inner.start(start)
+    }
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, steps: usize) {
+        self.inner.epoch_start(epoch, epochs, steps)
+    }
+    fn step(&mut self, step: &ferrotune_train::StepReport) {
+        self.inner.step(step)
+    }
+    fn metrics(&mut self, line: &Value) {
+        self.inner.metrics(line)
+    }
+    fn epoch_end(&mut self, epoch: &ferrotune_train::EpochReport) {
+        self.inner.epoch_end(epoch);
+        let mut line = String::new();
+        while self.open {
+            line.clear();
+            match self.input.read_line(&mut line) {
+                Ok(0) | Err(_) => self.open = false,
+                Ok(_) if line.trim().parse::<usize>().is_ok_and(|n| n >= epoch.epoch) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
 fn required<'a>(value: &'a Option<PathBuf>, name: &str) -> Result<&'a Path, UsageError> {
     value.as_deref().ok_or_else(|| UsageError(format!("--{name} is required (as a flag or in --config)")))
 }
@@ -142,17 +194,24 @@ pub fn run(args: TrainArgs, matches: &ArgMatches) -> anyhow::Result<()> {
         stop_after: None,
     };
     let mut progress = TrainProgress::new();
-    let summary = match &run.mlflow_uri {
+    let mut tracker = None;
+    let observer: &mut dyn TrainObserver = match run.mlflow_uri.as_deref() {
         Some(uri) => {
             let experiment = run.mlflow_experiment.as_deref().unwrap_or("ferrotune");
             let name = output.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-            let mut tracker = MlflowTracker::new(uri, experiment, &name, &option_values, &mut progress);
-            let result = ferrotune_train::train(&request, &mut tracker);
-            tracker.finish(result.as_ref().ok().map(|s| s.output.as_path()));
-            result?
+            tracker.insert(MlflowTracker::new(uri, experiment, &name, &option_values, &mut progress))
         }
-        None => ferrotune_train::train(&request, &mut progress)?,
+        None => &mut progress,
     };
+    let result = if args.run.epoch_gate {
+        ferrotune_train::train(&request, &mut EpochGate { inner: observer, input: std::io::stdin().lock(), open: true })
+    } else {
+        ferrotune_train::train(&request, observer)
+    };
+    if let Some(tracker) = tracker {
+        tracker.finish(result.as_ref().ok().map(|s| s.output.as_path()));
+    }
+    let summary = result?;
     let saved = match summary.best_dev_score {
         Some(score) => format!("best epoch {} (dev score {score:.4})", summary.best_epoch),
         None => format!("epoch {}", summary.best_epoch),

@@ -64,7 +64,7 @@ mod trial;
 
 pub use config::{PrunerConfig, SamplerConfig, StudyConfig};
 pub use error::StudyError;
-pub use page::study_page;
+pub use page::{study_page, trials_tsv};
 pub use space::{Param, SearchSpace};
 pub use study::{Decision, Study};
 pub use trial::{Trial, TrialState};

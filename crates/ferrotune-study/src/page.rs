@@ -33,12 +33,24 @@ pub(crate) fn short(v: &Value) -> String {
     }
 }
 
-/// The score a trial shows: a complete trial's best, a pruned trial's last.
-fn shown_score(trial: &Trial) -> Option<f64> {
-    match trial.state {
-        TrialState::Complete => trial.value(),
-        _ => trial.last().map(|(_, s)| s),
+/// Every trial as a tab-separated table: number, state, epochs, the score
+/// it shows, then each option.
+pub fn trials_tsv(study: &Study) -> String {
+    let keys: Vec<&String> = study.config().space.keys().collect();
+    let mut text = String::from("trial\tstate\tepochs\tdev_score");
+    for key in &keys {
+        let _ = write!(text, "\t{key}");
     }
+    text.push('\n');
+    for trial in study.trials() {
+        let score = trial.shown_score().map_or(String::new(), |s| format!("{s:.4}"));
+        let _ = write!(text, "{}\t{}\t{}\t{score}", trial.number, trial.state.name(), trial.scores.len());
+        for key in &keys {
+            let _ = write!(text, "\t{}", trial.params.get(*key).map_or(String::new(), |v| v.to_string()));
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// The study's page.
@@ -73,7 +85,7 @@ pub fn study_page(study: &Study) -> String {
                         t.scores.len(),
                         crate::study::show_params(&t.params)
                     );
-                    Some((x(t)?, shown_score(t)?, tip))
+                    Some((x(t)?, t.shown_score()?, tip))
                 })
                 .collect(),
         };
@@ -116,19 +128,19 @@ pub fn study_page(study: &Study) -> String {
     html += &line_chart("Dev score per epoch (best trial in green, pruned in red)", "epoch", &series);
     html += "</div><h2 id=\"options\">Each option against the score</h2><div class=\"charts\">";
     for (key, param) in &config.space {
-        let (scale, place): (XScale, Box<dyn Fn(&Value) -> Option<f64>>) = match param {
-            Param::Float { log, .. } | Param::Int { log, .. } => {
-                (if *log { XScale::Log } else { XScale::Linear }, Box::new(|v: &Value| v.as_f64()))
-            }
-            Param::Categorical { values } => {
-                let names = values.iter().map(short).collect();
-                (
-                    XScale::Categories(names),
-                    Box::new(move |v: &Value| values.iter().position(|c| c == v).map(|i| i as f64)),
-                )
+        let scale = match param {
+            Param::Float { log: true, .. } | Param::Int { log: true, .. } => XScale::Log,
+            Param::Float { .. } | Param::Int { .. } => XScale::Linear,
+            Param::Categorical { values } => XScale::Categories(values.iter().map(short).collect()),
+        };
+        // Categories sit at their index; numbers at their value.
+        let x = |t: &Trial| {
+            let v = t.params.get(key)?;
+            match param {
+                Param::Categorical { values } => values.iter().position(|c| c == v).map(|i| i as f64),
+                _ => v.as_f64(),
             }
         };
-        let x = |t: &Trial| t.params.get(key).and_then(|v| place(v));
         html += &scatter_chart(key, key, &scale, &groups(&x));
     }
     html += "</div>";
@@ -196,12 +208,12 @@ fn trial_table(study: &Study) -> String {
     let best = study.best().map(|t| t.number);
     for t in study.trials() {
         let class = if Some(t.number) == best { " class=\"best\"" } else { "" };
-        let score = shown_score(t).map_or(String::new(), |s| format!("{s:.4}"));
+        let score = t.shown_score().map_or(String::new(), |s| format!("{s:.4}"));
         let _ = write!(
             html,
             "<tr{class}><td class=\"n\">{}</td><td>{}</td><td class=\"n\">{} of {}</td><td class=\"n\">{score}</td>",
             t.number,
-            format!("{:?}", t.state).to_lowercase(),
+            t.state.name(),
             t.scores.len(),
             t.max_epochs
         );

@@ -27,10 +27,10 @@ pub(crate) fn sample(
             let value = match *config {
                 SamplerConfig::Tpe { startup_trials, candidates } if finished.len() >= startup_trials => {
                     let observed = |group: &[&Trial]| -> Vec<f64> {
-                        group.iter().filter_map(|t| param.to_internal(t.params.get(name)?)).collect()
+                        group.iter().filter_map(|t| param.position(t.params.get(name)?)).collect()
                     };
                     let x = tpe::propose(param.domain(), &observed(&good), &observed(&rest), candidates, &mut rng);
-                    param.from_internal(x)
+                    param.value_at(x)
                 }
                 _ => param.sample_uniform(&mut rng),
             };

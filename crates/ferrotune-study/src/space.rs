@@ -100,7 +100,7 @@ impl Param {
     }
 
     /// A value of this parameter as a number of its domain, if it is one.
-    pub(crate) fn to_internal(&self, value: &Value) -> Option<f64> {
+    pub(crate) fn position(&self, value: &Value) -> Option<f64> {
         match self {
             Param::Float { log, .. } => value.as_f64().map(|v| if *log { v.ln() } else { v }),
             Param::Int { log, .. } => value.as_i64().map(|v| if *log { (v as f64).ln() } else { v as f64 }),
@@ -109,7 +109,7 @@ impl Param {
     }
 
     /// The value at a number of this parameter's domain.
-    pub(crate) fn from_internal(&self, x: f64) -> Value {
+    pub(crate) fn value_at(&self, x: f64) -> Value {
         match *self {
             Param::Float { low, high, log } => Value::from(if log { x.exp() } else { x }.clamp(low, high)),
             Param::Int { low, high, log } => {
@@ -127,7 +127,7 @@ impl Param {
             Domain::Integers { low, high } => rng.random_range(low as i64..=high as i64) as f64,
             Domain::Choices { n } => rng.random_range(0..n) as f64,
         };
-        self.from_internal(x)
+        self.value_at(x)
     }
 }
 
@@ -178,8 +178,8 @@ mod tests {
             let mut seen = std::collections::BTreeSet::new();
             for _ in 0..300 {
                 let v = param.sample_uniform(&mut rng);
-                let x = param.to_internal(&v).unwrap();
-                assert_eq!(param.from_internal(x), v, "{param:?}");
+                let x = param.position(&v).unwrap();
+                assert_eq!(param.value_at(x), v, "{param:?}");
                 seen.insert(v.to_string());
                 match (param, &v) {
                     (Param::Float { low, high, .. }, Value::Number(n)) => {

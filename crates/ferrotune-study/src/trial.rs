@@ -17,6 +17,18 @@ pub enum TrialState {
     Failed,
 }
 
+impl TrialState {
+    /// Its name in tables and the journal.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrialState::Running => "running",
+            TrialState::Complete => "complete",
+            TrialState::Pruned => "pruned",
+            TrialState::Failed => "failed",
+        }
+    }
+}
+
 /// One trial of a study.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trial {
@@ -39,6 +51,14 @@ impl Trial {
     /// The score of a complete trial: its best epoch's (the model kept).
     pub fn value(&self) -> Option<f64> {
         (self.state == TrialState::Complete).then(|| self.best_score()).flatten()
+    }
+
+    /// The score tables show: a complete trial's best, another's last.
+    pub fn shown_score(&self) -> Option<f64> {
+        match self.state {
+            TrialState::Complete => self.value(),
+            _ => self.last().map(|(_, s)| s),
+        }
     }
 
     /// The best dev score of any epoch so far.
