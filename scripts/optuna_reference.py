@@ -20,7 +20,7 @@ import time
 import optuna
 import torch
 from conll import read_conll
-from reference_ner import batches, encode, predict
+from reference_ner import batches, encode, label_maps, predict
 from seqeval.metrics import f1_score
 from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -41,10 +41,7 @@ def main():
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     train, dev, test = read_conll(args.train), read_conll(args.dev), read_conll(args.test)
-    types = sorted({t[2:] for s in train for t in s[1] if t != "O"})
-    labels = ["O"] + sorted([f"B-{t}" for t in types] + [f"I-{t}" for t in types])
-    label2id = {l: i for i, l in enumerate(labels)}
-    id2label = dict(enumerate(labels))
+    labels, label2id, id2label = label_maps(train)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     tr, dv, ts = (encode(tokenizer, d, label2id, args.max_len) for d in (train, dev, test))
     dev_gold = [s[1] for s in dev]

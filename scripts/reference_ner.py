@@ -46,6 +46,13 @@ def encode(tokenizer, sentences, label2id, max_len):
     return items
 
 
+def label_maps(train):
+    """The BIO labels of the entity types in `train` ("O" first), by id and by name."""
+    types = sorted({t[2:] for s in train for t in s[1] if t != "O"})
+    labels = ["O"] + sorted([f"B-{t}" for t in types] + [f"I-{t}" for t in types])
+    return labels, {l: i for i, l in enumerate(labels)}, dict(enumerate(labels))
+
+
 def batches(items, size, pad_id, shuffle, rng):
     order = list(range(len(items)))
     if shuffle:
@@ -120,10 +127,7 @@ def main():
     if args.epochs:
         r["epochs"] = args.epochs
     train, dev, test = read_conll(args.train), read_conll(args.dev), read_conll(args.test)
-    types = sorted({t[2:] for s in train for t in s[1] if t != "O"})
-    labels = ["O"] + sorted([f"B-{t}" for t in types] + [f"I-{t}" for t in types])
-    label2id = {l: i for i, l in enumerate(labels)}
-    id2label = dict(enumerate(labels))
+    labels, label2id, id2label = label_maps(train)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForTokenClassification.from_pretrained(
         args.model, num_labels=len(labels), id2label=id2label, label2id=label2id)
