@@ -40,8 +40,8 @@ pub(crate) fn sample(
 }
 
 /// TPE's split of the finished trials into the good group and the rest,
-/// each oldest first: complete trials best first, then pruned ones by the
-/// epoch they reached and their score there (Optuna's order).
+/// in Optuna's order: complete trials best first, then pruned ones by the
+/// epoch they reached and their score there.
 fn split<'a>(finished: &[&'a Trial]) -> (Vec<&'a Trial>, Vec<&'a Trial>) {
     let mut complete: Vec<&Trial> = finished.iter().copied().filter(|t| t.state == TrialState::Complete).collect();
     complete.sort_by(|a, b| b.value().unwrap_or(f64::MIN).total_cmp(&a.value().unwrap_or(f64::MIN)));
@@ -53,10 +53,7 @@ fn split<'a>(finished: &[&'a Trial]) -> (Vec<&'a Trial>, Vec<&'a Trial>) {
     });
     let ranked: Vec<&Trial> = complete.into_iter().chain(pruned).collect();
     let n_good = tpe::good_count(ranked.len());
-    let (mut good, mut rest) = (ranked[..n_good].to_vec(), ranked[n_good..].to_vec());
-    good.sort_by_key(|t| t.number);
-    rest.sort_by_key(|t| t.number);
-    (good, rest)
+    (ranked[..n_good].to_vec(), ranked[n_good..].to_vec())
 }
 
 #[cfg(test)]
@@ -81,7 +78,7 @@ mod tests {
         let refs: Vec<&Trial> = trials.iter().collect();
         let (good, rest) = split(&refs);
         assert_eq!(good.iter().map(|t| t.number).collect::<Vec<_>>(), [3]);
-        assert_eq!(rest.iter().map(|t| t.number).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(rest.iter().map(|t| t.number).collect::<Vec<_>>(), [1, 2, 0]);
         let refs: Vec<&Trial> = trials.iter().filter(|t| t.state == Pruned).collect();
         assert_eq!(split(&refs).0[0].number, 2, "the deeper pruned trial ranks first");
     }

@@ -44,6 +44,8 @@ pub(crate) enum Domain {
     Continuous { low: f64, high: f64 },
     /// The integers of `[low, high]`.
     Integers { low: f64, high: f64 },
+    /// The integers of `[low, high]` (above 0), as their logarithms.
+    LogIntegers { low: f64, high: f64 },
     /// Indices of `n` choices.
     Choices { n: usize },
 }
@@ -90,11 +92,7 @@ impl Param {
             Param::Float { low, high, log: false } => Domain::Continuous { low, high },
             Param::Float { low, high, log: true } => Domain::Continuous { low: low.ln(), high: high.ln() },
             Param::Int { low, high, log: false } => Domain::Integers { low: low as f64, high: high as f64 },
-            // As Optuna: a log integer is drawn continuously between the
-            // logs of its half-way points, then rounded.
-            Param::Int { low, high, log: true } => {
-                Domain::Continuous { low: (low as f64 - 0.5).ln(), high: (high as f64 + 0.5).ln() }
-            }
+            Param::Int { low, high, log: true } => Domain::LogIntegers { low: low as f64, high: high as f64 },
             Param::Categorical { ref values } => Domain::Choices { n: values.len() },
         }
     }
@@ -125,6 +123,11 @@ impl Param {
         let x = match self.domain() {
             Domain::Continuous { low, high } => low + (high - low) * rng.random::<f64>(),
             Domain::Integers { low, high } => rng.random_range(low as i64..=high as i64) as f64,
+            // As Optuna: uniform between the logs of the half-way points, then rounded.
+            Domain::LogIntegers { low, high } => {
+                let (a, b) = ((low - 0.5).ln(), (high + 0.5).ln());
+                a + (b - a) * rng.random::<f64>()
+            }
             Domain::Choices { n } => rng.random_range(0..n) as f64,
         };
         self.value_at(x)

@@ -48,23 +48,38 @@ pub(crate) struct Parzen {
 
 #[derive(Debug)]
 enum Kernels {
-    /// Normal kernels truncated to `[low, high]`; for integers each value
-    /// owns `[v - 0.5, v + 0.5]`.
-    Numeric { mus: Vec<f64>, sigmas: Vec<f64>, low: f64, high: f64, integers: bool },
+    /// Normal kernels truncated to `[low, high]` (for integers, the
+    /// half-way points beyond the ends, in log space for log integers).
+    Numeric { mus: Vec<f64>, sigmas: Vec<f64>, low: f64, high: f64, values: Values },
     /// One probability row per kernel over the choices.
     Choices { rows: Vec<Vec<f64>> },
 }
 
+/// What a numeric domain's points are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Values {
+    /// Real numbers: densities.
+    Real,
+    /// Integers, each owning `[v - 0.5, v + 0.5]`: probabilities.
+    Integers,
+    /// Integers as their logs, each owning `[ln(v - 0.5), ln(v + 0.5)]`.
+    LogIntegers,
+}
+
 impl Parzen {
-    /// The density of `observations` (domain numbers, oldest first).
+    /// The density of `observations` (domain numbers, in the order Optuna
+    /// keeps them: the weights' ramp, beyond 25 of them, follows it).
     pub(crate) fn new(domain: Domain, observations: &[f64]) -> Self {
         let mut weights = observation_weights(observations.len());
         weights.push(PRIOR_WEIGHT);
         let sum: f64 = weights.iter().sum();
         weights.iter_mut().for_each(|w| *w /= sum);
         let kernels = match domain {
-            Domain::Continuous { low, high } => numeric(observations, low, high, false),
-            Domain::Integers { low, high } => numeric(observations, low, high, true),
+            Domain::Continuous { low, high } => numeric(observations, low, high, Values::Real),
+            Domain::Integers { low, high } => numeric(observations, low - 0.5, high + 0.5, Values::Integers),
+            Domain::LogIntegers { low, high } => {
+                numeric(observations, (low - 0.5).ln(), (high + 0.5).ln(), Values::LogIntegers)
+            }
             Domain::Choices { n } => {
                 let kernels = observations.len() + 1;
                 let base = PRIOR_WEIGHT / kernels as f64;
@@ -87,17 +102,18 @@ impl Parzen {
         Self { weights, kernels }
     }
 
-    /// One draw.
+    /// One draw (a domain number).
     pub(crate) fn sample(&self, rng: &mut impl Rng) -> f64 {
         let k = pick(&self.weights, rng);
         match &self.kernels {
-            Kernels::Numeric { mus, sigmas, low, high, integers } => {
-                let half = if *integers { 0.5 } else { 0.0 };
-                let x = truncated_normal(mus[k], sigmas[k], low - half, high + half, rng);
-                if *integers {
-                    x.round().clamp(*low, *high)
-                } else {
-                    x
+            Kernels::Numeric { mus, sigmas, low, high, values } => {
+                let x = truncated_normal(mus[k], sigmas[k], *low, *high, rng);
+                match values {
+                    Values::Real => x,
+                    Values::Integers => x.round().clamp(low + 0.5, high - 0.5),
+                    Values::LogIntegers => {
+                        x.exp().round().clamp((low.exp() + 0.5).round(), (high.exp() - 0.5).round()).ln()
+                    }
                 }
             }
             Kernels::Choices { rows } => pick(&rows[k], rng) as f64,
@@ -109,16 +125,20 @@ impl Parzen {
         let terms = self.weights.iter().enumerate().map(|(k, w)| {
             w.ln()
                 + match &self.kernels {
-                    Kernels::Numeric { mus, sigmas, low, high, integers: false } => {
+                    Kernels::Numeric { mus, sigmas, low, high, values } => {
                         let (mu, sigma) = (mus[k], sigmas[k]);
-                        let z = (x - mu) / sigma;
-                        -0.5 * z * z
-                            - (sigma * (2.0 * std::f64::consts::PI).sqrt()).ln()
-                            - mass(mu, sigma, *low, *high).ln()
-                    }
-                    Kernels::Numeric { mus, sigmas, low, high, integers: true } => {
-                        let (mu, sigma) = (mus[k], sigmas[k]);
-                        mass(mu, sigma, x - 0.5, x + 0.5).ln() - mass(mu, sigma, low - 0.5, high + 0.5).ln()
+                        let own = match values {
+                            Values::Real => {
+                                let z = (x - mu) / sigma;
+                                -0.5 * z * z - (sigma * (2.0 * std::f64::consts::PI).sqrt()).ln()
+                            }
+                            Values::Integers => mass(mu, sigma, x - 0.5, x + 0.5).ln(),
+                            Values::LogIntegers => {
+                                let v = x.exp().round();
+                                mass(mu, sigma, (v - 0.5).ln(), (v + 0.5).ln()).ln()
+                            }
+                        };
+                        own - mass(mu, sigma, *low, *high).ln()
                     }
                     Kernels::Choices { rows } => rows[k][x as usize].ln(),
                 }
@@ -127,27 +147,27 @@ impl Parzen {
     }
 }
 
-/// Optuna's kernel widths: each observation's larger gap to its sorted
-/// neighbours (the domain's ends count as neighbours, except that the
+/// Optuna's kernel widths over `[low, high]` (for integers, already the
+/// half-way points beyond the ends): each observation's larger gap to its
+/// sorted neighbours (the ends count as neighbours, except that the
 /// smallest and largest observations take their inner gap), clipped to
-/// `[range / min(100, 1 + n), range]`; the prior sits mid-range with the
-/// whole range as its width.
-fn numeric(observations: &[f64], low: f64, high: f64, integers: bool) -> Kernels {
-    let step = if integers { 1.0 } else { 0.0 };
-    let range = high - low + step;
+/// `[range / min(100, n + 2), range]` ("magic clip", `n + 1` kernels with
+/// the prior); the prior sits mid-range with the whole range as its width.
+fn numeric(observations: &[f64], low: f64, high: f64, values: Values) -> Kernels {
+    let range = high - low;
     let n = observations.len();
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| observations[a].total_cmp(&observations[b]));
-    let mut points = vec![low - step / 2.0];
+    let mut points = vec![low];
     points.extend(order.iter().map(|&i| observations[i]));
-    points.push(high + step / 2.0);
+    points.push(high);
     let mut sorted_sigmas: Vec<f64> =
         (1..=n).map(|i| (points[i] - points[i - 1]).max(points[i + 1] - points[i])).collect();
     if n >= 2 {
         sorted_sigmas[0] = points[2] - points[1];
         sorted_sigmas[n - 1] = points[n] - points[n - 1];
     }
-    let (min_sigma, max_sigma) = (range / f64::min(100.0, 1.0 + n as f64), range);
+    let (min_sigma, max_sigma) = (range / f64::min(100.0, n as f64 + 2.0), range);
     let mut sigmas = vec![0.0; n];
     for (rank, &i) in order.iter().enumerate() {
         sigmas[i] = sorted_sigmas[rank].clamp(min_sigma, max_sigma);
@@ -155,7 +175,7 @@ fn numeric(observations: &[f64], low: f64, high: f64, integers: bool) -> Kernels
     let mut mus = observations.to_vec();
     mus.push((low + high) / 2.0);
     sigmas.push(range);
-    Kernels::Numeric { mus, sigmas, low, high, integers }
+    Kernels::Numeric { mus, sigmas, low, high, values }
 }
 
 /// The normal `(mu, sigma)`'s probability of `[a, b]`, never quite 0.
@@ -226,6 +246,28 @@ mod tests {
         let w = observation_weights(30);
         assert_eq!(w.len(), 30);
         assert!((w[0] - 1.0 / 30.0).abs() < 1e-12 && (w[4] - 1.0).abs() < 1e-12 && w[29] == 1.0);
+    }
+
+    /// Optuna's own log densities (scripts/tpe_cases.py) for floats, log
+    /// floats, integers, log integers and categoricals, with 0, 1, a few and
+    /// 30 observations (the weights' ramp).
+    #[test]
+    fn densities_equal_optunas() {
+        let cases: serde_json::Value = serde_json::from_str(include_str!("tpe_cases.json")).unwrap();
+        for case in cases["cases"].as_array().unwrap() {
+            let param: crate::Param = serde_json::from_value(case["param"].clone()).unwrap();
+            let at = |v: &serde_json::Value| param.position(v).unwrap();
+            let observations: Vec<f64> = case["observations"].as_array().unwrap().iter().map(at).collect();
+            let parzen = Parzen::new(param.domain(), &observations);
+            for (point, expected) in case["points"].as_array().unwrap().iter().zip(case["log_pdf"].as_array().unwrap())
+            {
+                let (got, expected) = (parzen.log_pdf(at(point)), expected.as_f64().unwrap());
+                assert!(
+                    (got - expected).abs() < 1e-9,
+                    "{param:?} {observations:?} at {point}: {got} vs Optuna's {expected}"
+                );
+            }
+        }
     }
 
     #[test]
