@@ -96,6 +96,39 @@ mod tests {
         assert!(!should_prune(&ASHA, &trial(9, Running, &[0.6, 0.6, 0.95, 0.0]), &deep));
     }
 
+    /// Optuna's own decisions (scripts/pruner_cases.py): 20-trial studies of
+    /// fixed learning curves through `MedianPruner` and
+    /// `SuccessiveHalvingPruner`, one trial after another.
+    #[test]
+    fn decisions_equal_optunas() {
+        let cases: serde_json::Value = serde_json::from_str(include_str!("pruner_cases.json")).unwrap();
+        for case in cases["cases"].as_array().unwrap() {
+            let config: PrunerConfig = serde_json::from_value(case["pruner"].clone()).unwrap();
+            let mut trials: Vec<Trial> = Vec::new();
+            for (number, expected) in case["trials"].as_array().unwrap().iter().enumerate() {
+                let mut current = trial(number, TrialState::Running, &[]);
+                for (epoch, score) in expected["scores"].as_array().unwrap().iter().enumerate() {
+                    current.scores.push((epoch + 1, score.as_f64().unwrap()));
+                    if should_prune(&config, &current, &trials) {
+                        current.state = TrialState::Pruned;
+                        break;
+                    }
+                }
+                if current.state == TrialState::Running {
+                    current.state = TrialState::Complete;
+                }
+                let want = (expected["state"].as_str().unwrap(), expected["epochs"].as_u64().unwrap() as usize);
+                assert_eq!(
+                    (current.state.name(), current.scores.len()),
+                    want,
+                    "{config:?} seed {} trial {number}",
+                    case["seed"]
+                );
+                trials.push(current);
+            }
+        }
+    }
+
     #[test]
     fn median_waits_for_completed_trials_then_compares_the_best_so_far() {
         use TrialState::*;
