@@ -191,7 +191,7 @@ impl Runner {
         die_with_parent(&mut command);
         let mut child = command.spawn().context("starting a trial's `ferrotune train`")?;
         let gate = child.stdin.take().expect("standard input is piped");
-        eprintln!("trial {number}{}: {}", if resume { " (resumed)" } else { "" }, show(&trial.params));
+        eprintln!("trial {number}{}: {}", if resume { " (resumed)" } else { "" }, trial.options_text());
         self.running.push(Running { number, child, gate, run_dir, lines_read: 0 });
         Ok(())
     }
@@ -315,10 +315,6 @@ fn last_error(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines.iter().rev().find(|l| l.starts_with("error:")).or(lines.last()).map_or("no output".into(), |l| l.to_string())
-}
-
-fn show(params: &serde_json::Map<String, serde_json::Value>) -> String {
-    params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
 }
 
 /// The study's results, rewritten after each trial: `best.toml` (a

@@ -78,13 +78,8 @@ pub fn study_page(study: &Study) -> String {
                 .iter()
                 .filter(|t| t.state == state)
                 .filter_map(|t| {
-                    let tip = format!(
-                        "trial {} ({:?}, {} epochs): {}",
-                        t.number,
-                        t.state,
-                        t.scores.len(),
-                        crate::study::show_params(&t.params)
-                    );
+                    let tip =
+                        format!("trial {} ({:?}, {} epochs): {}", t.number, t.state, t.scores.len(), t.options_text());
                     Some((x(t)?, t.shown_score()?, tip))
                 })
                 .collect(),
@@ -189,7 +184,7 @@ fn summary(study: &Study) -> String {
     ];
     if let Some(best) = study.best() {
         rows.push(("best trial", format!("{} (dev score {:.4})", best.number, best.value().unwrap_or(f64::NAN))));
-        rows.push(("its options", crate::study::show_params(&best.params)));
+        rows.push(("its options", best.options_text()));
     }
     let mut html = String::from("<table class=\"summary\">");
     for (k, v) in rows {

@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::Map;
-
 use crate::{journal, pruner, sampler, StudyConfig, StudyError, Trial, TrialState};
 
 /// What a trial does after an epoch.
@@ -196,11 +194,6 @@ impl Study {
     fn save(&self) -> Result<(), StudyError> {
         journal::write(&self.journal, &self.config, &self.trials)
     }
-}
-
-/// Trials' options as they are written in tables: name = value.
-pub(crate) fn show_params(params: &Map<String, serde_json::Value>) -> String {
-    params.iter().map(|(k, v)| format!("{k}={}", crate::page::short(v))).collect::<Vec<_>>().join(" ")
 }
 
 #[cfg(test)]

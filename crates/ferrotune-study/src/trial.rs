@@ -53,6 +53,11 @@ impl Trial {
         (self.state == TrialState::Complete).then(|| self.best_score()).flatten()
     }
 
+    /// Its options as `name=value` pairs (floats to four significant digits).
+    pub fn options_text(&self) -> String {
+        self.params.iter().map(|(k, v)| format!("{k}={}", crate::page::short(v))).collect::<Vec<_>>().join(" ")
+    }
+
     /// The score tables show: a complete trial's best, another's last.
     pub fn shown_score(&self) -> Option<f64> {
         match self.state {
