@@ -181,7 +181,7 @@ impl Runner {
             .open(&log_path)
             .with_context(|| log_path.display().to_string())?;
         writeln!(log, "--- trial {number}{}", if resume { ", resumed" } else { "" })?;
-        let mut command = Command::new(std::env::current_exe().context("finding the ferrotune binary")?);
+        let mut command = Command::new(own_binary()?);
         command.arg("train").arg("--config").arg(&config).arg("--threads").arg(self.threads.to_string());
         command.arg("--epoch-gate");
         if resume {
@@ -289,6 +289,16 @@ impl Runner {
         }
         write_results(study, &self.output)
     }
+}
+
+/// This very binary, to run the trials: on Linux through `/proc/self/exe`,
+/// which still names it when its file has been replaced (a rebuild during
+/// a study), so every trial runs the study's own version.
+fn own_binary() -> anyhow::Result<PathBuf> {
+    if cfg!(target_os = "linux") {
+        return Ok(PathBuf::from("/proc/self/exe"));
+    }
+    std::env::current_exe().context("finding the ferrotune binary")
 }
 
 /// Makes the child process die when this one does (Linux), so a killed
