@@ -271,6 +271,33 @@ mod tests {
     }
 
     #[test]
+    fn lora_options_are_searchable() {
+        let text = r#"
+            trials = 8
+            [train]
+            peft = "lora"
+            [space]
+            lora_r = { type = "int", low = 4, high = 32, log = true }
+            lora_alpha = { type = "categorical", values = [8.0, 16.0, 32.0] }
+            lora_dropout = { type = "float", low = 0.0, high = 0.2 }
+            lora_targets = { type = "categorical", values = ["query,value", "query,key,value,attention.output.dense"] }
+        "#;
+        let config = StudyConfig::parse(text, Path::new("lora.toml")).unwrap();
+        let params = Map::from_iter([
+            ("lora_r".to_string(), Value::from(16)),
+            ("lora_alpha".to_string(), Value::from(32.0)),
+            ("lora_dropout".to_string(), Value::from(0.05)),
+            ("lora_targets".to_string(), Value::from("query,key,value,attention.output.dense")),
+        ]);
+        let options = config.trial_options(&params).unwrap();
+        assert_eq!((options.peft, options.lora_r, options.lora_alpha), (ferrotune_train::Peft::Lora, 16, 32.0));
+        assert_eq!(options.lora_targets, "query,key,value,attention.output.dense");
+        let bad = text.replace("\"query,value\",", "\"query,value\", \"pooler\",");
+        let message = StudyConfig::parse(&bad, Path::new("lora.toml")).unwrap_err().to_string();
+        assert!(message.starts_with("lora.toml: space.lora_targets: \"pooler\""), "{message}");
+    }
+
+    #[test]
     fn bad_entries_are_named_with_file_and_key() {
         let with = |entry: &str| GOOD.replace("weight_decay = { type = \"float\", low = 0.0, high = 0.1 }", entry);
         let cases = [
