@@ -20,17 +20,14 @@ import time
 import optuna
 import torch
 from conll import read_conll
-from reference_ner import batches, encode, label_maps, predict
+from reference_ner import add_data_args, batches, encode, label_maps, predict
 from seqeval.metrics import f1_score
 from transformers import AutoModelForTokenClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="models/all-MiniLM-L6-v2")
-    ap.add_argument("--train", default="data/ncbi-disease/train.tsv")
-    ap.add_argument("--dev", default="data/ncbi-disease/devel.tsv")
-    ap.add_argument("--test", default="data/ncbi-disease/test.tsv")
+    add_data_args(ap)
     ap.add_argument("--trials", type=int, default=16)
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--seed", type=int, default=17)

@@ -87,12 +87,17 @@ def predict(model, items, sentences, id2label, pad_id, batch_size=32, bf16=False
     return preds
 
 
-def main():
-    ap = argparse.ArgumentParser()
+def add_data_args(ap):
+    """--model and the NCBI-disease --train, --dev and --test files."""
     ap.add_argument("--model", default="models/all-MiniLM-L6-v2")
     ap.add_argument("--train", default="data/ncbi-disease/train.tsv")
     ap.add_argument("--dev", default="data/ncbi-disease/devel.tsv")
     ap.add_argument("--test", default="data/ncbi-disease/test.tsv")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    add_data_args(ap)
     ap.add_argument("--recipe", choices=RECIPES, default="tuned")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-len", type=int, default=128)
