@@ -25,7 +25,7 @@ use crate::UsageError;
 const POLL: Duration = Duration::from_millis(200);
 
 /// The journal's name in the study folder.
-const JOURNAL: &str = "study.jsonl";
+pub(crate) const JOURNAL: &str = "study.jsonl";
 
 /// Options of `ferrotune search`.
 #[derive(Args)]
@@ -51,7 +51,7 @@ pub struct SearchArgs {
 
 /// Runs `ferrotune search`.
 pub fn run(args: SearchArgs) -> anyhow::Result<()> {
-    let config = StudyConfig::read(&args.config)?;
+    let mut config = StudyConfig::read(&args.config)?;
     check_train_table(&config, &args.config)?;
     let output = match args.output.clone().or_else(|| config.output.clone()) {
         Some(dir) => dir,
@@ -62,6 +62,7 @@ pub fn run(args: SearchArgs) -> anyhow::Result<()> {
     }
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let per_trial = (threads / args.parallel).max(1);
+    config.output = Some(output.clone());
     std::fs::create_dir_all(&output).with_context(|| output.display().to_string())?;
     let journal = output.join(JOURNAL);
     let mut study = if args.resume { Study::resume(config, &journal)? } else { Study::create(config, &journal)? };

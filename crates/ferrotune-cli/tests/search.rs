@@ -4,7 +4,7 @@
 //! the same trials; a study killed in the middle of a trial and resumed
 //! ends with the same trials; `--parallel 2` runs them two at a time; bad
 //! study files and a journal of another study are refused naming the file
-//! and key (exit 1).
+//! and key (exit 1). `ferrotune report` on a study folder draws its page.
 
 mod common;
 
@@ -110,6 +110,10 @@ fn a_study_prunes_repeats_itself_and_resumes_into_the_same_trials() {
     assert!(page.starts_with("<!DOCTYPE html>") && !page.contains("<script"));
     assert_eq!(page.matches("<svg class=\"chart\"").count(), 2 + 3, "two study charts, one per option");
     assert_eq!(page.matches("<tr class=\"best\">").count(), 1);
+    let redrawn = t.join("redrawn.html");
+    let o = ferrotune(&["report", s(&first), "--output", s(&redrawn)], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&redrawn).unwrap(), page, "`report` on a study folder draws its page");
     let best: toml::Table = toml::from_str(&std::fs::read_to_string(first.join("best.toml")).unwrap()).unwrap();
     let o = ferrotune(&["train", "--config", s(&first.join("best.toml")), "--epochs", "1", "--threads", "1"], "");
     assert!(o.status.success(), "best.toml is a train --config file: {}", stderr(&o));

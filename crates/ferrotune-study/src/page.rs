@@ -91,7 +91,8 @@ pub fn study_page(study: &Study) -> String {
             by_state(TrialState::Pruned, "pruned (last score)", COLOURS[1], true, x),
         ]
     };
-    html += &scatter_chart("Dev score per trial", "trial", &XScale::Linear, &groups(&number));
+    let trials = (0.0, config.trials.max(study.trials().len()).saturating_sub(1) as f64);
+    html += &scatter_chart("Dev score per trial", "trial", &XScale::Linear, Some(trials), &groups(&number));
     let best = study.best().map(|t| t.number);
     let series: Vec<Series> = study
         .trials()
@@ -123,6 +124,11 @@ pub fn study_page(study: &Study) -> String {
     html += &line_chart("Dev score per epoch (best trial in green, pruned in red)", "epoch", &series);
     html += "</div><h2 id=\"options\">Each option against the score</h2><div class=\"charts\">";
     for (key, param) in &config.space {
+        let range = match *param {
+            Param::Float { low, high, .. } => Some((low, high)),
+            Param::Int { low, high, .. } => Some((low as f64, high as f64)),
+            Param::Categorical { .. } => None,
+        };
         let scale = match param {
             Param::Float { log: true, .. } | Param::Int { log: true, .. } => XScale::Log,
             Param::Float { .. } | Param::Int { .. } => XScale::Linear,
@@ -136,7 +142,7 @@ pub fn study_page(study: &Study) -> String {
                 _ => v.as_f64(),
             }
         };
-        html += &scatter_chart(key, key, &scale, &groups(&x));
+        html += &scatter_chart(key, key, &scale, range, &groups(&x));
     }
     html += "</div>";
     html += &trial_table(study);

@@ -220,8 +220,16 @@ pub struct Dots {
     pub points: Vec<(f64, f64, String)>,
 }
 
-/// A scatter chart of `groups` titled `title`, `x_label` under the x axis.
-pub fn scatter_chart(title: &str, x_label: &str, scale: &XScale, groups: &[Dots]) -> String {
+/// A scatter chart of `groups` titled `title`, `x_label` under the x axis;
+/// the x axis spans `x_range` when given (e.g. a searched option's range),
+/// else the points.
+pub fn scatter_chart(
+    title: &str,
+    x_label: &str,
+    scale: &XScale,
+    x_range: Option<(f64, f64)>,
+    groups: &[Dots],
+) -> String {
     let place = |x: f64| match scale {
         XScale::Log => x.log10(),
         XScale::Linear | XScale::Categories(_) => x,
@@ -231,6 +239,9 @@ pub fn scatter_chart(title: &str, x_label: &str, scale: &XScale, groups: &[Dots]
     let Some(mut frame) = Frame::around(all) else {
         return svg + NO_DATA;
     };
+    if let Some((low, high)) = x_range.filter(|(low, high)| low < high) {
+        (frame.x0, frame.x1) = (place(low), place(high));
+    }
     let x_ticks: Vec<(f64, String)> = match scale {
         XScale::Linear => ticks(frame.x0, frame.x1, false).into_iter().map(|t| (t, label(t))).collect(),
         XScale::Log => {
@@ -333,20 +344,22 @@ mod tests {
             "lr",
             "lr",
             &XScale::Log,
+            Some((1e-5, 3e-4)),
             &[
                 dots(false, vec![(1e-5, 0.5, "a".into()), (2e-4, 0.8, "b".into())]),
                 dots(true, vec![(5e-5, 0.6, "c".into())]),
             ],
         );
         assert_eq!(log.matches("class=\"dot\"").count(), 3);
-        assert!(log.contains(">1.0e-4<") && log.contains(">3.0e-5<"), "{log}");
+        assert!(log.contains(">1.0e-4<") && log.contains(">3.0e-5<") && log.contains(">3.0e-4<"), "{log}");
         let bands = scatter_chart(
             "b",
             "batch",
             &XScale::Categories(vec!["8".into(), "16".into()]),
+            None,
             &[dots(false, vec![(1.0, 0.5, "x".into())])],
         );
         assert!(bands.contains(">16<") && bands.contains(">8<"));
-        assert!(scatter_chart("e", "x", &XScale::Linear, &[]).contains("no data"));
+        assert!(scatter_chart("e", "x", &XScale::Linear, None, &[]).contains("no data"));
     }
 }
