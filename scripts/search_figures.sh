@@ -3,8 +3,9 @@
 #
 #   bash scripts/search_figures.sh ncbi OUT            # the NCBI study (scripts/search/ncbi.toml)
 #   KILL_IN_TRIAL=5 bash scripts/search_figures.sh ncbi OUT
-#                                                      # the same, killed (SIGKILL) once its 5th trial
-#                                                      # has scored an epoch, then resumed with --resume
+#                                                      # the same, killed (SIGKILL) during its 5th trial
+#                                                      # (KILL_AFTER_S seconds into it, default 60),
+#                                                      # then resumed with --resume
 #   bash scripts/search_figures.sh same OUT_A OUT_B    # do two studies hold the same trials?
 #   bash scripts/search_figures.sh summary OUT         # trials, epochs, best dev F1 and its test F1
 #   bash scripts/search_figures.sh subset OUT          # side by side on the first 1,500 training
@@ -20,14 +21,14 @@ which=${1:?ncbi, subset, same or summary}
 THREADS=${THREADS:-2}
 bin=${FERROTUNE:-target/release/ferrotune}
 
-# out -> how many trials are in the journal, and whether its trial N (from 1) has scored an epoch.
+# out N -> how many trials are in the journal, and whether its trial N (from 1) is running.
 journal_state() {
   python3 - "$1" "${2:-0}" <<'PY'
 import json, sys
 lines = open(f"{sys.argv[1]}/study.jsonl").read().splitlines()[1:]
 trials = [json.loads(l) for l in lines]
 n = int(sys.argv[2])
-ready = len(trials) >= n and n > 0 and trials[n - 1]["state"] == "running" and len(trials[n - 1]["scores"]) >= 1
+ready = len(trials) >= n and n > 0 and trials[n - 1]["state"] == "running"
 print(len(trials), "ready" if ready else "wait")
 PY
 }
@@ -45,12 +46,13 @@ case $which in
         [ -f "$out/study.jsonl" ] || continue
         read -r _ state < <(journal_state "$out" "$KILL_IN_TRIAL")
         if [ "$state" = ready ]; then
+          sleep "${KILL_AFTER_S:-60}"
           kill -KILL "$pid"
           wait "$pid" || true
           echo "killed during trial $KILL_IN_TRIAL (number $((KILL_IN_TRIAL - 1))); resuming" >&2
           break
         fi
-        kill -0 "$pid" 2>/dev/null || { echo "the study ended before trial $KILL_IN_TRIAL scored an epoch" >&2; exit 1; }
+        kill -0 "$pid" 2>/dev/null || { echo "the study ended before its trial $KILL_IN_TRIAL" >&2; exit 1; }
       done
       sleep 2
       if pgrep -f "train --config $out/trials" >/dev/null; then
