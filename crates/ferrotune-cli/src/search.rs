@@ -256,13 +256,13 @@ impl Runner {
             let (Some(epoch), Some(score)) = (value["epoch"].as_u64(), value["dev_score"].as_f64()) else {
                 bail!("{}, line {}: an epoch line without \"epoch\" and \"dev_score\"", path.display(), i + 1);
             };
+            let known = study.trial(trial.number).score_at(epoch as usize).is_some();
             let decision = study.report(trial.number, epoch as usize, score)?;
             let pruned = decision == Decision::Prune;
-            eprintln!(
-                "trial {}: epoch {epoch} dev score {score:.4}{}",
-                trial.number,
-                if pruned { ": pruned" } else { "" }
-            );
+            if !known {
+                let how = if pruned { ": pruned" } else { "" };
+                eprintln!("trial {}: epoch {epoch} dev score {score:.4}{how}", trial.number);
+            }
             if pruned {
                 break;
             }
