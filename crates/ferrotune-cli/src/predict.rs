@@ -62,7 +62,7 @@ impl InferenceArgs {
 
     /// Sizes the thread pool (once per process) and opens the device.
     pub fn init(&self) -> anyhow::Result<candle_core::Device> {
-        crate::runtime::init(self.threads, crate::runtime::FreedMemory::Keep)?;
+        crate::runtime::init(self.threads, crate::runtime::FreedMemory::ReturnSoon)?;
         Ok(ferrotune_model::device_from_name(&self.device)?)
     }
 

@@ -11,10 +11,16 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// What the allocator does with freed memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FreedMemory {
-    /// Keep it for the next allocation (training and batch commands: they
+    /// Keep it for the next allocation (training and benchmarks: they
     /// free and reallocate tensors of the same sizes every step, and
     /// returning those pages makes the kernel zero them again each time).
     Keep,
+    /// Return it to the system 10 ms after a page is freed, and map no
+    /// transparent huge pages (batch inference: what loading the model
+    /// freed is not kept beside the activations, which sets peak memory;
+    /// a batch's buffers are reused before the delay runs out, so nothing
+    /// is faulted in again per batch).
+    ReturnSoon,
     /// Return it to the system as soon as a page is free, and map no
     /// transparent huge pages (the server: a burst of large requests must
     /// not pin its peak memory forever; a 2 MiB huge page stays resident
@@ -37,13 +43,21 @@ pub fn init(threads: Option<usize>, freed: FreedMemory) -> anyhow::Result<()> {
         // allocates nothing that would trigger a delayed purge later).
         let delay = match freed {
             FreedMemory::Keep => -1,
+            FreedMemory::ReturnSoon => 10,
             FreedMemory::Return => 0,
         };
         // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
         unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, delay) };
+        if freed != FreedMemory::Keep {
+            // What was freed before now (argument parsing) was scheduled
+            // with the default delay (1 s), and later frees would wait for
+            // it too: purge it now so the new delay holds from here on.
+            // SAFETY: asks the allocator to return freed pages; no pointer is passed.
+            unsafe { libmimalloc_sys::mi_collect(true) };
+        }
     }
     #[cfg(target_os = "linux")]
-    if freed == FreedMemory::Return {
+    if freed != FreedMemory::Keep {
         rustix::thread::disable_transparent_huge_pages(true).context("turning transparent huge pages off")?;
     }
     // candle sizes its matmul parallelism from this variable.
