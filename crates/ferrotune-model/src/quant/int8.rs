@@ -180,48 +180,61 @@ fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode, level: SimdLeve
     let rows = x.len() / in_dim;
     let mut q = vec![code.zero as u8; rows * padded];
     let mut scales = vec![0f32; rows];
-    q.par_chunks_mut(padded).zip(scales.par_iter_mut()).zip(x.par_chunks(in_dim)).with_min_len(16).for_each(
-        |((q, scale), x)| {
-            #[cfg(target_arch = "x86_64")]
-            if level == SimdLevel::Avx512 {
-                // SAFETY: AVX-512F/BW are present at this level; `q` holds
-                // at least `x.len()` values.
-                let max = unsafe { x86::max_abs(x) };
-                *scale = if max > 0.0 { max / code.max } else { 1.0 };
-                // SAFETY: as above.
-                unsafe { x86::quantize_row(x, 1.0 / *scale, code.max, code.zero, q) };
-                return;
-            }
-            let _ = level;
-            *scale = quantize_row_plain(x, code.max, code.zero as f32, q);
-        },
-    );
+    q.par_chunks_mut(padded)
+        .zip(scales.par_iter_mut())
+        .zip(x.par_chunks(in_dim))
+        .with_min_len(16)
+        .for_each(|((q, scale), x)| *scale = quantize_row_on(level, x, code, q));
     (q, scales)
 }
 
-simd::multiversion! {
-    /// Quantizes one row in plain Rust, compiled for each vector width (the
-    /// AVX2 path's: measured 16% of an AVX2 int8 forward pass when it was
-    /// compiled for the baseline only); returns the row's scale.
-    fn quantize_row_plain(x: &[f32], max_code: f32, zero: f32, q: &mut [u8]) -> f32 {
-        // Eight running maxima, so that the reduction vectorises.
-        let mut lanes = [0f32; 8];
-        let chunks = x.chunks_exact(8);
-        for v in chunks.remainder() {
-            lanes[0] = lanes[0].max(v.abs());
+/// Quantizes one row on `level`'s path; returns its scale. Every path
+/// gives the same values (the vector paths round to nearest even, as
+/// [`round_even`] does).
+fn quantize_row_on(level: SimdLevel, x: &[f32], code: ActivationCode, q: &mut [u8]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    match level {
+        SimdLevel::Avx512 => {
+            // SAFETY: AVX-512F/BW are present at this level; `q` holds at
+            // least `x.len()` values.
+            let max = unsafe { x86::max_abs(x) };
+            let scale = row_scale(max, code);
+            // SAFETY: as above.
+            unsafe { x86::quantize_row(x, 1.0 / scale, code.max, code.zero, q) };
+            return scale;
         }
-        for chunk in chunks {
-            for (m, v) in lanes.iter_mut().zip(chunk) {
-                *m = m.max(v.abs());
-            }
+        SimdLevel::Avx2 => {
+            // SAFETY: AVX2 is present at this level; `q` holds at least
+            // `x.len()` values.
+            let max = unsafe { x86::max_abs_avx2(x) };
+            let scale = row_scale(max, code);
+            // SAFETY: as above.
+            let done = unsafe { x86::quantize_row_avx2(x, 1.0 / scale, code.max, code.zero, q) };
+            quantize_plain(&x[done..], 1.0 / scale, code, &mut q[done..]);
+            return scale;
         }
-        let max = lanes.iter().fold(0f32, |m, &v| m.max(v));
-        let scale = if max > 0.0 { max / max_code } else { 1.0 };
-        let inv = 1.0 / scale;
-        for (q, v) in q.iter_mut().zip(x) {
-            *q = (round_even((v * inv).clamp(-max_code, max_code)) + zero) as u8;
-        }
-        scale
+        SimdLevel::Portable => {}
+    }
+    let _ = level;
+    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let scale = row_scale(max, code);
+    quantize_plain(x, 1.0 / scale, code, q);
+    scale
+}
+
+/// The scale that maps a row's largest magnitude to the code's largest value.
+fn row_scale(max: f32, code: ActivationCode) -> f32 {
+    if max > 0.0 {
+        max / code.max
+    } else {
+        1.0
+    }
+}
+
+/// `q = round_even(clamp(x · inv)) + zero`, in plain Rust.
+fn quantize_plain(x: &[f32], inv: f32, code: ActivationCode, q: &mut [u8]) {
+    for (q, v) in q.iter_mut().zip(x) {
+        *q = (round_even((v * inv).clamp(-code.max, code.max)) + code.zero as f32) as u8;
     }
 }
 
@@ -343,6 +356,58 @@ mod x86 {
                 _mm512_mask_cvtepi32_storeu_epi8(q.as_mut_ptr().add(i * 16).cast(), mask, n);
             }
         }
+    }
+
+    /// The largest magnitude in `x` (0 for an empty row; NaN is ignored).
+    ///
+    /// # Safety
+    /// AVX2 is present.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn max_abs_avx2(x: &[f32]) -> f32 {
+        let sign = _mm256_set1_ps(-0.0);
+        let mut m = _mm256_setzero_ps();
+        let chunks = x.chunks_exact(8);
+        let tail = chunks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+        for chunk in chunks {
+            // SAFETY: the chunk holds 8 values.
+            let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+            // `max_ps` returns its second operand when either is NaN.
+            m = _mm256_max_ps(_mm256_andnot_ps(sign, v), m);
+        }
+        let mut lanes = [0f32; 8];
+        // SAFETY: `lanes` holds 8 values.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
+        lanes.iter().fold(tail, |m, &v| m.max(v))
+    }
+
+    /// Quantizes the first multiple of 32 values of a row (`q = round_even(
+    /// clamp(x · inv)) + zero`, for codes inside 0..=255); returns how many.
+    ///
+    /// # Safety
+    /// AVX2 is present; `q.len() >= x.len()`.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn quantize_row_avx2(x: &[f32], inv: f32, max: f32, zero: i32, q: &mut [u8]) -> usize {
+        let (inv, hi, lo, zero) =
+            (_mm256_set1_ps(inv), _mm256_set1_ps(max), _mm256_set1_ps(-max), _mm256_set1_epi32(zero));
+        // `packs` and `packus` interleave the 128-bit lanes; this puts the
+        // four 8-byte runs of each lane back in order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let chunks = x.chunks_exact(32);
+        let done = x.len() - chunks.remainder().len();
+        for (i, chunk) in chunks.enumerate() {
+            let mut codes = [_mm256_setzero_si256(); 4];
+            for (j, code) in codes.iter_mut().enumerate() {
+                // SAFETY: the chunk holds 32 values.
+                let v = unsafe { _mm256_loadu_ps(chunk.as_ptr().add(8 * j)) };
+                let y = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(v, inv), lo), hi);
+                *code = _mm256_add_epi32(_mm256_cvtps_epi32(y), zero);
+            }
+            let words = (_mm256_packs_epi32(codes[0], codes[1]), _mm256_packs_epi32(codes[2], codes[3]));
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(words.0, words.1), order);
+            // SAFETY: `q` has room for the chunk (contract).
+            unsafe { _mm256_storeu_si256(q.as_mut_ptr().add(32 * i).cast(), bytes) };
+        }
+        done
     }
 
     /// The tile with AVX-512 VNNI: 4 rows x up to 4 blocks of 16 channels
@@ -486,6 +551,38 @@ mod tests {
 
     fn random(n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
         (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
+    }
+
+    /// Every quantizer path gives the portable one's values and scales, on
+    /// rows of every length around the vector widths, with ties, values
+    /// at the clamp and beyond it (the scale comes from the row's largest).
+    #[test]
+    fn every_quantizer_path_gives_the_portable_values() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let mut levels = Vec::new();
+        if simd::level() >= SimdLevel::Avx2 {
+            levels.push(SimdLevel::Avx2);
+        }
+        if simd::level() == SimdLevel::Avx512 {
+            levels.push(SimdLevel::Avx512);
+        }
+        for code in [activation_code(SimdLevel::Avx2), activation_code(SimdLevel::Portable)] {
+            for len in [0, 1, 7, 8, 9, 31, 32, 33, 64, 70, 384] {
+                let mut x = random(len, &mut rng);
+                if len > 3 {
+                    // Exactly halfway between two codes, both ways.
+                    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    x[1] = 2.5 * max / code.max;
+                    x[2] = -3.5 * max / code.max;
+                }
+                let (mut want, mut got) = (vec![0u8; len], vec![0u8; len]);
+                let want_scale = quantize_row_on(SimdLevel::Portable, &x, code, &mut want);
+                for &level in &levels {
+                    let scale = quantize_row_on(level, &x, code, &mut got);
+                    assert_eq!((scale.to_bits(), &got), (want_scale.to_bits(), &want), "{level:?}, {len} values");
+                }
+            }
+        }
     }
 
     /// Every path the machine has, on edge shapes, against the fp32 product
