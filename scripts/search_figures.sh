@@ -8,16 +8,19 @@
 #                                                      # then resumed with --resume
 #   bash scripts/search_figures.sh same OUT_A OUT_B    # do two studies hold the same trials?
 #   bash scripts/search_figures.sh summary OUT         # trials, epochs, best dev F1 and its test F1
+#   bash scripts/search_figures.sh study FILE OUT      # any study file (KILL_IN_TRIAL as above)
 #   bash scripts/search_figures.sh subset OUT          # side by side on the first 1,500 training
 #                                                      # sentences: the same study with ferrotune
 #                                                      # and with Optuna driving PyTorch
-#                                                      # (scripts/optuna_reference.py; needs .venv)
+#                                                      # (scripts/optuna_reference.py; needs .venv);
+#                                                      # PEER=none: ferrotune's side only;
+#                                                      # KILL_IN_TRIAL as above (ferrotune's side)
 #
 # THREADS (default 2) threads for the study; a study already complete is
 # not run again (its journal says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-which=${1:?ncbi, subset, same or summary}
+which=${1:?ncbi, subset, study, same or summary}
 THREADS=${THREADS:-2}
 bin=${FERROTUNE:-target/release/ferrotune}
 
@@ -33,36 +36,45 @@ print(len(trials), "ready" if ready else "wait")
 PY
 }
 
+# study CONFIG OUT: runs the study into OUT (resumes it if OUT has a
+# journal); with KILL_IN_TRIAL=N, kills it (SIGKILL) KILL_AFTER_S seconds
+# into its N-th trial, checks no training outlived it, and resumes it.
+study() {
+  local config=$1 out=$2
+  if [ -f "$out/study.jsonl" ]; then
+    "$bin" search --config "$config" --output "$out" --threads "$THREADS" --resume
+  elif [ -n "${KILL_IN_TRIAL:-}" ]; then
+    "$bin" search --config "$config" --output "$out" --threads "$THREADS" &
+    local pid=$!
+    while sleep 2; do
+      [ -f "$out/study.jsonl" ] || continue
+      read -r _ state < <(journal_state "$out" "$KILL_IN_TRIAL")
+      if [ "$state" = ready ]; then
+        sleep "${KILL_AFTER_S:-60}"
+        kill -KILL "$pid"
+        wait "$pid" || true
+        echo "killed during trial $KILL_IN_TRIAL (number $((KILL_IN_TRIAL - 1))); resuming" >&2
+        break
+      fi
+      kill -0 "$pid" 2>/dev/null || { echo "the study ended before its trial $KILL_IN_TRIAL" >&2; exit 1; }
+    done
+    sleep 2
+    if pgrep -f "train --config $out/trials" >/dev/null; then
+      echo "a trial's training outlived the study" >&2
+      exit 1
+    fi
+    "$bin" search --config "$config" --output "$out" --threads "$THREADS" --resume
+  else
+    "$bin" search --config "$config" --output "$out" --threads "$THREADS"
+  fi
+}
+
 case $which in
   ncbi)
-    out=${2:?output folder}
-    config=scripts/search/ncbi.toml
-    if [ -f "$out/study.jsonl" ]; then
-      "$bin" search --config "$config" --output "$out" --threads "$THREADS" --resume
-    elif [ -n "${KILL_IN_TRIAL:-}" ]; then
-      "$bin" search --config "$config" --output "$out" --threads "$THREADS" &
-      pid=$!
-      while sleep 2; do
-        [ -f "$out/study.jsonl" ] || continue
-        read -r _ state < <(journal_state "$out" "$KILL_IN_TRIAL")
-        if [ "$state" = ready ]; then
-          sleep "${KILL_AFTER_S:-60}"
-          kill -KILL "$pid"
-          wait "$pid" || true
-          echo "killed during trial $KILL_IN_TRIAL (number $((KILL_IN_TRIAL - 1))); resuming" >&2
-          break
-        fi
-        kill -0 "$pid" 2>/dev/null || { echo "the study ended before its trial $KILL_IN_TRIAL" >&2; exit 1; }
-      done
-      sleep 2
-      if pgrep -f "train --config $out/trials" >/dev/null; then
-        echo "a trial's training outlived the study" >&2
-        exit 1
-      fi
-      "$bin" search --config "$config" --output "$out" --threads "$THREADS" --resume
-    else
-      "$bin" search --config "$config" --output "$out" --threads "$THREADS"
-    fi
+    study scripts/search/ncbi.toml "${2:?output folder}"
+    ;;
+  study)
+    study "${2:?study file}" "${3:?output folder}"
     ;;
   subset)
     out=${2:?output folder}
@@ -70,12 +82,11 @@ case $which in
     # The first 1,500 sentences of the training file (blank-line separated).
     awk -v RS= -v ORS='\n\n' 'NR <= 1500' data/ncbi-disease/train.tsv > "$out/train-1500.tsv"
     sed "s#data/ncbi-disease/train.tsv#$out/train-1500.tsv#" scripts/search/ncbi.toml > "$out/search.toml"
-    resume=(); [ -f "$out/ferrotune/study.jsonl" ] && resume=(--resume)
     /usr/bin/time -f "ferrotune search: %e s, peak RSS %M KB" \
-      "$bin" search --config "$out/search.toml" --output "$out/ferrotune" --threads "$THREADS" "${resume[@]}" \
-      > "$out/ferrotune.tsv" 2> "$out/ferrotune.log"
+      bash "$0" study "$out/search.toml" "$out/ferrotune" > "$out/ferrotune.tsv" 2> "$out/ferrotune.log"
     tail -1 "$out/ferrotune.log"
     bash "$0" summary "$out/ferrotune"
+    [ "${PEER:-optuna}" = none ] && exit 0
     [ -f "$out/optuna.jsonl" ] && grep -q '"side"' "$out/optuna.jsonl" || \
       /usr/bin/time -f "optuna: %e s, peak RSS %M KB" ${PYTHON:-.venv/bin/python} scripts/optuna_reference.py \
         --train "$out/train-1500.tsv" --threads "$THREADS" > "$out/optuna.jsonl" 2> "$out/optuna.log"
