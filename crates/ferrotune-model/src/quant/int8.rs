@@ -554,8 +554,9 @@ mod tests {
     }
 
     /// Every quantizer path gives the portable one's values and scales, on
-    /// rows of every length around the vector widths, with ties, values
-    /// at the clamp and beyond it (the scale comes from the row's largest).
+    /// rows of every length around the vector widths (the vector body and
+    /// the plain tail), with values at or next to halfway between two codes
+    /// and the row's largest at the clamp.
     #[test]
     fn every_quantizer_path_gives_the_portable_values() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
@@ -570,7 +571,7 @@ mod tests {
             for len in [0, 1, 7, 8, 9, 31, 32, 33, 64, 70, 384] {
                 let mut x = random(len, &mut rng);
                 if len > 3 {
-                    // Exactly halfway between two codes, both ways.
+                    // Halfway between two codes (up to the scale's rounding), both signs.
                     let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
                     x[1] = 2.5 * max / code.max;
                     x[2] = -3.5 * max / code.max;
