@@ -527,6 +527,12 @@ mod x86 {
                 }
             }
             let c0 = b * BLOCK;
+            if c0 + BLOCK <= m.out_dim {
+                // SAFETY: the block's channels are inside the matrix and the
+                // bias; rows `r0..r0 + N` are this tile's.
+                unsafe { store_block_avx2(a, r0, c0, &acc) };
+                continue;
+            }
             for (i, acc) in acc.iter().enumerate() {
                 let mut lanes = [0i32; BLOCK];
                 // SAFETY: `lanes` holds 16 i32.
@@ -538,6 +544,39 @@ mod x86 {
                     // SAFETY: row `r0 + i`, channel `c0 + j` are this tile's.
                     unsafe { a.store(r0 + i, c0 + j, v) };
                 }
+            }
+        }
+    }
+
+    /// Writes a whole block of 16 channels for rows `r0..r0 + N` from their
+    /// integer sums (two halves of 8), as [`KernelArgs::store`] does one.
+    ///
+    /// # Safety
+    /// AVX2 is present; channels `c0..c0 + 16` are inside the matrix and the
+    /// bias; rows `r0..r0 + N` and those channels are this task's.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn store_block_avx2<const N: usize>(a: &KernelArgs, r0: usize, c0: usize, acc: &[[__m256i; 2]; N]) {
+        let m = a.matrix;
+        let zero = _mm256_set1_epi32(a.zero);
+        for half in 0..2 {
+            let c = c0 + half * 8;
+            // SAFETY: channels `c..c + 8` are inside `sums`, `scales` and the
+            // bias (contract).
+            let (offset, channel_scales, bias) = unsafe {
+                (
+                    _mm256_mullo_epi32(zero, _mm256_loadu_si256(m.sums.as_ptr().add(c).cast())),
+                    _mm256_loadu_ps(m.scales.as_ptr().add(c)),
+                    _mm256_loadu_ps(a.bias.as_ptr().add(c)),
+                )
+            };
+            for (i, acc) in acc.iter().enumerate() {
+                let r = r0 + i;
+                let scale = _mm256_mul_ps(_mm256_set1_ps(a.x_scales[r]), channel_scales);
+                let value = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[half], offset));
+                let value = _mm256_add_ps(_mm256_mul_ps(value, scale), bias);
+                // SAFETY: row `r`, channels `c..c + 8` are this task's (contract).
+                unsafe { _mm256_storeu_ps(a.out.0.add(r * a.out_width + a.col + c), value) };
             }
         }
     }
@@ -632,14 +671,20 @@ mod tests {
                 }
                 results.push((level, out));
             }
-            // The integer part is exact: VNNI and the portable path agree bit for bit.
-            let portable = &results[0].1;
+            // The integer part is exact: every path gives, bit for bit, its
+            // quantized inputs' integer sums, scaled and offset as `store` does.
             for (level, out) in &results {
-                if *level == SimdLevel::Avx512 {
-                    assert_eq!(
-                        out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                        portable.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-                    );
+                let code = activation_code(*level);
+                let (xq, x_scales) = quantize_rows(&x, in_dim, code, SimdLevel::Portable);
+                let padded = xq.len() / rows;
+                for r in 0..rows {
+                    for c in 0..out_dim {
+                        let dot: i32 =
+                            (0..in_dim).map(|k| xq[r * padded + k] as i32 * values[c * in_dim + k] as i32).sum();
+                        let want = (dot - code.zero * m.sums[c]) as f32 * (x_scales[r] * scales[c]) + b[c];
+                        let got = out[r * out_width + 2 + c];
+                        assert_eq!(got.to_bits(), want.to_bits(), "{level:?} {rows}x{out_dim}x{in_dim} r{r} c{c}");
+                    }
                 }
             }
             assert_eq!(values.len(), out_dim * in_dim);
