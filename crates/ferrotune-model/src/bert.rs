@@ -11,10 +11,11 @@ use rand::RngCore;
 
 use crate::config::{Activation, BertConfig};
 use crate::dropout::{Dropout, Mode};
-use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, LoraShape, PackedLayer, Products, ScratchScope};
+use crate::fused_layer::{FusedLayer, LayerDropout, LayerShape, LoraShape, PackedLayer, Products};
 use crate::lora::LoraSettings;
 use crate::ops;
 use crate::quant::{widen_int8, Int8Matrix, PackedLinear, Precision};
+use crate::scratch::ScratchScope;
 
 /// A dense layer `x W^T + b` over the last dimension, with a LoRA adapter
 /// when the weights have one.

@@ -20,6 +20,7 @@ pub mod ops;
 mod params;
 pub mod quant;
 mod row_matmul;
+mod scratch;
 pub mod sentence;
 mod sequence_classifier;
 pub mod simd;

@@ -23,7 +23,6 @@ use std::sync::{Arc, Mutex};
 mod elementwise;
 mod lora;
 mod matmul;
-mod scratch;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
@@ -31,6 +30,7 @@ use rayon::prelude::*;
 use crate::config::Activation;
 use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
 use crate::quant::PackedLinear;
+use crate::scratch;
 use elementwise::{
     activate, activate_in_place, activation_backward, column_sums, dropout_add, dropout_backward, dropout_mask,
     softmax_row,
@@ -40,7 +40,6 @@ use lora::{LoraGroup, LoraSaved, LoraWeights};
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
 use matmul::{linear_backward, linear_in, linear_input_backward, product};
-pub(crate) use scratch::ScratchScope;
 
 use crate::strided::{Mat, Out};
 

@@ -17,6 +17,7 @@
 
 use rayon::prelude::*;
 
+use crate::scratch;
 use crate::simd::{self, SimdLevel};
 
 /// Output channels per packed block.
@@ -134,8 +135,11 @@ impl Int8Matrix {
         assert!(col + self.out_dim <= out_width);
         let level = if level == SimdLevel::Avx512 && !simd::has_avx512_vnni() { SimdLevel::Avx2 } else { level };
         let code = activation_code(level);
-        let (xq, x_scales) = quantize_rows(x, in_dim, code, level);
         let padded_in = in_dim.div_ceil(GROUP) * GROUP;
+        let mut storage = scratch::take((rows * padded_in).div_ceil(4));
+        let xq = &mut bytemuck::cast_slice_mut::<f32, u8>(&mut storage)[..rows * padded_in];
+        let x_scales = quantize_rows(x, in_dim, code, level, xq);
+        let xq = &*xq;
         let blocks = self.out_dim.div_ceil(BLOCK);
         let out_ptr = OutPtr(out.as_mut_ptr());
         let tasks_per_rows = blocks.div_ceil(BLOCKS_PER_TASK);
@@ -148,7 +152,7 @@ impl Int8Matrix {
             };
             let args = KernelArgs {
                 matrix: self,
-                xq: &xq,
+                xq,
                 x_scales: &x_scales,
                 padded_in,
                 zero: code.zero,
@@ -169,23 +173,25 @@ impl Int8Matrix {
                 _ => tile_portable(&args, &tile),
             }
         });
+        scratch::give_back(storage);
     }
 }
 
 /// Quantizes each row of `x` symmetrically to `±code.max`, plus `code.zero`,
-/// padded to a multiple of [`GROUP`] with the zero point; returns the
-/// values and each row's scale.
-fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode, level: SimdLevel) -> (Vec<u8>, Vec<f32>) {
+/// into `q`'s rows of `in_dim` rounded up to a multiple of [`GROUP`];
+/// returns each row's scale. The padding keeps whatever bytes it held: the
+/// packed weights it meets are zero.
+fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode, level: SimdLevel, q: &mut [u8]) -> Vec<f32> {
     let padded = in_dim.div_ceil(GROUP) * GROUP;
     let rows = x.len() / in_dim;
-    let mut q = vec![code.zero as u8; rows * padded];
     let mut scales = vec![0f32; rows];
-    q.par_chunks_mut(padded)
+    q[..rows * padded]
+        .par_chunks_mut(padded)
         .zip(scales.par_iter_mut())
         .zip(x.par_chunks(in_dim))
         .with_min_len(16)
         .for_each(|((q, scale), x)| *scale = quantize_row_on(level, x, code, q));
-    (q, scales)
+    scales
 }
 
 /// Quantizes one row on `level`'s path; returns its scale. Every path
@@ -587,6 +593,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::scratch::ScratchScope;
 
     fn random(n: usize, rng: &mut rand_chacha::ChaCha8Rng) -> Vec<f32> {
         (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect()
@@ -653,6 +660,12 @@ mod tests {
             }
             let mut results = Vec::new();
             for &level in &levels {
+                // The quantized inputs go to a pooled buffer holding old
+                // bytes (padding included).
+                let _scope = ScratchScope::enter();
+                let mut old = scratch::take(rows * (in_dim + GROUP));
+                old.fill(f32::from_bits(u32::MAX));
+                scratch::give_back(old);
                 let mut out = vec![f32::NAN; rows * out_width];
                 m.linear_on(level, &x, &b, &mut out, out_width, 2);
                 for r in 0..rows {
@@ -675,8 +688,9 @@ mod tests {
             // quantized inputs' integer sums, scaled and offset as `store` does.
             for (level, out) in &results {
                 let code = activation_code(*level);
-                let (xq, x_scales) = quantize_rows(&x, in_dim, code, SimdLevel::Portable);
-                let padded = xq.len() / rows;
+                let padded = in_dim.div_ceil(GROUP) * GROUP;
+                let mut xq = vec![0u8; rows * padded];
+                let x_scales = quantize_rows(&x, in_dim, code, SimdLevel::Portable, &mut xq);
                 for r in 0..rows {
                     for c in 0..out_dim {
                         let dot: i32 =

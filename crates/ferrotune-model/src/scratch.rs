@@ -1,7 +1,8 @@
 //! Buffers reused from one layer to the next within one encoder pass.
 //!
 //! Every layer of an inference pass needs the same large buffers (q, k, v;
-//! the attention context; the feed-forward block's). Allocated afresh they
+//! the attention context; the feed-forward block's; each int8 product's
+//! quantized inputs, as bytes of an `f32` buffer). Allocated afresh they
 //! are zeroed each time (memset, or page faults), though every value is
 //! overwritten before it is read. Inside a [`ScratchScope`] a layer takes
 //! its buffers from a pool on the calling thread and gives them back when
