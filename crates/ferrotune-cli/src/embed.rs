@@ -95,7 +95,9 @@ impl PoolingArgs {
         }
         let device = inference.init()?;
         let pooling = Some(SentencePooling { mode, normalize });
-        Ok(Embedder::load_adapted(&dir, adapter, pooling, settings, &device)?)
+        let embedder = Embedder::load_adapted(&dir, adapter, pooling, settings, &device)?;
+        crate::runtime::return_freed_memory();
+        Ok(embedder)
     }
 }
 

@@ -72,10 +72,12 @@ impl InferenceArgs {
     pub fn load(&self, dir: &Path, adapter: Option<&Path>) -> anyhow::Result<FineTuned> {
         let settings = self.settings()?;
         let device = self.init()?;
-        Ok(match adapter {
+        let model = match adapter {
             Some(adapter) => FineTuned::load_with_adapter(dir, adapter, settings, &device)?,
             None => FineTuned::load(dir, settings, &device)?,
-        })
+        };
+        crate::runtime::return_freed_memory();
+        Ok(model)
     }
 }
 

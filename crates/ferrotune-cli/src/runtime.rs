@@ -15,11 +15,12 @@ pub enum FreedMemory {
     /// free and reallocate tensors of the same sizes every step, and
     /// returning those pages makes the kernel zero them again each time).
     Keep,
-    /// Return it to the system 10 ms after a page is freed, and map no
+    /// Return it to the system 1 s after a page is freed, and map no
     /// transparent huge pages (batch inference: what loading the model
     /// freed is not kept beside the activations, which sets peak memory;
     /// a batch's buffers are reused before the delay runs out, so nothing
-    /// is faulted in again per batch).
+    /// is faulted in again per batch: at 10 ms they were, and int8 tagging
+    /// took a fifth longer).
     ReturnSoon,
     /// Return it to the system as soon as a page is free, and map no
     /// transparent huge pages (the server: a burst of large requests must
@@ -43,7 +44,7 @@ pub fn init(threads: Option<usize>, freed: FreedMemory) -> anyhow::Result<()> {
         // allocates nothing that would trigger a delayed purge later).
         let delay = match freed {
             FreedMemory::Keep => -1,
-            FreedMemory::ReturnSoon => 10,
+            FreedMemory::ReturnSoon => 1000,
             FreedMemory::Return => 0,
         };
         // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
@@ -52,8 +53,7 @@ pub fn init(threads: Option<usize>, freed: FreedMemory) -> anyhow::Result<()> {
             // What was freed before now (argument parsing) was scheduled
             // with the default delay (1 s), and later frees would wait for
             // it too: purge it now so the new delay holds from here on.
-            // SAFETY: asks the allocator to return freed pages; no pointer is passed.
-            unsafe { libmimalloc_sys::mi_collect(true) };
+            return_freed_memory();
         }
     }
     #[cfg(target_os = "linux")]
@@ -70,6 +70,15 @@ pub fn init(threads: Option<usize>, freed: FreedMemory) -> anyhow::Result<()> {
         std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
     rayon::ThreadPoolBuilder::new().num_threads(n).build_global().context("starting the thread pool")
+}
+
+/// Returns what the allocator holds freed to the system now (after loading
+/// a model: the file's bytes and the tokenizer's JSON, which would
+/// otherwise stay resident beside the first batches' activations for the
+/// purge delay).
+pub fn return_freed_memory() {
+    // SAFETY: asks the allocator to return freed pages; no pointer is passed.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// Runs `work` on a thread of the pool, so the pool's threads are the only
