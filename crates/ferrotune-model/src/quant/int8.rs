@@ -12,8 +12,13 @@
 //! Activations are unsigned (`q + zero`): `Σ (q + zero) w = Σ q w + zero Σ w`,
 //! and the second term is subtracted with the channel's weight sum. AVX2 has
 //! no `vpdpbusd`; `vpmaddubsw` adds two u8·i8 products into a saturating
-//! i16, so there activations use 7 bits (`|q| <= 63`, zero 64) and no sum
-//! can saturate (127 · 127 · 2 < 2¹⁵).
+//! i16. There activations use 7 bits (`|q| <= 63`, zero 64, so codes up to
+//! 127) and weights the range -64..=64 (ONNX Runtime's `reduce_range` also
+//! takes a bit from the weights on such processors): two groups' pair sums
+//! then add in i16 without saturating (4 · 127 · 64 < 2¹⁵) before one
+//! `vpmaddwd` widens them, three multiplies per 32 channel-inputs where
+//! one group at a time takes four. The weights are quantized for the path
+//! the process runs ([`simd::level`]).
 
 use rayon::prelude::*;
 
@@ -41,6 +46,8 @@ pub struct Int8Matrix {
     scales: Vec<f32>,
     /// Sum of each output channel's quantized weights.
     sums: Vec<i32>,
+    /// Largest magnitude of a packed weight (see the module docs).
+    max_code: i8,
 }
 
 /// How activations are quantized on a path.
@@ -60,26 +67,72 @@ fn activation_code(level: SimdLevel) -> ActivationCode {
     }
 }
 
+/// The largest weight magnitude the stored folders use.
+const STORED_WEIGHT_MAX: i8 = 127;
+
+/// The largest weight magnitude on `path` (see the module docs).
+fn weight_max(path: SimdLevel) -> i8 {
+    if path == SimdLevel::Avx2 {
+        64
+    } else {
+        STORED_WEIGHT_MAX
+    }
+}
+
+/// The int8 kernel path for `level`: AVX-512 without VNNI runs AVX2's.
+fn int8_path(level: SimdLevel) -> SimdLevel {
+    if level == SimdLevel::Avx512 && !simd::has_avx512_vnni() {
+        SimdLevel::Avx2
+    } else {
+        level
+    }
+}
+
 impl Int8Matrix {
-    /// Quantizes `w` (`[out_dim, in_dim]`, row-major).
+    /// Quantizes `w` (`[out_dim, in_dim]`, row-major) for the process's
+    /// kernel path.
     pub fn quantize(w: &[f32], out_dim: usize, in_dim: usize) -> Self {
+        Self::quantize_on(int8_path(simd::level()), w, out_dim, in_dim)
+    }
+
+    fn quantize_on(path: SimdLevel, w: &[f32], out_dim: usize, in_dim: usize) -> Self {
         assert_eq!(w.len(), out_dim * in_dim, "weights of {out_dim} x {in_dim}");
+        let max_code = f32::from(weight_max(path));
         let rows: Vec<(f32, Vec<i8>)> = w
             .chunks(in_dim.max(1))
             .map(|row| {
                 let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-                (scale, row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8).collect())
+                let scale = if max > 0.0 { max / max_code } else { 1.0 };
+                (scale, row.iter().map(|v| (v / scale).round().clamp(-max_code, max_code) as i8).collect())
             })
             .collect();
         let scales: Vec<f32> = rows.iter().map(|r| r.0).collect();
         let values: Vec<i8> = rows.into_iter().flat_map(|r| r.1).collect();
-        Self::from_quantized(&values, &scales, out_dim, in_dim)
+        Self::pack(&values, &scales, out_dim, in_dim, weight_max(path))
     }
 
-    /// Packs quantized weights `values` (`[out_dim, in_dim]`) with their
-    /// per-channel `scales`.
+    /// Packs stored quantized weights `values` (`[out_dim, in_dim]`, within
+    /// ±127) with their per-channel `scales` for the process's kernel path
+    /// (re-quantized to its narrower range where it has one).
     pub fn from_quantized(values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize) -> Self {
+        Self::from_quantized_on(int8_path(simd::level()), values, scales, out_dim, in_dim)
+    }
+
+    fn from_quantized_on(path: SimdLevel, values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize) -> Self {
+        let max_code = weight_max(path);
+        if max_code == STORED_WEIGHT_MAX {
+            return Self::pack(values, scales, out_dim, in_dim, max_code);
+        }
+        let ratio = f32::from(max_code) / f32::from(STORED_WEIGHT_MAX);
+        let max = f32::from(max_code);
+        let narrow: Vec<i8> = values.iter().map(|&v| (f32::from(v) * ratio).round().clamp(-max, max) as i8).collect();
+        let scales: Vec<f32> = scales.iter().map(|s| s / ratio).collect();
+        Self::pack(&narrow, &scales, out_dim, in_dim, max_code)
+    }
+
+    /// Packs `values` (within ±`max_code`; -128 too where that is 127) and
+    /// their scales (see the module docs).
+    fn pack(values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize, max_code: i8) -> Self {
         assert_eq!(values.len(), out_dim * in_dim);
         assert_eq!(scales.len(), out_dim);
         let (blocks, groups) = (out_dim.div_ceil(BLOCK), in_dim.div_ceil(GROUP));
@@ -95,7 +148,7 @@ impl Int8Matrix {
         let mut sums: Vec<i32> =
             values.chunks(in_dim.max(1)).take(out_dim).map(|r| r.iter().map(|&v| v as i32).sum()).collect();
         sums.resize(blocks * BLOCK, 0);
-        Self { out_dim, in_dim, packed, scales: padded_scales, sums }
+        Self { out_dim, in_dim, packed, scales: padded_scales, sums, max_code }
     }
 
     /// Output channels.
@@ -133,7 +186,12 @@ impl Int8Matrix {
         let rows = x.len() / in_dim;
         assert!(x.len() == rows * in_dim && b.len() == self.out_dim && out.len() == rows * out_width);
         assert!(col + self.out_dim <= out_width);
-        let level = if level == SimdLevel::Avx512 && !simd::has_avx512_vnni() { SimdLevel::Avx2 } else { level };
+        let level = int8_path(level);
+        assert!(
+            self.max_code <= weight_max(level),
+            "int8 weights within ±{} cannot run on the {level:?} path",
+            self.max_code
+        );
         let code = activation_code(level);
         let padded_in = in_dim.div_ceil(GROUP) * GROUP;
         let mut storage = scratch::take((rows * padded_in).div_ceil(4));
@@ -484,11 +542,13 @@ mod x86 {
         }
     }
 
-    /// The tile with AVX2: `vpmaddubsw` (u8 x i8 pairs into i16, 7-bit
-    /// activations so nothing saturates) then `vpmaddwd` by ones into i32.
+    /// The tile with AVX2: `vpmaddubsw` (u8 x i8 pairs into i16), two
+    /// groups added in i16, then `vpmaddwd` by ones into i32 (7-bit
+    /// activations and weights within ±64 so that nothing saturates).
     ///
     /// # Safety
-    /// AVX2 is present; the tile is inside the matrices.
+    /// AVX2 is present; the tile is inside the matrices; the weights are
+    /// within ±64.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn tile_avx2(a: &KernelArgs, tile: &Tile) {
         let mut r = tile.rows.start;
@@ -517,19 +577,38 @@ mod x86 {
             // Two halves of 8 channels per block.
             let mut acc = [[_mm256_setzero_si256(); 2]; N];
             let w_block = m.packed[b * groups * BLOCK * GROUP..].as_ptr();
-            for g in 0..groups {
-                // SAFETY: group `g` of block `b` is 64 bytes inside `packed`.
-                let (w0, w1) = unsafe {
-                    let w = w_block.add(g * BLOCK * GROUP);
-                    (_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast()))
-                };
-                for (i, x_row) in x_rows.iter().enumerate() {
-                    // SAFETY: group `g` of row `r0 + i` is inside `xq`.
-                    let xb = _mm256_set1_epi32(unsafe { x_row.add(g * GROUP).cast::<i32>().read_unaligned() });
-                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w0), ones);
-                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(xb, w1), ones);
-                    acc[i][0] = _mm256_add_epi32(acc[i][0], p0);
-                    acc[i][1] = _mm256_add_epi32(acc[i][1], p1);
+            // Group `g`'s 64 weight bytes, two halves of 8 channels.
+            // SAFETY (callers): group `g` of block `b` is inside `packed`.
+            let weights = |g: usize| unsafe {
+                let w = w_block.add(g * BLOCK * GROUP);
+                [_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast())]
+            };
+            // Row `i`'s four codes of group `g` in every 32-bit lane.
+            // SAFETY (callers): group `g` of row `r0 + i` is inside `xq`.
+            let codes = |i: usize, g: usize| {
+                _mm256_set1_epi32(unsafe { x_rows[i].add(g * GROUP).cast::<i32>().read_unaligned() })
+            };
+            // Two groups at a time: their i16 pair sums add without
+            // saturating (module docs), then one `vpmaddwd` per half.
+            for g in (0..groups - groups % 2).step_by(2) {
+                let (wa, wb) = (weights(g), weights(g + 1));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let (xa, xb) = (codes(i, g), codes(i, g + 1));
+                    for half in 0..2 {
+                        let pairs =
+                            _mm256_add_epi16(_mm256_maddubs_epi16(xa, wa[half]), _mm256_maddubs_epi16(xb, wb[half]));
+                        acc[half] = _mm256_add_epi32(acc[half], _mm256_madd_epi16(pairs, ones));
+                    }
+                }
+            }
+            if groups % 2 == 1 {
+                let w = weights(groups - 1);
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let x = codes(i, groups - 1);
+                    for half in 0..2 {
+                        acc[half] =
+                            _mm256_add_epi32(acc[half], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w[half]), ones));
+                    }
                 }
             }
             let c0 = b * BLOCK;
@@ -645,11 +724,16 @@ mod tests {
         if simd::has_avx512_vnni() {
             levels.push(SimdLevel::Avx512);
         }
-        for (rows, out_dim, in_dim) in [(1, 1, 1), (3, 17, 5), (5, 33, 64), (70, 80, 384), (4, 16, 4), (9, 100, 67)] {
-            let (x, w, b) =
+        let shapes = [(1, 1, 1), (3, 17, 5), (5, 33, 64), (70, 80, 384), (4, 16, 4), (9, 100, 67), (6, 20, 72)];
+        for (case, (rows, out_dim, in_dim)) in shapes.into_iter().enumerate() {
+            let (mut x, mut w, b) =
                 (random(rows * in_dim, &mut rng), random(out_dim * in_dim, &mut rng), random(out_dim, &mut rng));
-            let m = Int8Matrix::quantize(&w, out_dim, in_dim);
-            let (values, scales) = m.unpack();
+            if case == shapes.len() - 1 {
+                // Every code and weight at its largest magnitude, signs in
+                // runs: the i16 sums are at their extremes (no saturation).
+                x.iter_mut().enumerate().for_each(|(i, v)| *v = if (i / 8) % 2 == 0 { 1.0 } else { -1.0 });
+                w.iter_mut().enumerate().for_each(|(i, v)| *v = if (i / 16) % 3 == 0 { -1.0 } else { 1.0 });
+            }
             let out_width = out_dim + 3;
             let mut reference = vec![0f32; rows * out_width];
             for r in 0..rows {
@@ -660,6 +744,8 @@ mod tests {
             }
             let mut results = Vec::new();
             for &level in &levels {
+                let m = Int8Matrix::quantize_on(level, &w, out_dim, in_dim);
+                let (_, scales) = m.unpack();
                 // The quantized inputs go to a pooled buffer holding old
                 // bytes (padding included).
                 let _scope = ScratchScope::enter();
@@ -682,11 +768,12 @@ mod tests {
                         );
                     }
                 }
-                results.push((level, out));
+                results.push((level, m, out));
             }
             // The integer part is exact: every path gives, bit for bit, its
             // quantized inputs' integer sums, scaled and offset as `store` does.
-            for (level, out) in &results {
+            for (level, m, out) in &results {
+                let (values, scales) = m.unpack();
                 let code = activation_code(*level);
                 let padded = in_dim.div_ceil(GROUP) * GROUP;
                 let mut xq = vec![0u8; rows * padded];
@@ -701,7 +788,32 @@ mod tests {
                     }
                 }
             }
-            assert_eq!(values.len(), out_dim * in_dim);
+        }
+    }
+
+    /// Stored weights (within ±127) are narrowed for the AVX2 path: each
+    /// value rounded to ±64 and its scale widened, so `value · scale` moves
+    /// by at most half of the narrower step; elsewhere they stay as stored.
+    #[test]
+    fn stored_weights_are_narrowed_for_the_avx2_path_only() {
+        let values: Vec<i8> = vec![127, -127, -128, 0, 1, 2, 63, -64, 100, -3, 5, 126];
+        let scales = [0.5f32, 0.25, 2.0];
+        let (out_dim, in_dim) = (3, 4);
+        for level in [SimdLevel::Portable, SimdLevel::Avx2] {
+            let m = Int8Matrix::from_quantized_on(level, &values, &scales, out_dim, in_dim);
+            let (got, got_scales) = m.unpack();
+            if level == SimdLevel::Portable {
+                assert_eq!((got, got_scales), (values.clone(), scales.to_vec()));
+                continue;
+            }
+            assert_eq!(got[..4], [64, -64, -64, 0]);
+            for (i, (&v, &n)) in values.iter().zip(&got).enumerate() {
+                let (scale, narrow_scale) = (scales[i / in_dim], got_scales[i / in_dim]);
+                assert!(n.abs() <= 64 && (narrow_scale / scale - 127.0 / 64.0).abs() < 1e-6);
+                let moved = (f32::from(v).clamp(-127.0, 127.0) * scale - f32::from(n) * narrow_scale).abs();
+                assert!(moved <= narrow_scale / 2.0 + 1e-6, "{v} -> {n}");
+            }
+            assert_eq!(m.sums[..3], [-64, 2, 50 - 2 + 3 + 63]);
         }
     }
 }
