@@ -577,23 +577,15 @@ mod x86 {
             // Two halves of 8 channels per block.
             let mut acc = [[_mm256_setzero_si256(); 2]; N];
             let w_block = m.packed[b * groups * BLOCK * GROUP..].as_ptr();
-            // Group `g`'s 64 weight bytes, two halves of 8 channels.
-            // SAFETY (callers): group `g` of block `b` is inside `packed`.
-            let weights = |g: usize| unsafe {
-                let w = w_block.add(g * BLOCK * GROUP);
-                [_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast())]
-            };
-            // Row `i`'s four codes of group `g` in every 32-bit lane.
-            // SAFETY (callers): group `g` of row `r0 + i` is inside `xq`.
-            let codes = |i: usize, g: usize| {
-                _mm256_set1_epi32(unsafe { x_rows[i].add(g * GROUP).cast::<i32>().read_unaligned() })
-            };
             // Two groups at a time: their i16 pair sums add without
             // saturating (module docs), then one `vpmaddwd` per half.
             for g in (0..groups - groups % 2).step_by(2) {
-                let (wa, wb) = (weights(g), weights(g + 1));
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let (xa, xb) = (codes(i, g), codes(i, g + 1));
+                // SAFETY: groups `g` and `g + 1` of block `b` and of the
+                // tile's rows are inside `packed` and `xq`.
+                let (wa, wb) = unsafe { (group_weights(w_block, g), group_weights(w_block, g + 1)) };
+                for (acc, &x_row) in acc.iter_mut().zip(&x_rows) {
+                    // SAFETY: as above.
+                    let (xa, xb) = unsafe { (group_codes(x_row, g), group_codes(x_row, g + 1)) };
                     for half in 0..2 {
                         let pairs =
                             _mm256_add_epi16(_mm256_maddubs_epi16(xa, wa[half]), _mm256_maddubs_epi16(xb, wb[half]));
@@ -602,9 +594,12 @@ mod x86 {
                 }
             }
             if groups % 2 == 1 {
-                let w = weights(groups - 1);
-                for (i, acc) in acc.iter_mut().enumerate() {
-                    let x = codes(i, groups - 1);
+                // SAFETY: the last group of block `b` and of the tile's rows
+                // is inside `packed` and `xq`.
+                let w = unsafe { group_weights(w_block, groups - 1) };
+                for (acc, &x_row) in acc.iter_mut().zip(&x_rows) {
+                    // SAFETY: as above.
+                    let x = unsafe { group_codes(x_row, groups - 1) };
                     for half in 0..2 {
                         acc[half] =
                             _mm256_add_epi32(acc[half], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w[half]), ones));
@@ -631,6 +626,32 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// Group `g`'s 64 weight bytes of the block at `w_block`, two halves of
+    /// 8 channels.
+    ///
+    /// # Safety
+    /// AVX2 is present; the 64 bytes are inside the packed weights.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn group_weights(w_block: *const i8, g: usize) -> [__m256i; 2] {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let w = w_block.add(g * BLOCK * GROUP);
+            [_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(32).cast())]
+        }
+    }
+
+    /// A row's four codes of group `g` in every 32-bit lane.
+    ///
+    /// # Safety
+    /// AVX2 is present; the four bytes are inside the quantized inputs.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn group_codes(x_row: *const u8, g: usize) -> __m256i {
+        // SAFETY: the caller's contract.
+        _mm256_set1_epi32(unsafe { x_row.add(g * GROUP).cast::<i32>().read_unaligned() })
     }
 
     /// Writes a whole block of 16 channels for rows `r0..r0 + N` from their
