@@ -9,11 +9,14 @@
 //! of a group, broadcast as one 32-bit value, times one 64-byte load of the
 //! block give 16 channels' partial sums in one instruction.
 //!
-//! Activations are unsigned (`q + zero`): `Σ (q + zero) w = Σ q w + zero Σ w`,
-//! and the second term is subtracted with the channel's weight sum. AVX2 has
-//! no `vpdpbusd`; `vpmaddubsw` adds two u8·i8 products into a saturating
-//! i16. There activations use 7 bits (`|q| <= 63`, zero 64, so codes up to
-//! 127) and weights the range -64..=64 (ONNX Runtime's `reduce_range` also
+//! Activations are unsigned and asymmetric, as ONNX Runtime's are: each
+//! row's range (0 included) maps onto the codes `0..=top`, so `x ≈ (u - zero)
+//! · scale` with the row's own zero point, and `Σ (u - zero) w = Σ u w -
+//! zero Σ w`, the second term subtracted with the channel's weight sum.
+//! A row of GELU outputs (about -0.17 up to a few units) thus gets almost
+//! twice the steps a symmetric code would give it. AVX2 has no `vpdpbusd`;
+//! `vpmaddubsw` adds two u8·i8 products into a saturating i16. There
+//! activations use 7 bits (codes up to 127) and weights the range -64..=64 (ONNX Runtime's `reduce_range` also
 //! takes a bit from the weights on such processors): two groups' pair sums
 //! then add in i16 without saturating (4 · 127 · 64 < 2¹⁵) before one
 //! `vpmaddwd` widens them, three multiplies per 32 channel-inputs where
@@ -50,20 +53,37 @@ pub struct Int8Matrix {
     max_code: i8,
 }
 
-/// How activations are quantized on a path.
-#[derive(Debug, Clone, Copy)]
-struct ActivationCode {
-    /// Largest magnitude of a quantized value.
-    max: f32,
-    /// Added to make it unsigned.
+/// The largest activation code on a path (see the module docs).
+fn top_code(level: SimdLevel) -> f32 {
+    if level == SimdLevel::Avx2 {
+        127.0
+    } else {
+        255.0
+    }
+}
+
+/// How one row of activations was quantized: `x ≈ (u - zero) · scale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RowCode {
+    scale: f32,
     zero: i32,
 }
 
-fn activation_code(level: SimdLevel) -> ActivationCode {
-    if level == SimdLevel::Avx2 {
-        ActivationCode { max: 63.0, zero: 64 }
-    } else {
-        ActivationCode { max: 127.0, zero: 128 }
+impl RowCode {
+    /// The code of a row whose values lie in `lo..=hi` (0 among them) on
+    /// the codes `0..=top`.
+    fn new(lo: f32, hi: f32, top: f32) -> Self {
+        if hi > lo {
+            let scale = (hi - lo) / top;
+            Self { scale, zero: (-lo / scale).round().clamp(0.0, top) as i32 }
+        } else {
+            Self { scale: 1.0, zero: 0 }
+        }
+    }
+
+    /// The range of `x · (1 / scale)` that maps onto the codes `0..=top`.
+    fn clamp_range(self, top: f32) -> (f32, f32) {
+        (-(self.zero as f32), top - self.zero as f32)
     }
 }
 
@@ -192,11 +212,11 @@ impl Int8Matrix {
             "int8 weights within ±{} cannot run on the {level:?} path",
             self.max_code
         );
-        let code = activation_code(level);
+        let top = top_code(level);
         let padded_in = in_dim.div_ceil(GROUP) * GROUP;
         let mut storage = scratch::take((rows * padded_in).div_ceil(4));
         let xq = &mut bytemuck::cast_slice_mut::<f32, u8>(&mut storage)[..rows * padded_in];
-        let x_scales = quantize_rows(x, in_dim, code, level, xq);
+        let x_codes = quantize_rows(x, in_dim, top, level, xq);
         let xq = &*xq;
         let blocks = self.out_dim.div_ceil(BLOCK);
         let out_ptr = OutPtr(out.as_mut_ptr());
@@ -208,17 +228,8 @@ impl Int8Matrix {
                 rows: row_task * ROWS_PER_TASK..((row_task + 1) * ROWS_PER_TASK).min(rows),
                 blocks: block_task * BLOCKS_PER_TASK..((block_task + 1) * BLOCKS_PER_TASK).min(blocks),
             };
-            let args = KernelArgs {
-                matrix: self,
-                xq,
-                x_scales: &x_scales,
-                padded_in,
-                zero: code.zero,
-                bias: b,
-                out: out_ptr,
-                out_width,
-                col,
-            };
+            let args =
+                KernelArgs { matrix: self, xq, x_codes: &x_codes, padded_in, bias: b, out: out_ptr, out_width, col };
             match level {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: VNNI is present (checked by `linear_on`); the tile
@@ -235,70 +246,71 @@ impl Int8Matrix {
     }
 }
 
-/// Quantizes each row of `x` symmetrically to `±code.max`, plus `code.zero`,
-/// into `q`'s rows of `in_dim` rounded up to a multiple of [`GROUP`];
-/// returns each row's scale. The padding keeps whatever bytes it held: the
+/// Quantizes each row of `x` onto the codes `0..=top` (see the module
+/// docs) into `q`'s rows of `in_dim` rounded up to a multiple of [`GROUP`];
+/// returns each row's code. The padding keeps whatever bytes it held: the
 /// packed weights it meets are zero.
-fn quantize_rows(x: &[f32], in_dim: usize, code: ActivationCode, level: SimdLevel, q: &mut [u8]) -> Vec<f32> {
+fn quantize_rows(x: &[f32], in_dim: usize, top: f32, level: SimdLevel, q: &mut [u8]) -> Vec<RowCode> {
     let padded = in_dim.div_ceil(GROUP) * GROUP;
     let rows = x.len() / in_dim;
-    let mut scales = vec![0f32; rows];
+    let mut codes = vec![RowCode { scale: 1.0, zero: 0 }; rows];
     q[..rows * padded]
         .par_chunks_mut(padded)
-        .zip(scales.par_iter_mut())
+        .zip(codes.par_iter_mut())
         .zip(x.par_chunks(in_dim))
         .with_min_len(16)
-        .for_each(|((q, scale), x)| *scale = quantize_row_on(level, x, code, q));
-    scales
+        .for_each(|((q, code), x)| *code = quantize_row_on(level, x, top, q));
+    codes
 }
 
-/// Quantizes one row on `level`'s path; returns its scale. Every path
+/// Quantizes one row on `level`'s path; returns its code. Every path
 /// gives the same values (the vector paths round to nearest even, as
 /// [`round_even`] does).
-fn quantize_row_on(level: SimdLevel, x: &[f32], code: ActivationCode, q: &mut [u8]) -> f32 {
+fn quantize_row_on(level: SimdLevel, x: &[f32], top: f32, q: &mut [u8]) -> RowCode {
     #[cfg(target_arch = "x86_64")]
     match level {
         SimdLevel::Avx512 => {
             // SAFETY: AVX-512F/BW are present at this level; `q` holds at
             // least `x.len()` values.
-            let max = unsafe { x86::max_abs(x) };
-            let scale = row_scale(max, code);
+            let (lo, hi) = unsafe { x86::range(x) };
+            let code = RowCode::new(lo, hi, top);
+            let (lo, hi) = code.clamp_range(top);
             // SAFETY: as above.
-            unsafe { x86::quantize_row(x, 1.0 / scale, code.max, code.zero, q) };
-            return scale;
+            unsafe { x86::quantize_row(x, 1.0 / code.scale, lo, hi, code.zero, q) };
+            return code;
         }
         SimdLevel::Avx2 => {
             // SAFETY: AVX2 is present at this level; `q` holds at least
             // `x.len()` values.
-            let max = unsafe { x86::max_abs_avx2(x) };
-            let scale = row_scale(max, code);
+            let (lo, hi) = unsafe { x86::range_avx2(x) };
+            let code = RowCode::new(lo, hi, top);
             // SAFETY: as above.
-            let done = unsafe { x86::quantize_row_avx2(x, 1.0 / scale, code.max, code.zero, q) };
-            quantize_plain(&x[done..], 1.0 / scale, code, &mut q[done..]);
-            return scale;
+            let done = unsafe {
+                let (lo, hi) = code.clamp_range(top);
+                x86::quantize_row_avx2(x, 1.0 / code.scale, lo, hi, code.zero, q)
+            };
+            quantize_plain(&x[done..], code, top, &mut q[done..]);
+            return code;
         }
         SimdLevel::Portable => {}
     }
     let _ = level;
-    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let scale = row_scale(max, code);
-    quantize_plain(x, 1.0 / scale, code, q);
-    scale
+    let (lo, hi) = range(x);
+    let code = RowCode::new(lo, hi, top);
+    quantize_plain(x, code, top, q);
+    code
 }
 
-/// The scale that maps a row's largest magnitude to the code's largest value.
-fn row_scale(max: f32, code: ActivationCode) -> f32 {
-    if max > 0.0 {
-        max / code.max
-    } else {
-        1.0
-    }
+/// The smallest and largest of `x` and 0 (NaN is ignored).
+fn range(x: &[f32]) -> (f32, f32) {
+    x.iter().fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)))
 }
 
-/// `q = round_even(clamp(x · inv)) + zero`, in plain Rust.
-fn quantize_plain(x: &[f32], inv: f32, code: ActivationCode, q: &mut [u8]) {
+/// `q = round_even(clamp(x / scale)) + zero`, in plain Rust.
+fn quantize_plain(x: &[f32], code: RowCode, top: f32, q: &mut [u8]) {
+    let (inv, (lo, hi)) = (1.0 / code.scale, code.clamp_range(top));
     for (q, v) in q.iter_mut().zip(x) {
-        *q = (round_even((v * inv).clamp(-code.max, code.max)) + code.zero as f32) as u8;
+        *q = (round_even((v * inv).clamp(lo, hi)) + code.zero as f32) as u8;
     }
 }
 
@@ -321,9 +333,8 @@ struct Tile {
 struct KernelArgs<'a> {
     matrix: &'a Int8Matrix,
     xq: &'a [u8],
-    x_scales: &'a [f32],
+    x_codes: &'a [RowCode],
     padded_in: usize,
-    zero: i32,
     bias: &'a [f32],
     out: OutPtr,
     out_width: usize,
@@ -338,7 +349,8 @@ impl KernelArgs<'_> {
     #[inline(always)]
     unsafe fn store(&self, r: usize, c: usize, acc: i32) {
         let m = self.matrix;
-        let value = (acc - self.zero * m.sums[c]) as f32 * (self.x_scales[r] * m.scales[c]) + self.bias[c];
+        let x = self.x_codes[r];
+        let value = (acc - x.zero * m.sums[c]) as f32 * (x.scale * m.scales[c]) + self.bias[c];
         // SAFETY: the caller's contract.
         unsafe { *self.out.0.add(r * self.out_width + self.col + c) = value };
     }
@@ -385,31 +397,32 @@ mod x86 {
     /// Rows of a register tile.
     const R: usize = 4;
 
-    /// The largest magnitude in `x` (0 for an empty row; NaN is ignored).
+    /// The smallest and largest of `x` and 0 (NaN is ignored).
     ///
     /// # Safety
     /// AVX-512F is present.
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn max_abs(x: &[f32]) -> f32 {
-        let mut m = _mm512_setzero_ps();
+    pub(super) unsafe fn range(x: &[f32]) -> (f32, f32) {
+        let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
         for chunk in x.chunks(16) {
             let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
-            // SAFETY: masked to the chunk's lanes.
+            // SAFETY: masked to the chunk's lanes (the others read as 0).
             let v = unsafe { _mm512_maskz_loadu_ps(mask, chunk.as_ptr()) };
-            // `max_ps` returns its second operand when either is NaN.
-            m = _mm512_max_ps(_mm512_abs_ps(v), m);
+            // `min_ps` and `max_ps` return their second operand when either is NaN.
+            lo = _mm512_min_ps(v, lo);
+            hi = _mm512_max_ps(v, hi);
         }
-        _mm512_reduce_max_ps(m)
+        (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
     }
 
-    /// Quantizes one row: `q = round_even(clamp(x · inv)) + zero`.
+    /// Quantizes one row: `q = round_even(clamp(x · inv, lo, hi)) + zero`.
     ///
     /// # Safety
     /// AVX-512F/BW are present; `q.len() >= x.len()`.
     #[target_feature(enable = "avx512f,avx512bw")]
-    pub(super) unsafe fn quantize_row(x: &[f32], inv: f32, max: f32, zero: i32, q: &mut [u8]) {
+    pub(super) unsafe fn quantize_row(x: &[f32], inv: f32, lo: f32, hi: f32, zero: i32, q: &mut [u8]) {
         let (inv, hi, lo, zero) =
-            (_mm512_set1_ps(inv), _mm512_set1_ps(max), _mm512_set1_ps(-max), _mm512_set1_epi32(zero));
+            (_mm512_set1_ps(inv), _mm512_set1_ps(hi), _mm512_set1_ps(lo), _mm512_set1_epi32(zero));
         for (i, chunk) in x.chunks(16).enumerate() {
             let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
             // SAFETY: masked to the chunk's lanes; `q` has room (contract).
@@ -422,37 +435,41 @@ mod x86 {
         }
     }
 
-    /// The largest magnitude in `x` (0 for an empty row; NaN is ignored).
+    /// The smallest and largest of `x` and 0 (NaN is ignored).
     ///
     /// # Safety
     /// AVX2 is present.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn max_abs_avx2(x: &[f32]) -> f32 {
-        let sign = _mm256_set1_ps(-0.0);
-        let mut m = _mm256_setzero_ps();
+    pub(super) unsafe fn range_avx2(x: &[f32]) -> (f32, f32) {
+        let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
         let chunks = x.chunks_exact(8);
-        let tail = chunks.remainder().iter().fold(0f32, |m, v| m.max(v.abs()));
+        let tail = super::range(chunks.remainder());
         for chunk in chunks {
             // SAFETY: the chunk holds 8 values.
             let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
-            // `max_ps` returns its second operand when either is NaN.
-            m = _mm256_max_ps(_mm256_andnot_ps(sign, v), m);
+            // `min_ps` and `max_ps` return their second operand when either is NaN.
+            lo = _mm256_min_ps(v, lo);
+            hi = _mm256_max_ps(v, hi);
         }
-        let mut lanes = [0f32; 8];
-        // SAFETY: `lanes` holds 8 values.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), m) };
-        lanes.iter().fold(tail, |m, &v| m.max(v))
+        let (mut lows, mut highs) = ([0f32; 8], [0f32; 8]);
+        // SAFETY: both arrays hold 8 values.
+        unsafe {
+            _mm256_storeu_ps(lows.as_mut_ptr(), lo);
+            _mm256_storeu_ps(highs.as_mut_ptr(), hi);
+        }
+        (lows.iter().fold(tail.0, |m, &v| m.min(v)), highs.iter().fold(tail.1, |m, &v| m.max(v)))
     }
 
     /// Quantizes the first multiple of 32 values of a row (`q = round_even(
-    /// clamp(x · inv)) + zero`, for codes inside 0..=255); returns how many.
+    /// clamp(x · inv, lo, hi)) + zero`, for codes inside 0..=255); returns
+    /// how many.
     ///
     /// # Safety
     /// AVX2 is present; `q.len() >= x.len()`.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn quantize_row_avx2(x: &[f32], inv: f32, max: f32, zero: i32, q: &mut [u8]) -> usize {
+    pub(super) unsafe fn quantize_row_avx2(x: &[f32], inv: f32, lo: f32, hi: f32, zero: i32, q: &mut [u8]) -> usize {
         let (inv, hi, lo, zero) =
-            (_mm256_set1_ps(inv), _mm256_set1_ps(max), _mm256_set1_ps(-max), _mm256_set1_epi32(zero));
+            (_mm256_set1_ps(inv), _mm256_set1_ps(hi), _mm256_set1_ps(lo), _mm256_set1_epi32(zero));
         // `packs` and `packus` interleave the 128-bit lanes; this puts the
         // four 8-byte runs of each lane back in order.
         let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
@@ -519,7 +536,6 @@ mod x86 {
                     }
                 }
             }
-            let zero = _mm512_set1_epi32(a.zero);
             for k in 0..NB {
                 let c0 = (b + k) * BLOCK;
                 let valid = m.out_dim.saturating_sub(c0).min(BLOCK);
@@ -527,12 +543,14 @@ mod x86 {
                 // SAFETY: `sums` and `scales` are padded to whole blocks; the
                 // bias is read (and the output written) in the valid lanes only.
                 unsafe {
-                    let offset = _mm512_mullo_epi32(zero, _mm512_loadu_si512(m.sums.as_ptr().add(c0).cast()));
+                    let sums = _mm512_loadu_si512(m.sums.as_ptr().add(c0).cast());
                     let channel_scales = _mm512_loadu_ps(m.scales.as_ptr().add(c0));
                     let bias = _mm512_maskz_loadu_ps(mask, a.bias.as_ptr().add(c0));
                     for (i, acc) in acc.iter().enumerate() {
                         let r = r0 + i;
-                        let scale = _mm512_mul_ps(_mm512_set1_ps(a.x_scales[r]), channel_scales);
+                        let x = a.x_codes[r];
+                        let offset = _mm512_mullo_epi32(_mm512_set1_epi32(x.zero), sums);
+                        let scale = _mm512_mul_ps(_mm512_set1_ps(x.scale), channel_scales);
                         let value = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[k], offset));
                         let value = _mm512_add_ps(_mm512_mul_ps(value, scale), bias);
                         _mm512_mask_storeu_ps(a.out.0.add(r * a.out_width + a.col + c0), mask, value);
@@ -664,21 +682,22 @@ mod x86 {
     #[inline]
     unsafe fn store_block_avx2<const N: usize>(a: &KernelArgs, r0: usize, c0: usize, acc: &[[__m256i; 2]; N]) {
         let m = a.matrix;
-        let zero = _mm256_set1_epi32(a.zero);
         for half in 0..2 {
             let c = c0 + half * 8;
             // SAFETY: channels `c..c + 8` are inside `sums`, `scales` and the
             // bias (contract).
-            let (offset, channel_scales, bias) = unsafe {
+            let (sums, channel_scales, bias) = unsafe {
                 (
-                    _mm256_mullo_epi32(zero, _mm256_loadu_si256(m.sums.as_ptr().add(c).cast())),
+                    _mm256_loadu_si256(m.sums.as_ptr().add(c).cast()),
                     _mm256_loadu_ps(m.scales.as_ptr().add(c)),
                     _mm256_loadu_ps(a.bias.as_ptr().add(c)),
                 )
             };
             for (i, acc) in acc.iter().enumerate() {
                 let r = r0 + i;
-                let scale = _mm256_mul_ps(_mm256_set1_ps(a.x_scales[r]), channel_scales);
+                let x = a.x_codes[r];
+                let offset = _mm256_mullo_epi32(_mm256_set1_epi32(x.zero), sums);
+                let scale = _mm256_mul_ps(_mm256_set1_ps(x.scale), channel_scales);
                 let value = _mm256_cvtepi32_ps(_mm256_sub_epi32(acc[half], offset));
                 let value = _mm256_add_ps(_mm256_mul_ps(value, scale), bias);
                 // SAFETY: row `r`, channels `c..c + 8` are this task's (contract).
@@ -713,23 +732,41 @@ mod tests {
         if simd::level() == SimdLevel::Avx512 {
             levels.push(SimdLevel::Avx512);
         }
-        for code in [activation_code(SimdLevel::Avx2), activation_code(SimdLevel::Portable)] {
+        for top in [top_code(SimdLevel::Avx2), top_code(SimdLevel::Portable)] {
             for len in [0, 1, 7, 8, 9, 31, 32, 33, 64, 70, 384] {
-                let mut x = random(len, &mut rng);
-                if len > 3 {
-                    // Halfway between two codes (up to the scale's rounding), both signs.
-                    let max = x.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    x[1] = 2.5 * max / code.max;
-                    x[2] = -3.5 * max / code.max;
-                }
-                let (mut want, mut got) = (vec![0u8; len], vec![0u8; len]);
-                let want_scale = quantize_row_on(SimdLevel::Portable, &x, code, &mut want);
-                for &level in &levels {
-                    let scale = quantize_row_on(level, &x, code, &mut got);
-                    assert_eq!((scale.to_bits(), &got), (want_scale.to_bits(), &want), "{level:?}, {len} values");
+                // Rows around 0, all positive and all negative.
+                for shift in [0.0, 1.5, -1.5] {
+                    let mut x: Vec<f32> = random(len, &mut rng).iter().map(|v| v + shift).collect();
+                    if len > 3 {
+                        // Halfway between two codes (up to the scale's rounding), both signs.
+                        let (lo, hi) = range(&x);
+                        x[1] = 2.5 * (hi - lo) / top;
+                        x[2] = -3.5 * (hi - lo) / top;
+                    }
+                    let (mut want, mut got) = (vec![0u8; len], vec![0u8; len]);
+                    let want_code = quantize_row_on(SimdLevel::Portable, &x, top, &mut want);
+                    for &level in &levels {
+                        let code = quantize_row_on(level, &x, top, &mut got);
+                        assert_eq!((code, &got), (want_code, &want), "{level:?}, {len} values, shift {shift}");
+                    }
                 }
             }
         }
+    }
+
+    /// A row's range, 0 included, spans the codes; the zero point is the
+    /// code of 0.
+    #[test]
+    fn row_codes_span_the_range_with_zero() {
+        let gelu = RowCode::new(-0.17, 5.0, 127.0);
+        assert_eq!((gelu.scale, gelu.zero), (5.17 / 127.0, 4));
+        assert_eq!(RowCode::new(0.0, 2.0, 255.0), RowCode { scale: 2.0 / 255.0, zero: 0 });
+        assert_eq!(RowCode::new(-2.0, 0.0, 255.0), RowCode { scale: 2.0 / 255.0, zero: 255 });
+        assert_eq!(RowCode::new(0.0, 0.0, 127.0), RowCode { scale: 1.0, zero: 0 });
+        assert_eq!(range(&[0.5, f32::NAN, 2.0]), (0.0, 2.0));
+        let mut q = [0u8; 3];
+        let code = quantize_row_on(SimdLevel::Portable, &[-0.17, 0.0, 5.0], 127.0, &mut q);
+        assert_eq!((code, q), (gelu, [0, 4, 127]));
     }
 
     /// Every path the machine has, on edge shapes, against the fp32 product
@@ -777,12 +814,13 @@ mod tests {
                 m.linear_on(level, &x, &b, &mut out, out_width, 2);
                 for r in 0..rows {
                     assert!(out[r * out_width].is_nan() && out[r * out_width + 1].is_nan(), "untouched columns");
-                    let scale = x[r * in_dim..(r + 1) * in_dim].iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let (lo, hi) = range(&x[r * in_dim..(r + 1) * in_dim]);
+                    let x_step = (hi - lo) / top_code(level);
                     for c in 0..out_dim {
                         let (got, want) = (out[r * out_width + 2 + c], reference[r * out_width + 2 + c]);
-                        // Error bound: half a step of each operand per product.
-                        let bits = if level == SimdLevel::Avx2 { 63.0 } else { 127.0 };
-                        let bound = in_dim as f32 * (scale / bits * 1.0 + scales[c] * 127.0 / 127.0) * 0.5 + 1e-4;
+                        // Error bound (every |x|, |w| <= 1): half a step of
+                        // each operand per product.
+                        let bound = in_dim as f32 * (x_step + scales[c]) * 0.5 + 1e-4;
                         assert!(
                             (got - want).abs() <= bound,
                             "{level:?} {rows}x{out_dim}x{in_dim} r{r} c{c}: {got} vs {want}"
@@ -795,15 +833,15 @@ mod tests {
             // quantized inputs' integer sums, scaled and offset as `store` does.
             for (level, m, out) in &results {
                 let (values, scales) = m.unpack();
-                let code = activation_code(*level);
                 let padded = in_dim.div_ceil(GROUP) * GROUP;
                 let mut xq = vec![0u8; rows * padded];
-                let x_scales = quantize_rows(&x, in_dim, code, SimdLevel::Portable, &mut xq);
+                let x_codes = quantize_rows(&x, in_dim, top_code(*level), SimdLevel::Portable, &mut xq);
                 for r in 0..rows {
                     for c in 0..out_dim {
                         let dot: i32 =
                             (0..in_dim).map(|k| xq[r * padded + k] as i32 * values[c * in_dim + k] as i32).sum();
-                        let want = (dot - code.zero * m.sums[c]) as f32 * (x_scales[r] * scales[c]) + b[c];
+                        let x = x_codes[r];
+                        let want = (dot - x.zero * m.sums[c]) as f32 * (x.scale * scales[c]) + b[c];
                         let got = out[r * out_width + 2 + c];
                         assert_eq!(got.to_bits(), want.to_bits(), "{level:?} {rows}x{out_dim}x{in_dim} r{r} c{c}");
                     }
