@@ -145,7 +145,10 @@ impl Int8Matrix {
         }
         let ratio = f32::from(max_code) / f32::from(STORED_WEIGHT_MAX);
         let max = f32::from(max_code);
-        let narrow: Vec<i8> = values.iter().map(|&v| (f32::from(v) * ratio).round().clamp(-max, max) as i8).collect();
+        // Each of the 256 byte values rounded once, then looked up.
+        let narrowed: [i8; 256] =
+            std::array::from_fn(|byte| (f32::from(byte as u8 as i8) * ratio).round().clamp(-max, max) as i8);
+        let narrow: Vec<i8> = values.iter().map(|&v| narrowed[v as u8 as usize]).collect();
         let scales: Vec<f32> = scales.iter().map(|s| s / ratio).collect();
         Self::pack(&narrow, &scales, out_dim, in_dim, max_code)
     }
