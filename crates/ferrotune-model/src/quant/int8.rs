@@ -14,14 +14,16 @@
 //! · scale` with the row's own zero point, and `Σ (u - zero) w = Σ u w -
 //! zero Σ w`, the second term subtracted with the channel's weight sum.
 //! A row of GELU outputs (about -0.17 up to a few units) thus gets almost
-//! twice the steps a symmetric code would give it. AVX2 has no `vpdpbusd`;
-//! `vpmaddubsw` adds two u8·i8 products into a saturating i16. There
-//! activations use 7 bits (codes up to 127) and weights the range -64..=64 (ONNX Runtime's `reduce_range` also
-//! takes a bit from the weights on such processors): two groups' pair sums
-//! then add in i16 without saturating (4 · 127 · 64 < 2¹⁵) before one
-//! `vpmaddwd` widens them, three multiplies per 32 channel-inputs where
-//! one group at a time takes four. The weights are quantized for the path
-//! the process runs ([`simd::level`]).
+//! twice the steps a symmetric code would give it.
+//!
+//! AVX2 has no `vpdpbusd`; `vpmaddubsw` adds two u8·i8 products into a
+//! saturating i16. There activations use 7 bits (codes up to 127) and
+//! weights the range -64..=64 (ONNX Runtime's `reduce_range` also takes a
+//! bit from the weights on such processors): two groups' pair sums then add
+//! in i16 without saturating (4 · 127 · 64 < 2¹⁵) before one `vpmaddwd`
+//! widens them, three multiplies per 32 channel-inputs where one group at a
+//! time takes four. The weights are quantized for the path the process
+//! runs ([`simd::level`]).
 
 use rayon::prelude::*;
 
