@@ -17,12 +17,16 @@
 //! twice the steps a symmetric code would give it.
 //!
 //! AVX2 has no `vpdpbusd`; `vpmaddubsw` adds two u8·i8 products into a
-//! saturating i16. There activations use 7 bits (codes up to 127) and
-//! weights the range -64..=64 (ONNX Runtime's `reduce_range` also takes a
-//! bit from the weights on such processors): two groups' pair sums then add
-//! in i16 without saturating (4 · 127 · 64 < 2¹⁵) before one `vpmaddwd`
-//! widens them, three multiplies per 32 channel-inputs where one group at a
-//! time takes four. The weights are quantized for the path the process
+//! saturating i16. There activations use 7 bits (codes up to 127), and two
+//! groups' pair sums add in i16 before one `vpmaddwd` widens them: three
+//! multiplies per 32 channel-inputs where one group at a time takes four.
+//! An i16 lane then holds four products, which cannot saturate when the
+//! channel's four weights of either sign sum to at most 258 (127 · 258 <
+//! 2¹⁵). Most channels meet that with their ±127 weights; the others (about
+//! one in eight in the demo model) are quantized again, for the AVX2 path
+//! only, to the largest range that meets it (±64 always does; ONNX
+//! Runtime's `reduce_range` takes a bit from every weight on such
+//! processors instead). The weights are packed for the path the process
 //! runs ([`simd::level`]).
 
 use rayon::prelude::*;
@@ -51,8 +55,8 @@ pub struct Int8Matrix {
     scales: Vec<f32>,
     /// Sum of each output channel's quantized weights.
     sums: Vec<i32>,
-    /// Largest magnitude of a packed weight (see the module docs).
-    max_code: i8,
+    /// Whether no channel can saturate an AVX2 i16 lane (see the module docs).
+    lanes_fit: bool,
 }
 
 /// The largest activation code on a path (see the module docs).
@@ -89,15 +93,48 @@ impl RowCode {
     }
 }
 
-/// The largest weight magnitude the stored folders use.
-const STORED_WEIGHT_MAX: i8 = 127;
+/// The largest weight magnitude (stored folders' too).
+const WEIGHT_MAX: i32 = 127;
 
-/// The largest weight magnitude on `path` (see the module docs).
-fn weight_max(path: SimdLevel) -> i8 {
-    if path == SimdLevel::Avx2 {
-        64
-    } else {
-        STORED_WEIGHT_MAX
+/// On the AVX2 path one i16 lane adds four products of activation codes
+/// (up to 127) and one channel's weights: inputs `8p + 2h + {0, 1, 4, 5}`
+/// (pair `h` of groups `2p` and `2p + 1`). Its weights of either sign may
+/// sum to at most this, so that `127 · 258 = 32,766` fits.
+const LANE_WEIGHT_SUM: i32 = 258;
+
+/// The largest sum of same-signed weights in one AVX2 i16 lane of a
+/// channel's row of weights (see [`LANE_WEIGHT_SUM`]).
+fn worst_lane_sum(row: &[i8]) -> i32 {
+    let mut worst = 0;
+    for pair in row.chunks(2 * GROUP) {
+        for half in 0..2 {
+            let (mut up, mut down) = (0, 0);
+            for k in [0, 1, GROUP, GROUP + 1].map(|k| k + 2 * half) {
+                let w = pair.get(k).map_or(0, |&w| i32::from(w));
+                (up, down) = (up + w.max(0), down + (-w).max(0));
+            }
+            worst = worst.max(up).max(down);
+        }
+    }
+    worst
+}
+
+/// A channel's weights and scale for `path`: `quantize(WEIGHT_MAX)`, or on
+/// the AVX2 path, where that would saturate a lane, `quantize(code)` at the
+/// largest code that does not (64 always fits: 4 · 64 <= 258).
+fn fit_channel(path: SimdLevel, quantize: impl Fn(i32) -> (f32, Vec<i8>)) -> (f32, Vec<i8>) {
+    let (scale, q) = quantize(WEIGHT_MAX);
+    let worst = worst_lane_sum(&q);
+    if path != SimdLevel::Avx2 || worst <= LANE_WEIGHT_SUM {
+        return (scale, q);
+    }
+    let mut code = (WEIGHT_MAX * LANE_WEIGHT_SUM / worst).max(64);
+    loop {
+        let (scale, q) = quantize(code);
+        if code <= 64 || worst_lane_sum(&q) <= LANE_WEIGHT_SUM {
+            return (scale, q);
+        }
+        code -= 1;
     }
 }
 
@@ -119,61 +156,69 @@ impl Int8Matrix {
 
     fn quantize_on(path: SimdLevel, w: &[f32], out_dim: usize, in_dim: usize) -> Self {
         assert_eq!(w.len(), out_dim * in_dim, "weights of {out_dim} x {in_dim}");
-        let max_code = f32::from(weight_max(path));
-        let rows: Vec<(f32, Vec<i8>)> = w
-            .chunks(in_dim.max(1))
+        let channels: Vec<(f32, Vec<i8>)> = w
+            .par_chunks(in_dim.max(1))
             .map(|row| {
                 let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let scale = if max > 0.0 { max / max_code } else { 1.0 };
-                (scale, row.iter().map(|v| (v / scale).round().clamp(-max_code, max_code) as i8).collect())
+                fit_channel(path, |code| {
+                    let code = code as f32;
+                    let scale = if max > 0.0 { max / code } else { 1.0 };
+                    (scale, row.iter().map(|v| (v / scale).round().clamp(-code, code) as i8).collect())
+                })
             })
             .collect();
-        let scales: Vec<f32> = rows.iter().map(|r| r.0).collect();
-        let values: Vec<i8> = rows.into_iter().flat_map(|r| r.1).collect();
-        Self::pack(&values, &scales, out_dim, in_dim, weight_max(path))
+        Self::pack(channels, out_dim, in_dim)
     }
 
-    /// Packs stored quantized weights `values` (`[out_dim, in_dim]`, within
-    /// ±127) with their per-channel `scales` for the process's kernel path
-    /// (re-quantized to its narrower range where it has one).
+    /// Packs stored quantized weights `values` (`[out_dim, in_dim]`) with
+    /// their per-channel `scales` for the process's kernel path (on AVX2 a
+    /// channel that could saturate a lane is re-quantized to a narrower
+    /// range, see the module docs).
     pub fn from_quantized(values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize) -> Self {
         Self::from_quantized_on(int8_path(simd::level()), values, scales, out_dim, in_dim)
     }
 
     fn from_quantized_on(path: SimdLevel, values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize) -> Self {
-        let max_code = weight_max(path);
-        if max_code == STORED_WEIGHT_MAX {
-            return Self::pack(values, scales, out_dim, in_dim, max_code);
-        }
-        let ratio = f32::from(max_code) / f32::from(STORED_WEIGHT_MAX);
-        let max = f32::from(max_code);
-        // Each of the 256 byte values rounded once, then looked up.
-        let narrowed: [i8; 256] =
-            std::array::from_fn(|byte| (f32::from(byte as u8 as i8) * ratio).round().clamp(-max, max) as i8);
-        let narrow: Vec<i8> = values.iter().map(|&v| narrowed[v as u8 as usize]).collect();
-        let scales: Vec<f32> = scales.iter().map(|s| s / ratio).collect();
-        Self::pack(&narrow, &scales, out_dim, in_dim, max_code)
-    }
-
-    /// Packs `values` (within ±`max_code`; -128 too where that is 127) and
-    /// their scales (see the module docs).
-    fn pack(values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize, max_code: i8) -> Self {
         assert_eq!(values.len(), out_dim * in_dim);
         assert_eq!(scales.len(), out_dim);
+        let channels: Vec<(f32, Vec<i8>)> = values
+            .par_chunks(in_dim.max(1))
+            .zip(scales)
+            .map(|(row, &scale)| {
+                fit_channel(path, |code| {
+                    if code == WEIGHT_MAX {
+                        return (scale, row.to_vec());
+                    }
+                    let ratio = code as f32 / WEIGHT_MAX as f32;
+                    let code = code as f32;
+                    (
+                        scale / ratio,
+                        row.iter().map(|&v| (f32::from(v) * ratio).round().clamp(-code, code) as i8).collect(),
+                    )
+                })
+            })
+            .collect();
+        Self::pack(channels, out_dim, in_dim)
+    }
+
+    /// Packs each channel's scale and weights (see the module docs).
+    fn pack(channels: Vec<(f32, Vec<i8>)>, out_dim: usize, in_dim: usize) -> Self {
+        assert_eq!(channels.len(), out_dim);
         let (blocks, groups) = (out_dim.div_ceil(BLOCK), in_dim.div_ceil(GROUP));
         let mut packed = vec![0i8; blocks * groups * BLOCK * GROUP];
-        for (c, row) in values.chunks(in_dim.max(1)).enumerate().take(out_dim) {
+        let (mut scales, mut sums) = (vec![0f32; blocks * BLOCK], vec![0i32; blocks * BLOCK]);
+        let mut lanes_fit = true;
+        for (c, (scale, row)) in channels.into_iter().enumerate() {
+            assert_eq!(row.len(), in_dim);
             let (b, j) = (c / BLOCK, c % BLOCK);
             for (k, &v) in row.iter().enumerate() {
                 packed[(b * groups + k / GROUP) * BLOCK * GROUP + j * GROUP + k % GROUP] = v;
             }
+            scales[c] = scale;
+            sums[c] = row.iter().map(|&v| i32::from(v)).sum();
+            lanes_fit &= worst_lane_sum(&row) <= LANE_WEIGHT_SUM;
         }
-        let mut padded_scales = scales.to_vec();
-        padded_scales.resize(blocks * BLOCK, 0.0);
-        let mut sums: Vec<i32> =
-            values.chunks(in_dim.max(1)).take(out_dim).map(|r| r.iter().map(|&v| v as i32).sum()).collect();
-        sums.resize(blocks * BLOCK, 0);
-        Self { out_dim, in_dim, packed, scales: padded_scales, sums, max_code }
+        Self { out_dim, in_dim, packed, scales, sums, lanes_fit }
     }
 
     /// Output channels.
@@ -212,11 +257,7 @@ impl Int8Matrix {
         assert!(x.len() == rows * in_dim && b.len() == self.out_dim && out.len() == rows * out_width);
         assert!(col + self.out_dim <= out_width);
         let level = int8_path(level);
-        assert!(
-            self.max_code <= weight_max(level),
-            "int8 weights within ±{} cannot run on the {level:?} path",
-            self.max_code
-        );
+        assert!(level != SimdLevel::Avx2 || self.lanes_fit, "int8 weights packed for another path than AVX2");
         let top = top_code(level);
         let padded_in = in_dim.div_ceil(GROUP) * GROUP;
         let mut storage = scratch::take((rows * padded_in).div_ceil(4));
@@ -855,29 +896,37 @@ mod tests {
         }
     }
 
-    /// Stored weights (within ±127) are narrowed for the AVX2 path: each
-    /// value rounded to ±64 and its scale widened, so `value · scale` moves
-    /// by at most half of the narrower step; elsewhere they stay as stored.
+    /// An AVX2 lane adds inputs `8p + 2h + {0, 1, 4, 5}` of a channel;
+    /// its same-signed weights are summed, a short tail included.
     #[test]
-    fn stored_weights_are_narrowed_for_the_avx2_path_only() {
-        let values: Vec<i8> = vec![127, -127, -128, 0, 1, 2, 63, -64, 100, -3, 5, 126];
+    fn lane_sums_follow_the_avx2_layout() {
+        assert_eq!(worst_lane_sum(&[0, 0, 100, 100, 0, 0, 100, 100]), 400);
+        assert_eq!(worst_lane_sum(&[100, 100, 100, 100, -100, -100, 0, 0]), 200);
+        assert_eq!(worst_lane_sum(&[1, 1, 1, 1, 1, 1, 1, 1, -90, -90]), 180);
+        assert_eq!(worst_lane_sum(&[]), 0);
+    }
+
+    /// Stored weights stay as stored, except on the AVX2 path for a
+    /// channel that could saturate a lane: it gets the largest narrower
+    /// range that fits, its scale widened to match.
+    #[test]
+    fn stored_weights_are_narrowed_where_an_avx2_lane_needs_it() {
+        let values: Vec<i8> = vec![
+            127, 127, 0, 0, 127, 127, 0, 0, // lane sum 508: narrowed to ±64
+            127, -127, 5, 3, -100, 100, 2, 1, // 227 of each sign: kept
+            -128, -128, 0, 0, -1, -2, 0, 0, // 259: narrowed to ±126
+        ];
         let scales = [0.5f32, 0.25, 2.0];
-        let (out_dim, in_dim) = (3, 4);
-        for level in [SimdLevel::Portable, SimdLevel::Avx2] {
-            let m = Int8Matrix::from_quantized_on(level, &values, &scales, out_dim, in_dim);
-            let (got, got_scales) = m.unpack();
-            if level == SimdLevel::Portable {
-                assert_eq!((got, got_scales), (values.clone(), scales.to_vec()));
-                continue;
-            }
-            assert_eq!(got[..4], [64, -64, -64, 0]);
-            for (i, (&v, &n)) in values.iter().zip(&got).enumerate() {
-                let (scale, narrow_scale) = (scales[i / in_dim], got_scales[i / in_dim]);
-                assert!(n.abs() <= 64 && (narrow_scale / scale - 127.0 / 64.0).abs() < 1e-6);
-                let moved = (f32::from(v).clamp(-127.0, 127.0) * scale - f32::from(n) * narrow_scale).abs();
-                assert!(moved <= narrow_scale / 2.0 + 1e-6, "{v} -> {n}");
-            }
-            assert_eq!(m.sums[..3], [-64, 2, 50 - 2 + 3 + 63]);
-        }
+        let portable = Int8Matrix::from_quantized_on(SimdLevel::Portable, &values, &scales, 3, 8);
+        assert_eq!(portable.unpack(), (values.clone(), scales.to_vec()));
+        assert!(!portable.lanes_fit);
+        let avx2 = Int8Matrix::from_quantized_on(SimdLevel::Avx2, &values, &scales, 3, 8);
+        let (got, got_scales) = avx2.unpack();
+        assert!(avx2.lanes_fit);
+        assert_eq!(got[..8], [64, 64, 0, 0, 64, 64, 0, 0]);
+        assert_eq!(got[8..16], values[8..16]);
+        assert_eq!(got[16..], [-126, -126, 0, 0, -1, -2, 0, 0]);
+        assert_eq!(got_scales, [0.5 * 127.0 / 64.0, 0.25, 2.0 * 127.0 / 126.0]);
+        assert_eq!(avx2.sums[..3], [256, 11, -255]);
     }
 }
