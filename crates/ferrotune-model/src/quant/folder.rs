@@ -11,6 +11,7 @@ use std::path::Path;
 use candle_core::{DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
+use super::int8::{quantize_channel, WEIGHT_MAX};
 use crate::quant::{to_bf16, Precision};
 use crate::{BertConfig, ModelError, ParamStore};
 
@@ -106,10 +107,9 @@ pub fn save_quantized(
                 let mut scales = Vec::with_capacity(rows);
                 let mut q = Vec::with_capacity(rows * cols);
                 for row in values.chunks(cols.max(1)) {
-                    let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+                    let (scale, values) = quantize_channel(row, WEIGHT_MAX);
                     scales.push(scale);
-                    q.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8));
+                    q.extend(values.into_iter().map(|v| v as u8));
                 }
                 // candle stores i8 as u8 bytes: the bit pattern is kept.
                 tensors.insert(scale_name(&hf), Tensor::from_vec(scales, rows, &Device::Cpu)?);

@@ -51,7 +51,8 @@ pub struct Int8Matrix {
     in_dim: usize,
     /// Packed weights (see the module docs); padding is zero.
     packed: Vec<i8>,
-    /// Scale of each output channel (`max |w| / 127`), padded with zeros.
+    /// Scale of each output channel (`max |w|` over its largest code, 127
+    /// or, on AVX2, less where a lane needs it), padded with zeros.
     scales: Vec<f32>,
     /// Sum of each output channel's quantized weights.
     sums: Vec<i32>,
@@ -94,7 +95,14 @@ impl RowCode {
 }
 
 /// The largest weight magnitude (stored folders' too).
-const WEIGHT_MAX: i32 = 127;
+pub(super) const WEIGHT_MAX: i32 = 127;
+
+/// One channel's weights quantized symmetrically to `±code`, and its scale.
+pub(super) fn quantize_channel(row: &[f32], code: i32) -> (f32, Vec<i8>) {
+    let (max, code) = (row.iter().fold(0f32, |m, v| m.max(v.abs())), code as f32);
+    let scale = if max > 0.0 { max / code } else { 1.0 };
+    (scale, row.iter().map(|v| (v / scale).round().clamp(-code, code) as i8).collect())
+}
 
 /// On the AVX2 path one i16 lane adds four products of activation codes
 /// (up to 127) and one channel's weights: inputs `8p + 2h + {0, 1, 4, 5}`
@@ -156,17 +164,8 @@ impl Int8Matrix {
 
     fn quantize_on(path: SimdLevel, w: &[f32], out_dim: usize, in_dim: usize) -> Self {
         assert_eq!(w.len(), out_dim * in_dim, "weights of {out_dim} x {in_dim}");
-        let channels: Vec<(f32, Vec<i8>)> = w
-            .par_chunks(in_dim.max(1))
-            .map(|row| {
-                let max = row.iter().fold(0f32, |m, v| m.max(v.abs()));
-                fit_channel(path, |code| {
-                    let code = code as f32;
-                    let scale = if max > 0.0 { max / code } else { 1.0 };
-                    (scale, row.iter().map(|v| (v / scale).round().clamp(-code, code) as i8).collect())
-                })
-            })
-            .collect();
+        let channels: Vec<(f32, Vec<i8>)> =
+            w.par_chunks(in_dim.max(1)).map(|row| fit_channel(path, |code| quantize_channel(row, code))).collect();
         Self::pack(channels, out_dim, in_dim)
     }
 
