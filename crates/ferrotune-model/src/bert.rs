@@ -770,7 +770,9 @@ mod tests {
             let a = layer.forward(&x, &mask, &mut Mode::Eval).unwrap();
             let b = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
             assert!(!b.track_op());
-            assert_eq!(max_diff(&a, &b), 0.0, "{} rows", x.dims()[0] * len);
+            // Equal up to rounding: inference's attention takes its own
+            // kernel on AVX2 (`fused_layer::attention`).
+            assert!(max_diff(&a, &b) <= 1e-5 * (1.0 + max_abs(&a)), "{} rows", x.dims()[0] * len);
             let again = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
             assert_eq!(max_diff(&again, &b), 0.0, "reused buffers change nothing");
         }

@@ -20,6 +20,7 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+mod attention;
 mod elementwise;
 mod lora;
 mod matmul;
@@ -533,12 +534,39 @@ impl FusedLayer {
                 product(products, 1, len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v);
             }
         };
-        // One pair's probabilities at a time per thread (the backward pass
-        // recomputes them).
-        (0..pairs).into_par_iter().for_each_init(
-            || (vec![0f32; len * len], vec![0f32; len * len]),
-            |(p, dropped), bh| attend(bh, p, dropped),
-        );
+        if !self.save && attention_mask.is_none() && products == Products::Fp32 && attention::available(head_dim) {
+            // Inference on AVX2: the pair's products on one small kernel.
+            (0..pairs).into_par_iter().for_each_init(
+                || (attention::AttentionScratch::default(), vec![0f32; len * head_dim]),
+                |(scratch, pair_context), bh| {
+                    let (b, head) = (bh / heads, bh % heads);
+                    let base = b * len * 3 * h + head * head_dim;
+                    let rows = attention::HeadRows {
+                        queries: &qkv_ref[base..],
+                        keys: &qkv_ref[base + h..],
+                        values: &qkv_ref[base + 2 * h..],
+                        stride: 3 * h,
+                    };
+                    let mask = &mask_bias[b * len..(b + 1) * len];
+                    attention::attend(&rows, len, head_dim, mask, scale, scratch, pair_context);
+                    for (i, row) in pair_context.chunks(head_dim).enumerate() {
+                        // SAFETY: this pair writes only its head's columns of
+                        // its sequence's rows of `context`.
+                        unsafe {
+                            let out = context_out.get().add((b * len + i) * h + head * head_dim);
+                            std::ptr::copy_nonoverlapping(row.as_ptr(), out, head_dim);
+                        }
+                    }
+                },
+            );
+        } else {
+            // One pair's probabilities at a time per thread (the backward
+            // pass recomputes them).
+            (0..pairs).into_par_iter().for_each_init(
+                || (vec![0f32; len * len], vec![0f32; len * len]),
+                |(p, dropped), bh| attend(bh, p, dropped),
+            );
+        }
 
         let mut z1 = scratch::take(rows * h);
         lora_saved[3] = self.linear(WO, w, lora, &context, h, &mut z1, h, 0, 0);
