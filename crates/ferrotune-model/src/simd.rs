@@ -1,7 +1,7 @@
 //! Which instruction-set path the kernels take, decided once per process:
 //! the best the processor has, or less when `FERROTUNE_KERNELS` says so
-//! (`portable`: no SIMD; `avx2`: no AVX-512), so that tests of the fallbacks
-//! run on any machine.
+//! (`portable`: no SIMD; `avx2`: no AVX-512; `avx512`: no AMX), so that
+//! tests of the fallbacks run on any machine.
 
 use std::sync::OnceLock;
 
@@ -42,6 +42,60 @@ pub fn level() -> SimdLevel {
         };
         detect().min(cap)
     })
+}
+
+/// Whether int8 products may use AMX (`tdpbusd` on tile registers): the
+/// AVX-512 path, not capped by `FERROTUNE_KERNELS=avx512`, and the
+/// processor has AMX-INT8 and the kernel lets this process use the tiles.
+pub fn has_amx_int8() -> bool {
+    amx().int8
+}
+
+/// Whether bf16 products may use AMX (`tdpbf16ps`), as for
+/// [`has_amx_int8`].
+pub fn has_amx_bf16() -> bool {
+    amx().bf16
+}
+
+/// The AMX parts the kernels may use.
+#[derive(Clone, Copy, Default)]
+struct Amx {
+    int8: bool,
+    bf16: bool,
+}
+
+fn amx() -> Amx {
+    static AMX: OnceLock<Amx> = OnceLock::new();
+    *AMX.get_or_init(|| {
+        let capped = std::env::var("FERROTUNE_KERNELS").as_deref() == Ok("avx512");
+        if level() != SimdLevel::Avx512 || capped {
+            return Amx::default();
+        }
+        detect_amx()
+    })
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn detect_amx() -> Amx {
+    // CPUID leaf 7: EDX bit 24 AMX-TILE, 25 AMX-INT8, 22 AMX-BF16.
+    let edx = std::arch::x86_64::__cpuid_count(7, 0).edx;
+    if edx & (1 << 24) == 0 {
+        return Amx::default();
+    }
+    // Linux hands out the tile data state (XTILEDATA, component 18) only to
+    // processes that ask for it; it refuses when the kernel or the
+    // hypervisor does not support it.
+    const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+    const XFEATURE_XTILEDATA: libc::c_long = 18;
+    // SAFETY: arch_prctl with these arguments only changes the process's
+    // permission to use the tile registers.
+    let granted = unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) } == 0;
+    Amx { int8: granted && edx & (1 << 25) != 0, bf16: granted && edx & (1 << 22) != 0 }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn detect_amx() -> Amx {
+    Amx::default()
 }
 
 /// Whether int8 products may use AVX-512 VNNI (`vpdpbusd`).

@@ -34,6 +34,9 @@ use rayon::prelude::*;
 use crate::scratch;
 use crate::simd::{self, SimdLevel};
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
+
 /// Output channels per packed block.
 const BLOCK: usize = 16;
 /// Inputs per group.
@@ -155,6 +158,41 @@ fn int8_path(level: SimdLevel) -> SimdLevel {
     }
 }
 
+/// The kernel that computes a product's tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    /// Plain Rust.
+    Portable,
+    /// `vpmaddubsw` (7-bit activations, see the module docs).
+    Avx2,
+    /// AVX-512 VNNI `vpdpbusd`, rows and blocks in vector registers.
+    Vnni,
+    /// AMX `tdpbusd` on tile registers (16 rows x 64 inputs by 64 inputs x
+    /// 16 channels per instruction), the weights packed as for VNNI.
+    Amx,
+}
+
+impl Kernel {
+    /// The fastest kernel on `level`'s path.
+    fn best(level: SimdLevel) -> Self {
+        match int8_path(level) {
+            SimdLevel::Avx512 if simd::has_amx_int8() => Kernel::Amx,
+            SimdLevel::Avx512 => Kernel::Vnni,
+            SimdLevel::Avx2 => Kernel::Avx2,
+            SimdLevel::Portable => Kernel::Portable,
+        }
+    }
+
+    /// The path whose weights and activation codes the kernel takes.
+    fn path(self) -> SimdLevel {
+        match self {
+            Kernel::Portable => SimdLevel::Portable,
+            Kernel::Avx2 => SimdLevel::Avx2,
+            Kernel::Vnni | Kernel::Amx => SimdLevel::Avx512,
+        }
+    }
+}
+
 impl Int8Matrix {
     /// Quantizes `w` (`[out_dim, in_dim]`, row-major) for the process's
     /// kernel path.
@@ -245,45 +283,60 @@ impl Int8Matrix {
     }
 
     /// `out[r, col + c] = b[c] + Σₖ x[r, k] · w[c, k]` for `x` `[rows, in]`,
-    /// into rows of `out_width` values; the path is [`simd::level`]'s.
+    /// into rows of `out_width` values; the kernel is the fastest of
+    /// [`simd::level`]'s path.
     pub fn linear(&self, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
-        self.linear_on(simd::level(), x, b, out, out_width, col)
+        self.linear_on(Kernel::best(simd::level()), x, b, out, out_width, col)
     }
 
-    fn linear_on(&self, level: SimdLevel, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
+    fn linear_on(&self, kernel: Kernel, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
         let in_dim = self.in_dim;
         let rows = x.len() / in_dim;
         assert!(x.len() == rows * in_dim && b.len() == self.out_dim && out.len() == rows * out_width);
         assert!(col + self.out_dim <= out_width);
-        let level = int8_path(level);
+        let padded_in = in_dim.div_ceil(GROUP) * GROUP;
+        // AMX takes 64 inputs per step: other widths run on VNNI.
+        let kernel = if kernel == Kernel::Amx && !padded_in.is_multiple_of(amx::STEP) { Kernel::Vnni } else { kernel };
+        let level = kernel.path();
         assert!(level != SimdLevel::Avx2 || self.lanes_fit, "int8 weights packed for another path than AVX2");
         let top = top_code(level);
-        let padded_in = in_dim.div_ceil(GROUP) * GROUP;
-        let mut storage = scratch::take((rows * padded_in).div_ceil(4));
-        let xq = &mut bytemuck::cast_slice_mut::<f32, u8>(&mut storage)[..rows * padded_in];
+        // AMX loads whole tiles of rows: the rows past the last are read
+        // (whatever they hold) and their sums dropped.
+        let (held_rows, rows_per_task, blocks_per_task) = match kernel {
+            Kernel::Amx => (rows.next_multiple_of(amx::ROWS), amx::ROWS_PER_TASK, amx::BLOCKS_PER_TASK),
+            _ => (rows, ROWS_PER_TASK, BLOCKS_PER_TASK),
+        };
+        let mut storage = scratch::take((held_rows * padded_in).div_ceil(4));
+        let xq = &mut bytemuck::cast_slice_mut::<f32, u8>(&mut storage)[..held_rows * padded_in];
         let x_codes = quantize_rows(x, in_dim, top, level, xq);
         let xq = &*xq;
         let blocks = self.out_dim.div_ceil(BLOCK);
         let out_ptr = OutPtr(out.as_mut_ptr());
-        let tasks_per_rows = blocks.div_ceil(BLOCKS_PER_TASK);
-        let tasks = rows.div_ceil(ROWS_PER_TASK) * tasks_per_rows;
+        let tasks_per_rows = blocks.div_ceil(blocks_per_task);
+        let tasks = rows.div_ceil(rows_per_task) * tasks_per_rows;
         (0..tasks).into_par_iter().for_each(|task| {
             let (row_task, block_task) = (task / tasks_per_rows, task % tasks_per_rows);
             let tile = Tile {
-                rows: row_task * ROWS_PER_TASK..((row_task + 1) * ROWS_PER_TASK).min(rows),
-                blocks: block_task * BLOCKS_PER_TASK..((block_task + 1) * BLOCKS_PER_TASK).min(blocks),
+                rows: row_task * rows_per_task..((row_task + 1) * rows_per_task).min(rows),
+                blocks: block_task * blocks_per_task..((block_task + 1) * blocks_per_task).min(blocks),
             };
             let args =
                 KernelArgs { matrix: self, xq, x_codes: &x_codes, padded_in, bias: b, out: out_ptr, out_width, col };
-            match level {
+            match kernel {
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: VNNI is present (checked by `linear_on`); the tile
-                // is inside the matrices; this task writes its own rows and
-                // columns of `out` only.
-                SimdLevel::Avx512 => unsafe { x86::tile_vnni(&args, &tile) },
+                // SAFETY: AMX-INT8 is usable (`Kernel::best` or the test
+                // checked it); the inputs are whole steps of 64 and `xq`
+                // holds whole tiles of rows (above); the tile is inside the
+                // matrices; this task writes its own rows and columns of
+                // `out` only.
+                Kernel::Amx => unsafe { amx::tile(&args, &tile) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: VNNI is present (as above); the tile is inside
+                // the matrices; as above for `out`.
+                Kernel::Vnni => unsafe { x86::tile_vnni(&args, &tile) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AVX2 is present (`simd::level` checked it); as above.
-                SimdLevel::Avx2 => unsafe { x86::tile_avx2(&args, &tile) },
+                Kernel::Avx2 => unsafe { x86::tile_avx2(&args, &tile) },
                 _ => tile_portable(&args, &tile),
             }
         });
@@ -582,26 +635,39 @@ mod x86 {
                 }
             }
             for k in 0..NB {
-                let c0 = (b + k) * BLOCK;
-                let valid = m.out_dim.saturating_sub(c0).min(BLOCK);
-                let mask: __mmask16 = if valid == BLOCK { !0 } else { (1u16 << valid) - 1 };
-                // SAFETY: `sums` and `scales` are padded to whole blocks; the
-                // bias is read (and the output written) in the valid lanes only.
-                unsafe {
-                    let sums = _mm512_loadu_si512(m.sums.as_ptr().add(c0).cast());
-                    let channel_scales = _mm512_loadu_ps(m.scales.as_ptr().add(c0));
-                    let bias = _mm512_maskz_loadu_ps(mask, a.bias.as_ptr().add(c0));
-                    for (i, acc) in acc.iter().enumerate() {
-                        let r = r0 + i;
-                        let x = a.x_codes[r];
-                        let offset = _mm512_mullo_epi32(_mm512_set1_epi32(x.zero), sums);
-                        let scale = _mm512_mul_ps(_mm512_set1_ps(x.scale), channel_scales);
-                        let value = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[k], offset));
-                        let value = _mm512_add_ps(_mm512_mul_ps(value, scale), bias);
-                        _mm512_mask_storeu_ps(a.out.0.add(r * a.out_width + a.col + c0), mask, value);
-                    }
+                for (i, acc) in acc.iter().enumerate() {
+                    // SAFETY: row `r0 + i` and block `b + k` are this tile's.
+                    unsafe { store_block(a, r0 + i, b + k, acc[k]) };
                 }
             }
+        }
+    }
+
+    /// Writes row `r`'s channels of block `b` from their integer sums, as
+    /// [`KernelArgs::store`] does one.
+    ///
+    /// # Safety
+    /// AVX-512F is present; row `r` and block `b` are inside the product
+    /// and this task's.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(super) unsafe fn store_block(a: &KernelArgs, r: usize, b: usize, acc: __m512i) {
+        let m = a.matrix;
+        let c0 = b * BLOCK;
+        let valid = m.out_dim.saturating_sub(c0).min(BLOCK);
+        let mask: __mmask16 = if valid == BLOCK { !0 } else { (1u16 << valid) - 1 };
+        // SAFETY: `sums` and `scales` are padded to whole blocks; the bias is
+        // read (and the output written) in the valid lanes only.
+        unsafe {
+            let sums = _mm512_loadu_si512(m.sums.as_ptr().add(c0).cast());
+            let channel_scales = _mm512_loadu_ps(m.scales.as_ptr().add(c0));
+            let bias = _mm512_maskz_loadu_ps(mask, a.bias.as_ptr().add(c0));
+            let x = a.x_codes[r];
+            let offset = _mm512_mullo_epi32(_mm512_set1_epi32(x.zero), sums);
+            let scale = _mm512_mul_ps(_mm512_set1_ps(x.scale), channel_scales);
+            let value = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, offset));
+            let value = _mm512_add_ps(_mm512_mul_ps(value, scale), bias);
+            _mm512_mask_storeu_ps(a.out.0.add(r * a.out_width + a.col + c0), mask, value);
         }
     }
 
@@ -820,14 +886,30 @@ mod tests {
     #[test]
     fn every_path_matches_the_fp32_product() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
-        let mut levels = vec![SimdLevel::Portable];
+        let mut kernels = vec![Kernel::Portable];
         if simd::level() >= SimdLevel::Avx2 {
-            levels.push(SimdLevel::Avx2);
+            kernels.push(Kernel::Avx2);
         }
         if simd::has_avx512_vnni() {
-            levels.push(SimdLevel::Avx512);
+            kernels.push(Kernel::Vnni);
         }
-        let shapes = [(1, 1, 1), (3, 17, 5), (5, 33, 64), (70, 80, 384), (4, 16, 4), (9, 100, 67), (6, 20, 72)];
+        if simd::has_amx_int8() {
+            kernels.push(Kernel::Amx);
+        }
+        // AMX's shapes: one and two tiles of rows and blocks, parts of
+        // them, several steps of 64 inputs; (6, 20, 128) last.
+        let shapes = [
+            (1, 1, 1),
+            (3, 17, 5),
+            (5, 33, 64),
+            (70, 80, 384),
+            (4, 16, 4),
+            (9, 100, 67),
+            (33, 47, 192),
+            (150, 130, 64),
+            (16, 16, 128),
+            (6, 20, 128),
+        ];
         for (case, (rows, out_dim, in_dim)) in shapes.into_iter().enumerate() {
             let (mut x, mut w, b) =
                 (random(rows * in_dim, &mut rng), random(out_dim * in_dim, &mut rng), random(out_dim, &mut rng));
@@ -846,7 +928,8 @@ mod tests {
                 }
             }
             let mut results = Vec::new();
-            for &level in &levels {
+            for &kernel in &kernels {
+                let level = kernel.path();
                 let m = Int8Matrix::quantize_on(level, &w, out_dim, in_dim);
                 let (_, scales) = m.unpack();
                 // The quantized inputs go to a pooled buffer holding old
@@ -856,7 +939,7 @@ mod tests {
                 old.fill(f32::from_bits(u32::MAX));
                 scratch::give_back(old);
                 let mut out = vec![f32::NAN; rows * out_width];
-                m.linear_on(level, &x, &b, &mut out, out_width, 2);
+                m.linear_on(kernel, &x, &b, &mut out, out_width, 2);
                 for r in 0..rows {
                     assert!(out[r * out_width].is_nan() && out[r * out_width + 1].is_nan(), "untouched columns");
                     let (lo, hi) = range(&x[r * in_dim..(r + 1) * in_dim]);
@@ -868,19 +951,19 @@ mod tests {
                         let bound = in_dim as f32 * (x_step + scales[c]) * 0.5 + 1e-4;
                         assert!(
                             (got - want).abs() <= bound,
-                            "{level:?} {rows}x{out_dim}x{in_dim} r{r} c{c}: {got} vs {want}"
+                            "{kernel:?} {rows}x{out_dim}x{in_dim} r{r} c{c}: {got} vs {want}"
                         );
                     }
                 }
-                results.push((level, m, out));
+                results.push((kernel, m, out));
             }
             // The integer part is exact: every path gives, bit for bit, its
             // quantized inputs' integer sums, scaled and offset as `store` does.
-            for (level, m, out) in &results {
+            for (kernel, m, out) in &results {
                 let (values, scales) = m.unpack();
                 let padded = in_dim.div_ceil(GROUP) * GROUP;
                 let mut xq = vec![0u8; rows * padded];
-                let x_codes = quantize_rows(&x, in_dim, top_code(*level), SimdLevel::Portable, &mut xq);
+                let x_codes = quantize_rows(&x, in_dim, top_code(kernel.path()), SimdLevel::Portable, &mut xq);
                 for r in 0..rows {
                     for c in 0..out_dim {
                         let dot: i32 =
@@ -888,7 +971,7 @@ mod tests {
                         let x = x_codes[r];
                         let want = (dot - x.zero * m.sums[c]) as f32 * (x.scale * scales[c]) + b[c];
                         let got = out[r * out_width + 2 + c];
-                        assert_eq!(got.to_bits(), want.to_bits(), "{level:?} {rows}x{out_dim}x{in_dim} r{r} c{c}");
+                        assert_eq!(got.to_bits(), want.to_bits(), "{kernel:?} {rows}x{out_dim}x{in_dim} r{r} c{c}");
                     }
                 }
             }

@@ -3,6 +3,8 @@
 //! else (attention products, softmax, GELU, layer norm, residuals,
 //! embeddings, the task head) stays fp32.
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod bf16;
 mod folder;
 mod int8;
