@@ -13,7 +13,10 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 cargo test --release --workspace
 # The kernels' fallback paths, forced: every path this processor has runs
-# (the int8 test also runs each lower path itself).
-for kernels in avx2 portable; do
+# (the int8 test also runs each lower path itself). On a processor with AMX,
+# `avx512` runs the AVX-512 kernels that AMX otherwise replaces.
+fallbacks="avx2 portable"
+if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then fallbacks="avx512 $fallbacks"; fi
+for kernels in $fallbacks; do
   FERROTUNE_KERNELS=$kernels cargo test --release -p ferrotune-model --lib
 done

@@ -3,8 +3,9 @@
 //! buffer. At all-MiniLM-L6's shapes (64 tokens, heads of 32) `gemm`
 //! spends about as long packing and dispatching as multiplying; here both
 //! products run on one register-tiled kernel, keys transposed once per
-//! pair. Elsewhere (AVX-512, the portable path, training) the layer keeps
-//! its `gemm` products.
+//! pair. It runs wherever AVX2 and FMA do (AVX-512 processors included);
+//! elsewhere (the portable path, training) the layer keeps its `gemm`
+//! products.
 
 use super::elementwise::{exp, row_max, row_sum};
 use crate::simd::{self, multiversion, SimdLevel};
@@ -31,7 +32,7 @@ pub(super) struct AttentionScratch {
 /// Whether inference's attention takes this kernel: the AVX2 path, heads
 /// a multiple of 8 wide. (On AVX-512 `gemm` keeps it: not measured there.)
 pub(super) fn available(head_dim: usize) -> bool {
-    simd::level() == SimdLevel::Avx2 && head_dim.is_multiple_of(8)
+    simd::level() >= SimdLevel::Avx2 && head_dim.is_multiple_of(8)
 }
 
 /// Writes `softmax(q kᵀ · scale + mask) v` (`len` rows of `dim`) into

@@ -454,17 +454,14 @@ impl FusedLayer {
 
     /// The format of the attention products (QKᵀ, PV and their
     /// gradients): the weight products' in training and fp32 inference;
-    /// bf16 in int8 inference where AVX-512 BF16 runs them (measured: about
-    /// 10% less time at 32 x 64;
-    /// NCBI test F1 of the demo model 0.20 points below fp32's, against 0.58
-    /// with fp32 attention); fp32 in bf16 inference (bf16 attention took
-    /// its F1 0.18 points below fp32's, past the 0.1-point budget).
+    /// fp32 in int8 and bf16 inference (bf16 attention took bf16
+    /// inference's F1 0.18 points below fp32's, past the 0.1-point budget;
+    /// in int8 inference the fp32 attention kernel is faster than bf16
+    /// products through `gemm`).
     fn attention_products(&self) -> Products {
-        match self.packed.as_deref() {
-            // Without AVX-512 BF16 the bf16 products are emulated (slower).
-            Some([PackedLinear::Int8(_), ..]) if crate::simd::has_avx512_bf16() => Products::Bf16,
+        match self.packed {
             Some(_) => Products::Fp32,
-            _ => self.products,
+            None => self.products,
         }
     }
 
@@ -535,7 +532,7 @@ impl FusedLayer {
             }
         };
         if !self.save && attention_mask.is_none() && products == Products::Fp32 && attention::available(head_dim) {
-            // Inference on AVX2: the pair's products on one small kernel.
+            // Inference with AVX2: the pair's products on one small kernel.
             (0..pairs).into_par_iter().for_each_init(
                 || (attention::AttentionScratch::default(), vec![0f32; len * head_dim]),
                 |(scratch, pair_context), bh| {

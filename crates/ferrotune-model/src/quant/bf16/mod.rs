@@ -3,11 +3,15 @@
 //! operands rounded to bf16 for mixed-precision training.
 //!
 //! With AVX-512 BF16 the operands are packed for `vdpbf16ps` ([`pack`]) and
-//! multiplied in register tiles ([`x86`]). Elsewhere the bf16 values are
+//! multiplied in register tiles ([`x86`]), or with AMX (`tdpbf16ps` on
+//! tile registers, [`amx`]) where the processor has it and the left
+//! operand is stored row by row. Elsewhere the bf16 values are
 //! widened to f32 and the product runs on the fp32 kernels: a product of two
 //! bf16 values is exact in f32, so both paths compute the same products
 //! (only the order of the sums differs).
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 mod pack;
 #[cfg(target_arch = "x86_64")]
 mod x86;
@@ -161,17 +165,25 @@ unsafe fn product(
     bias: Option<&[f32]>,
 ) {
     let product = Product { a, b, dst, dst_rs, accumulate, bias };
+    // AMX when the left operand is in its layout (the right one then is).
+    let tiles = a.tiles;
+    let (rows_per_task, blocks_per_task) = if tiles { amx::TASK } else { (ROWS_PER_TASK, BLOCKS_PER_TASK) };
     let blocks = b.n.div_ceil(BLOCK);
-    let per_rows = blocks.div_ceil(BLOCKS_PER_TASK);
-    (0..m.div_ceil(ROWS_PER_TASK) * per_rows).into_par_iter().for_each(|task| {
+    let per_rows = blocks.div_ceil(blocks_per_task);
+    (0..m.div_ceil(rows_per_task) * per_rows).into_par_iter().for_each(|task| {
         let (rt, bt) = (task / per_rows, task % per_rows);
-        let rows = rt * ROWS_PER_TASK..((rt + 1) * ROWS_PER_TASK).min(m);
-        let blocks = bt * BLOCKS_PER_TASK..((bt + 1) * BLOCKS_PER_TASK).min(blocks);
+        let rows = rt * rows_per_task..((rt + 1) * rows_per_task).min(m);
+        let blocks = bt * blocks_per_task..((bt + 1) * blocks_per_task).min(blocks);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller's contract; this task writes its own rows and
-        // columns only.
+        // columns only; `tiles` says the operands are in AMX's layout, which
+        // only a process with AMX-BF16 usable packs.
         unsafe {
-            x86::task(&product, rows, blocks)
+            if tiles {
+                amx::task(&product, rows, blocks)
+            } else {
+                x86::task(&product, rows, blocks)
+            }
         };
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("packed operands only with AVX-512 BF16 ({:?}, {:?}, {})", rows, blocks, product.dst_rs);

@@ -21,20 +21,42 @@ fn pair(lo: u16, hi: u16) -> u32 {
 /// at `data[i * row_stride + p * pair_stride]`.
 pub(super) struct PackedRows {
     pub(super) data: Vec<u32>,
+    /// Pairs per row, zeros past `k` included.
     pub(super) pairs: usize,
     pub(super) row_stride: usize,
     pub(super) pair_stride: usize,
+    /// Whether the layout is AMX's: rows of pairs padded with zeros to
+    /// whole tile rows ([`TILE_PAIRS`]), whole tiles of rows ([`TILE_ROWS`]).
+    pub(super) tiles: bool,
+}
+
+/// Pairs per AMX tile row (64 bytes).
+pub(super) const TILE_PAIRS: usize = 16;
+/// Rows per AMX tile.
+pub(super) const TILE_ROWS: usize = 16;
+
+/// The pairs stored per row (left operand) or per block (right operand)
+/// for an inner dimension of `k`: whole tile rows where AMX runs the product.
+fn stored_pairs(k: usize) -> usize {
+    let pairs = k.div_ceil(2);
+    if crate::simd::has_amx_bf16() {
+        pairs.next_multiple_of(TILE_PAIRS)
+    } else {
+        pairs
+    }
 }
 
 impl PackedRows {
     /// Converts `a` (`[m, k]`); rows stay rows when `a`'s rows are
-    /// contiguous, otherwise the pairs are stored pair by pair.
+    /// contiguous or AMX runs the product, otherwise the pairs are stored
+    /// pair by pair.
     pub(super) fn new(a: Mat, m: usize, k: usize) -> Self {
-        let pairs = k.div_ceil(2);
-        let mut data = vec![0u32; m * pairs];
-        if a.row_stride() == 1 && a.col_stride() != 1 && m > 0 {
+        let tiles = crate::simd::has_amx_bf16();
+        if a.row_stride() == 1 && a.col_stride() != 1 && m > 0 && !tiles {
             // Column-contiguous (a transposed row-major matrix): two source
             // rows make one run of pairs.
+            let pairs = k.div_ceil(2);
+            let mut data = vec![0u32; m * pairs];
             data.par_chunks_mut(m).enumerate().for_each(|(p, out)| {
                 // SAFETY: column `2p` of `a` holds `m` contiguous elements.
                 let lo = unsafe { std::slice::from_raw_parts(a.at(0, 2 * p), m) };
@@ -42,10 +64,14 @@ impl PackedRows {
                 let hi = (2 * p + 1 < k).then(|| unsafe { std::slice::from_raw_parts(a.at(0, 2 * p + 1), m) });
                 interleave(lo, hi, out);
             });
-            return Self { data, pairs, row_stride: 1, pair_stride: m };
+            return Self { data, pairs, row_stride: 1, pair_stride: m, tiles: false };
         }
+        let pairs = stored_pairs(k);
+        let held = if tiles { m.next_multiple_of(TILE_ROWS) } else { m };
+        let mut data = vec![0u32; held * pairs];
         if pairs > 0 {
-            data.par_chunks_mut(pairs).enumerate().for_each(|(i, out)| {
+            data.par_chunks_mut(pairs).take(m).enumerate().for_each(|(i, out)| {
+                let out = &mut out[..k.div_ceil(2)];
                 if a.col_stride() == 1 {
                     // SAFETY: row `i` of `a` holds `k` contiguous elements.
                     convert_pairs(unsafe { std::slice::from_raw_parts(a.at(i, 0), k) }, out);
@@ -56,13 +82,14 @@ impl PackedRows {
                 }
             });
         }
-        Self { data, pairs, row_stride: pairs, pair_stride: 1 }
+        Self { data, pairs, row_stride: pairs, pair_stride: 1, tiles }
     }
 }
 
 /// The right operand `[k, n]`: column `j` of block `b`, pair `p` (rows `2p`,
-/// `2p + 1`) at `data[(b * pairs + p) * BLOCK + j]`; columns past `n` and
-/// the row past an odd `k` are zero.
+/// `2p + 1`) at `data[(b * pairs + p) * BLOCK + j]`; columns past `n`, the
+/// row past an odd `k` and the pairs past it (whole tile rows for AMX) are
+/// zero.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct PackedColumns {
     pub(super) data: Vec<u32>,
@@ -73,7 +100,7 @@ pub(super) struct PackedColumns {
 impl PackedColumns {
     /// Converts `b` (`[k, n]`).
     pub(super) fn new(b: Mat, k: usize, n: usize) -> Self {
-        let pairs = k.div_ceil(2);
+        let pairs = stored_pairs(k);
         let mut data = vec![0u32; n.div_ceil(BLOCK) * pairs * BLOCK];
         if pairs == 0 {
             return Self { data, pairs, n };
@@ -83,7 +110,7 @@ impl PackedColumns {
             if b.col_stride() == 1 {
                 // Rows contiguous: rows `2p` and `2p + 1` of the block's
                 // columns make its pairs.
-                for (p, out) in out.chunks_mut(BLOCK).enumerate() {
+                for (p, out) in out.chunks_mut(BLOCK).enumerate().take(k.div_ceil(2)) {
                     // SAFETY: row `2p` holds the block's `valid` columns
                     // contiguously.
                     let lo = unsafe { std::slice::from_raw_parts(b.at(2 * p, c0), valid) };
@@ -92,7 +119,7 @@ impl PackedColumns {
                     interleave(lo, hi, &mut out[..valid]);
                 }
             } else {
-                let mut column = vec![0u32; pairs];
+                let mut column = vec![0u32; k.div_ceil(2)];
                 let mut gathered = Vec::new();
                 for j in 0..valid {
                     if b.row_stride() == 1 {
@@ -116,11 +143,11 @@ impl PackedColumns {
     /// Packs `Wᵀ` for a weight matrix `W` `[n, k]` of bf16 `values`
     /// (row-major), so that `x · Wᵀ` is a product with this right operand.
     pub(super) fn transposed_bf16(values: &[u16], n: usize, k: usize) -> Self {
-        let pairs = k.div_ceil(2);
+        let pairs = stored_pairs(k);
         let mut data = vec![0u32; n.div_ceil(BLOCK) * pairs * BLOCK];
         for (c, row) in values.chunks(k.max(1)).enumerate().take(n) {
             let (block, j) = (c / BLOCK, c % BLOCK);
-            for p in 0..pairs {
+            for p in 0..k.div_ceil(2) {
                 let hi = row.get(2 * p + 1).copied().unwrap_or(0);
                 data[(block * pairs + p) * BLOCK + j] = pair(row[2 * p], hi);
             }
