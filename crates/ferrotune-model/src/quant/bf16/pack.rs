@@ -52,22 +52,31 @@ impl PackedRows {
     /// pair by pair.
     pub(super) fn new(a: Mat, m: usize, k: usize) -> Self {
         let tiles = crate::simd::has_amx_bf16();
-        if a.row_stride() == 1 && a.col_stride() != 1 && m > 0 && !tiles {
+        let pairs = stored_pairs(k);
+        let held = if tiles { m.next_multiple_of(TILE_ROWS) } else { m };
+        if a.row_stride() == 1 && a.col_stride() != 1 && m > 0 && k > 0 {
             // Column-contiguous (a transposed row-major matrix): two source
             // rows make one run of pairs.
-            let pairs = k.div_ceil(2);
-            let mut data = vec![0u32; m * pairs];
-            data.par_chunks_mut(m).enumerate().for_each(|(p, out)| {
+            let mut by_pair = vec![0u32; m * k.div_ceil(2)];
+            by_pair.par_chunks_mut(m).enumerate().for_each(|(p, out)| {
                 // SAFETY: column `2p` of `a` holds `m` contiguous elements.
                 let lo = unsafe { std::slice::from_raw_parts(a.at(0, 2 * p), m) };
                 // SAFETY: as is column `2p + 1` when inside.
                 let hi = (2 * p + 1 < k).then(|| unsafe { std::slice::from_raw_parts(a.at(0, 2 * p + 1), m) });
                 interleave(lo, hi, out);
             });
-            return Self { data, pairs, row_stride: 1, pair_stride: m, tiles: false };
+            if !tiles {
+                return Self { data: by_pair, pairs, row_stride: 1, pair_stride: m, tiles };
+            }
+            // AMX reads rows: the pairs transposed into them.
+            let mut data = vec![0u32; held * pairs];
+            data.par_chunks_mut(pairs).take(m).enumerate().for_each(|(i, row)| {
+                for (p, v) in row.iter_mut().take(k.div_ceil(2)).enumerate() {
+                    *v = by_pair[p * m + i];
+                }
+            });
+            return Self { data, pairs, row_stride: pairs, pair_stride: 1, tiles };
         }
-        let pairs = stored_pairs(k);
-        let held = if tiles { m.next_multiple_of(TILE_ROWS) } else { m };
         let mut data = vec![0u32; held * pairs];
         if pairs > 0 {
             data.par_chunks_mut(pairs).take(m).enumerate().for_each(|(i, out)| {
