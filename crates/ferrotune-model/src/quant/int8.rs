@@ -501,15 +501,29 @@ mod x86 {
     /// AVX-512F is present.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn range(x: &[f32]) -> (f32, f32) {
-        let (mut lo, mut hi) = (_mm512_setzero_ps(), _mm512_setzero_ps());
-        for chunk in x.chunks(16) {
+        // Four running minima and maxima, so that the loop is not bound by
+        // the latency of one chain.
+        let (mut lo, mut hi) = ([_mm512_setzero_ps(); 4], [_mm512_setzero_ps(); 4]);
+        let quads = x.chunks_exact(64);
+        let tail = quads.remainder();
+        for quad in quads {
+            for j in 0..4 {
+                // SAFETY: the quad holds 64 values.
+                let v = unsafe { _mm512_loadu_ps(quad.as_ptr().add(16 * j)) };
+                // `min_ps` and `max_ps` return their second operand when either is NaN.
+                lo[j] = _mm512_min_ps(v, lo[j]);
+                hi[j] = _mm512_max_ps(v, hi[j]);
+            }
+        }
+        for chunk in tail.chunks(16) {
             let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
             // SAFETY: masked to the chunk's lanes (the others read as 0).
             let v = unsafe { _mm512_maskz_loadu_ps(mask, chunk.as_ptr()) };
-            // `min_ps` and `max_ps` return their second operand when either is NaN.
-            lo = _mm512_min_ps(v, lo);
-            hi = _mm512_max_ps(v, hi);
+            lo[0] = _mm512_min_ps(v, lo[0]);
+            hi[0] = _mm512_max_ps(v, hi[0]);
         }
+        let lo = _mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]));
+        let hi = _mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]));
         (_mm512_reduce_min_ps(lo), _mm512_reduce_max_ps(hi))
     }
 
