@@ -242,8 +242,17 @@ struct Layer {
     attention_dropout: f32,
     /// The weight matrices in a lower precision, for inference.
     packed: Option<Arc<PackedLayer>>,
+    /// Which matrices (in the packed order) a quantized folder keeps in
+    /// fp32: they stay fp32 in every precision.
+    kept_fp32: [bool; 6],
     /// The products of the fp32 weight matrices (bf16: mixed precision).
     products: Products,
+}
+
+/// A weight matrix kept in fp32 among packed ones.
+fn kept_matrix(linear: &Linear) -> Result<PackedLinear> {
+    let (_, in_dim) = linear.weight.dims2()?;
+    Ok(PackedLinear::Fp32 { weight: linear.weight.flatten_all()?.to_vec1()?, in_dim })
 }
 
 /// The six weight matrices of a layer in the packed order.
@@ -279,6 +288,10 @@ impl Layer {
             hidden_dropout: c.hidden_dropout_prob,
             attention_dropout: c.attention_probs_dropout_prob,
             packed: None,
+            kept_fp32: MATRICES.map(|name| {
+                let weight = crate::hf_name(&format!("{}.{name}.weight", vb.prefix()));
+                c.quantization.as_ref().is_some_and(|q| q.kept_fp32.contains(&weight))
+            }),
             products: Products::Fp32,
         };
         layer.pack_stored_int8(&vb)?;
@@ -286,8 +299,7 @@ impl Layer {
     }
 
     /// Packs the matrices a quantized folder stores in int8, as they are
-    /// (no f32 copy is made). The fused op runs all six matrices in one
-    /// precision, so a matrix of the layer kept in fp32 is quantized here.
+    /// (no f32 copy is made); those it keeps in fp32 stay fp32.
     fn pack_stored_int8(&mut self, vb: &VarBuilder) -> Result<()> {
         let stored = |name: &str| vb.contains_tensor(&format!("{name}.weight_scale"));
         if !MATRICES.iter().any(|name| stored(name)) {
@@ -296,7 +308,11 @@ impl Layer {
         let packed: Vec<PackedLinear> = MATRICES
             .iter()
             .zip(self.matrices())
-            .map(|(name, linear)| {
+            .zip(self.kept_fp32)
+            .map(|((name, linear), kept)| {
+                if kept {
+                    return kept_matrix(linear);
+                }
                 let out_dim = linear.bias.dim(0)?;
                 let matrix = if stored(name) {
                     let vb = vb.pp(name);
@@ -334,27 +350,36 @@ impl Layer {
         [&a.query, &a.key, &a.value, &a.output, &self.intermediate, &self.output]
     }
 
-    /// Converts the weight matrices to `precision` for inference; a layer
-    /// already packed (stored int8) only accepts its own precision.
+    /// Converts the weight matrices to `precision` for inference (those
+    /// kept in fp32 stay fp32); a layer already packed (stored int8) only
+    /// accepts its own precision.
     fn set_precision(&mut self, precision: Precision) -> Result<()> {
         if let Some(packed) = &self.packed {
-            return match packed[0].precision() {
-                p if p == precision => Ok(()),
-                p => candle_core::bail!("the weights are stored in {p}; they cannot run in {precision}"),
+            let stored = packed.iter().map(PackedLinear::precision).find(|&p| p != Precision::Fp32);
+            return match stored {
+                Some(p) if p != precision => {
+                    candle_core::bail!("the weights are stored in {p}; they cannot run in {precision}")
+                }
+                _ => Ok(()),
             };
         }
-        let packed: Option<Vec<PackedLinear>> = self
+        if precision == Precision::Fp32 || self.kept_fp32.iter().all(|&kept| kept) {
+            return Ok(());
+        }
+        let packed: Vec<PackedLinear> = self
             .matrices()
             .iter()
-            .map(|l| {
+            .zip(self.kept_fp32)
+            .map(|(l, kept)| {
+                if kept {
+                    return kept_matrix(l);
+                }
                 let (out_dim, in_dim) = l.weight.dims2()?;
                 let w: Vec<f32> = l.weight.flatten_all()?.to_vec1()?;
-                Ok(PackedLinear::new(&w, out_dim, in_dim, precision))
+                Ok(PackedLinear::new(&w, out_dim, in_dim, precision).expect("a lower precision"))
             })
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .collect();
-        self.packed = packed.map(|p| Arc::new(p.try_into().expect("six matrices")));
+            .collect::<Result<_>>()?;
+        self.packed = Some(Arc::new(packed.try_into().expect("six matrices")));
         if self.packed.is_some() {
             self.drop_fp32_matrices()?;
         }
@@ -776,6 +801,48 @@ mod tests {
             let again = frozen.forward(&x, &mask, &mut Mode::Eval).unwrap();
             assert_eq!(max_diff(&again, &b), 0.0, "reused buffers change nothing");
         }
+    }
+
+    /// A quantized folder's `kept_fp32` names its matrices by their Hugging
+    /// Face names; those matrices run in fp32 in a layer packed to int8 (a
+    /// layer whose six are all kept runs as in fp32, bit for bit).
+    #[test]
+    fn matrices_kept_in_fp32_stay_fp32() {
+        let c = config("gelu", 0.0);
+        let (layer, _) = layer(&c, 6);
+        let tensors: HashMap<String, Tensor> = WEIGHT_NAMES
+            .iter()
+            .zip(layer.parameters())
+            .map(|(n, t)| (format!("encoder.layer.0.{n}"), t.detach()))
+            .collect();
+        let frozen = |kept: &[&str]| {
+            let mut c = c.clone();
+            c.quantization = Some(crate::quant::QuantizationConfig {
+                quant_method: "ferrotune".into(),
+                precision: Precision::Int8,
+                weights: Vec::new(),
+                kept_fp32: kept.iter().map(|m| format!("bert.encoder.layer.0.{m}.weight")).collect(),
+            });
+            let vb = VarBuilder::from_tensors(tensors.clone(), DType::F32, &Device::Cpu);
+            let mut layer = Layer::new(vb.pp("encoder").pp("layer").pp(0), &c).unwrap();
+            layer.set_precision(Precision::Int8).unwrap();
+            layer
+        };
+        let all = frozen(&MATRICES);
+        assert!(all.packed.is_none());
+        let some = frozen(&["attention.self.key", "output.dense"]);
+        let precisions: Vec<Precision> = some.packed.as_ref().unwrap().iter().map(PackedLinear::precision).collect();
+        use Precision::{Fp32, Int8};
+        assert_eq!(precisions, [Int8, Fp32, Int8, Int8, Int8, Fp32]);
+        let _scratch = ScratchScope::enter();
+        let x = random(&[2, 6, 32], &mut ChaCha8Rng::seed_from_u64(2), 1.0);
+        let mask = mask_bias(&[6, 4], 6);
+        let want = frozen(&[]).forward(&x, &mask, &mut Mode::Eval).unwrap();
+        let fp32 = layer.forward(&x, &mask, &mut Mode::Eval).unwrap();
+        assert!(max_diff(&all.forward(&x, &mask, &mut Mode::Eval).unwrap(), &fp32) <= 1e-5 * (1.0 + max_abs(&fp32)));
+        let mixed = some.forward(&x, &mask, &mut Mode::Eval).unwrap();
+        assert!(max_diff(&mixed, &fp32) < 0.1 * (1.0 + max_abs(&fp32)));
+        assert!(max_diff(&mixed, &want) > 0.0, "the kept matrices change the output");
     }
 
     /// A layer with frozen random base weights and trainable LoRA

@@ -96,13 +96,21 @@ macro_rules! dispatch_tile {
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 pub(crate) use dispatch_tile;
 
-/// A linear layer's weight matrix in a lower precision.
+/// A linear layer's weight matrix as a layer in a lower precision runs it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PackedLinear {
     /// int8, see [`Int8Matrix`].
     Int8(Int8Matrix),
     /// bf16, see [`Bf16Matrix`].
     Bf16(Bf16Matrix),
+    /// Kept in fp32 (a quantized folder's `kept_fp32`): `[out, in]`
+    /// row-major.
+    Fp32 {
+        /// The weights.
+        weight: Vec<f32>,
+        /// Inputs.
+        in_dim: usize,
+    },
 }
 
 impl PackedLinear {
@@ -120,6 +128,7 @@ impl PackedLinear {
         match self {
             PackedLinear::Int8(_) => Precision::Int8,
             PackedLinear::Bf16(_) => Precision::Bf16,
+            PackedLinear::Fp32 { .. } => Precision::Fp32,
         }
     }
 
@@ -128,6 +137,9 @@ impl PackedLinear {
         match self {
             PackedLinear::Int8(m) => m.linear(x, b, out, out_width, col),
             PackedLinear::Bf16(m) => m.linear(x, b, out, out_width, col),
+            PackedLinear::Fp32 { weight, in_dim } => {
+                crate::fused_layer::fp32_linear(x, *in_dim, weight, b, out, out_width, col)
+            }
         }
     }
 }
