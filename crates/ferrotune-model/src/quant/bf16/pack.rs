@@ -55,27 +55,45 @@ impl PackedRows {
         let pairs = stored_pairs(k);
         let held = if tiles { m.next_multiple_of(TILE_ROWS) } else { m };
         if a.row_stride() == 1 && a.col_stride() != 1 && m > 0 && k > 0 {
-            // Column-contiguous (a transposed row-major matrix): two source
-            // rows make one run of pairs.
-            let mut by_pair = vec![0u32; m * k.div_ceil(2)];
-            by_pair.par_chunks_mut(m).enumerate().for_each(|(p, out)| {
+            let real_pairs = k.div_ceil(2);
+            if tiles {
+                // AMX reads rows: 16 rows at a time, each pair's two source
+                // columns (16 contiguous values each) converted together,
+                // then transposed into the rows through a 16 x 16 tile.
+                let mut data = vec![0u32; held * pairs];
+                data.par_chunks_mut(TILE_ROWS * pairs).take(m.div_ceil(TILE_ROWS)).enumerate().for_each(|(t, out)| {
+                    let (i0, n) = (t * TILE_ROWS, (m - t * TILE_ROWS).min(TILE_ROWS));
+                    let mut tile = [[0u32; TILE_ROWS]; TILE_PAIRS];
+                    for first in (0..real_pairs).step_by(TILE_PAIRS) {
+                        let count = (real_pairs - first).min(TILE_PAIRS);
+                        for (q, column) in tile.iter_mut().enumerate().take(count) {
+                            let p = first + q;
+                            // SAFETY: column `2p` holds rows `i0..i0 + n` contiguously.
+                            let lo = unsafe { std::slice::from_raw_parts(a.at(i0, 2 * p), n) };
+                            // SAFETY: as does column `2p + 1` when inside.
+                            let hi =
+                                (2 * p + 1 < k).then(|| unsafe { std::slice::from_raw_parts(a.at(i0, 2 * p + 1), n) });
+                            interleave(lo, hi, &mut column[..n]);
+                        }
+                        for (r, row) in out.chunks_mut(pairs).take(n).enumerate() {
+                            for (q, column) in tile.iter().enumerate().take(count) {
+                                row[first + q] = column[r];
+                            }
+                        }
+                    }
+                });
+                return Self { data, pairs, row_stride: pairs, pair_stride: 1, tiles };
+            }
+            // Two source rows (columns of `a`) make one run of pairs.
+            let mut data = vec![0u32; m * real_pairs];
+            data.par_chunks_mut(m).enumerate().for_each(|(p, out)| {
                 // SAFETY: column `2p` of `a` holds `m` contiguous elements.
                 let lo = unsafe { std::slice::from_raw_parts(a.at(0, 2 * p), m) };
                 // SAFETY: as is column `2p + 1` when inside.
                 let hi = (2 * p + 1 < k).then(|| unsafe { std::slice::from_raw_parts(a.at(0, 2 * p + 1), m) });
                 interleave(lo, hi, out);
             });
-            if !tiles {
-                return Self { data: by_pair, pairs, row_stride: 1, pair_stride: m, tiles };
-            }
-            // AMX reads rows: the pairs transposed into them.
-            let mut data = vec![0u32; held * pairs];
-            data.par_chunks_mut(pairs).take(m).enumerate().for_each(|(i, row)| {
-                for (p, v) in row.iter_mut().take(k.div_ceil(2)).enumerate() {
-                    *v = by_pair[p * m + i];
-                }
-            });
-            return Self { data, pairs, row_stride: pairs, pair_stride: 1, tiles };
+            return Self { data, pairs: real_pairs, row_stride: 1, pair_stride: m, tiles };
         }
         let mut data = vec![0u32; held * pairs];
         if pairs > 0 {
