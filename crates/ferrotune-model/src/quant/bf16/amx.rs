@@ -67,7 +67,7 @@ unsafe fn tiles<const TWO_ROWS: bool, const TWO_BLOCKS: bool>(p: &Product, end: 
     // (a multiple of 16), the right one `a.pairs` pairs per block (same
     // inner dimension, same padding); each step reads 16 pairs of each.
     unsafe {
-        let x0 = a.data.as_ptr().add(r0 * a.row_stride);
+        let x0 = a.data().as_ptr().add(r0 * a.row_stride);
         let x1 = x0.add(TILE_ROWS * a.row_stride);
         let w0 = w.data.as_ptr().add(b * w.pairs * BLOCK);
         let w1 = w0.add(w.pairs * BLOCK);

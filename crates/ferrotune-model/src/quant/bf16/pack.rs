@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::{from_bf16, to_bf16};
+use crate::scratch;
 use crate::strided::Mat;
 
 /// Columns per block of the right operand (one 512-bit vector of fp32
@@ -20,7 +21,9 @@ fn pair(lo: u16, hi: u16) -> u32 {
 /// The left operand `[m, k]`: pair `p` of row `i` (columns `2p`, `2p + 1`)
 /// at `data[i * row_stride + p * pair_stride]`.
 pub(super) struct PackedRows {
-    pub(super) data: Vec<u32>,
+    /// The pairs' bits, in a pooled `f32` buffer ([`crate::scratch`]):
+    /// every word is written, so none is zeroed first.
+    storage: Vec<f32>,
     /// Pairs per row, zeros past `k` included.
     pub(super) pairs: usize,
     pub(super) row_stride: usize,
@@ -54,14 +57,17 @@ impl PackedRows {
         let tiles = crate::simd::has_amx_bf16();
         let pairs = stored_pairs(k);
         let held = if tiles { m.next_multiple_of(TILE_ROWS) } else { m };
+        let real_pairs = k.div_ceil(2);
+        let mut storage = scratch::take(held * pairs);
+        let data: &mut [u32] = bytemuck::cast_slice_mut(&mut storage);
+        // The rows past `m` (whole tiles for AMX) are zero.
+        data[m * pairs..].fill(0);
         if a.row_stride() == 1 && a.col_stride() != 1 && m > 0 && k > 0 {
-            let real_pairs = k.div_ceil(2);
             if tiles {
                 // AMX reads rows: 16 rows at a time, each pair's two source
                 // columns (16 contiguous values each) converted together,
                 // then transposed into the rows through a 16 x 16 tile.
-                let mut data = vec![0u32; held * pairs];
-                data.par_chunks_mut(TILE_ROWS * pairs).take(m.div_ceil(TILE_ROWS)).enumerate().for_each(|(t, out)| {
+                data[..m * pairs].par_chunks_mut(TILE_ROWS * pairs).enumerate().for_each(|(t, out)| {
                     let (i0, n) = (t * TILE_ROWS, (m - t * TILE_ROWS).min(TILE_ROWS));
                     let mut tile = [[0u32; TILE_ROWS]; TILE_PAIRS];
                     for first in (0..real_pairs).step_by(TILE_PAIRS) {
@@ -75,17 +81,19 @@ impl PackedRows {
                                 (2 * p + 1 < k).then(|| unsafe { std::slice::from_raw_parts(a.at(i0, 2 * p + 1), n) });
                             interleave(lo, hi, &mut column[..n]);
                         }
-                        for (r, row) in out.chunks_mut(pairs).take(n).enumerate() {
+                        for (r, row) in out.chunks_mut(pairs).enumerate() {
                             for (q, column) in tile.iter().enumerate().take(count) {
                                 row[first + q] = column[r];
                             }
                         }
                     }
+                    for row in out.chunks_mut(pairs) {
+                        row[real_pairs..].fill(0);
+                    }
                 });
-                return Self { data, pairs, row_stride: pairs, pair_stride: 1, tiles };
+                return Self { storage, pairs, row_stride: pairs, pair_stride: 1, tiles };
             }
             // Two source rows (columns of `a`) make one run of pairs.
-            let mut data = vec![0u32; m * real_pairs];
             data.par_chunks_mut(m).enumerate().for_each(|(p, out)| {
                 // SAFETY: column `2p` of `a` holds `m` contiguous elements.
                 let lo = unsafe { std::slice::from_raw_parts(a.at(0, 2 * p), m) };
@@ -93,12 +101,12 @@ impl PackedRows {
                 let hi = (2 * p + 1 < k).then(|| unsafe { std::slice::from_raw_parts(a.at(0, 2 * p + 1), m) });
                 interleave(lo, hi, out);
             });
-            return Self { data, pairs: real_pairs, row_stride: 1, pair_stride: m, tiles };
+            return Self { storage, pairs, row_stride: 1, pair_stride: m, tiles };
         }
-        let mut data = vec![0u32; held * pairs];
         if pairs > 0 {
-            data.par_chunks_mut(pairs).take(m).enumerate().for_each(|(i, out)| {
-                let out = &mut out[..k.div_ceil(2)];
+            data[..m * pairs].par_chunks_mut(pairs).enumerate().for_each(|(i, out)| {
+                let (out, padding) = out.split_at_mut(real_pairs);
+                padding.fill(0);
                 if a.col_stride() == 1 {
                     // SAFETY: row `i` of `a` holds `k` contiguous elements.
                     convert_pairs(unsafe { std::slice::from_raw_parts(a.at(i, 0), k) }, out);
@@ -109,7 +117,18 @@ impl PackedRows {
                 }
             });
         }
-        Self { data, pairs, row_stride: pairs, pair_stride: 1, tiles }
+        Self { storage, pairs, row_stride: pairs, pair_stride: 1, tiles }
+    }
+
+    /// The pairs (see the type's docs).
+    pub(super) fn data(&self) -> &[u32] {
+        bytemuck::cast_slice(&self.storage)
+    }
+}
+
+impl Drop for PackedRows {
+    fn drop(&mut self) {
+        scratch::give_back(std::mem::take(&mut self.storage));
     }
 }
 

@@ -74,7 +74,7 @@ unsafe fn tile<const N: usize, const NB: usize>(p: &Product, r0: usize, b0: usiz
         }
     }
     // SAFETY: see above.
-    let a_rows: [*const u32; N] = std::array::from_fn(|i| unsafe { a.data.as_ptr().add((r0 + i) * a.row_stride) });
+    let a_rows: [*const u32; N] = std::array::from_fn(|i| unsafe { a.data().as_ptr().add((r0 + i) * a.row_stride) });
     for q in chunk.clone() {
         // SAFETY: see above.
         let w: [__m512i; NB] = std::array::from_fn(|k| unsafe {
