@@ -96,4 +96,51 @@ macro_rules! tile_dot {
     };
 }
 
-pub(super) use {tile_dot, tile_load, tile_store, tile_zero};
+/// Words (32-bit sums) of one accumulator: 16 rows of 16.
+const ACCUMULATOR_WORDS: usize = 16 * 16;
+
+/// The sums of the kernels' four accumulators, `tmm0`-`tmm3`: (row tile,
+/// block) (0, 0), (0, 1), (1, 0) and (1, 1), each 16 rows of 16 32-bit
+/// words (i32 for int8, f32 for bf16).
+#[repr(C, align(64))]
+pub(super) struct Accumulators([[u32; ACCUMULATOR_WORDS]; 4]);
+
+impl Accumulators {
+    /// Stores the accumulators in use: the second row tile's only with
+    /// `two_rows`, the second block's only with `two_blocks`.
+    ///
+    /// # Safety
+    /// The tiles are configured (`tmm0`-`tmm3` 16 rows of 64 bytes).
+    #[inline]
+    pub(super) unsafe fn store(two_rows: bool, two_blocks: bool) -> Self {
+        let mut sums = Accumulators([[0; ACCUMULATOR_WORDS]; 4]);
+        let row_bytes = 64usize;
+        // SAFETY: each accumulator's 16 rows of 64 bytes fit its array
+        // (contract for the tiles).
+        unsafe {
+            tile_store!(0, sums.0[0].as_mut_ptr(), row_bytes);
+            if two_blocks {
+                tile_store!(1, sums.0[1].as_mut_ptr(), row_bytes);
+            }
+            if two_rows {
+                tile_store!(2, sums.0[2].as_mut_ptr(), row_bytes);
+                if two_blocks {
+                    tile_store!(3, sums.0[3].as_mut_ptr(), row_bytes);
+                }
+            }
+        }
+        sums
+    }
+
+    /// The stored accumulators: (row tile, block, their 16 rows of 16
+    /// words).
+    pub(super) fn stored(&self, two_rows: bool, two_blocks: bool) -> impl Iterator<Item = (usize, usize, &[u32])> {
+        self.0.iter().enumerate().filter_map(move |(t, words)| {
+            let (row_tile, block) = (t / 2, t % 2);
+            let used = (row_tile == 0 || two_rows) && (block == 0 || two_blocks);
+            used.then_some((row_tile, block, &words[..]))
+        })
+    }
+}
+
+pub(super) use {tile_dot, tile_load, tile_zero};

@@ -11,7 +11,7 @@ use std::ops::Range;
 
 use super::pack::{TILE_PAIRS, TILE_ROWS};
 use super::{Product, BLOCK};
-use crate::quant::amx::{tile_dot, tile_load, tile_store, tile_zero, TileConfig, Tiles};
+use crate::quant::amx::{tile_dot, tile_load, tile_zero, Accumulators, TileConfig, Tiles};
 
 /// Rows and blocks per parallel task.
 pub(super) const TASK: (usize, usize) = (128, 8);
@@ -53,10 +53,6 @@ pub(super) unsafe fn task(p: &Product, rows: Range<usize>, blocks: Range<usize>)
     }
 }
 
-/// The sums of one (row tile, block) pair, row by row.
-#[repr(C, align(64))]
-struct Sums([f32; TILE_ROWS * BLOCK]);
-
 /// Rows `r0..` (one or two tiles, those before `end` written) by blocks
 /// `b..` (one or two).
 #[target_feature(enable = "avx512f")]
@@ -92,43 +88,21 @@ unsafe fn tiles<const TWO_ROWS: bool, const TWO_BLOCKS: bool>(p: &Product, end: 
             }
         }
     }
-    let mut sums = [
-        Sums([0.0; TILE_ROWS * BLOCK]),
-        Sums([0.0; TILE_ROWS * BLOCK]),
-        Sums([0.0; TILE_ROWS * BLOCK]),
-        Sums([0.0; TILE_ROWS * BLOCK]),
-    ];
-    let row_bytes = BLOCK * 4;
-    // SAFETY: each `Sums` holds 16 rows of 16 f32.
-    unsafe {
-        tile_store!(0, sums[0].0.as_mut_ptr(), row_bytes);
-        if TWO_BLOCKS {
-            tile_store!(1, sums[1].0.as_mut_ptr(), row_bytes);
-        }
-        if TWO_ROWS {
-            tile_store!(2, sums[2].0.as_mut_ptr(), row_bytes);
-            if TWO_BLOCKS {
-                tile_store!(3, sums[3].0.as_mut_ptr(), row_bytes);
-            }
-        }
-    }
-    for (t, sums) in sums.iter().enumerate() {
-        let (row_tile, block) = (t / 2, t % 2);
-        if (row_tile == 1 && !TWO_ROWS) || (block == 1 && !TWO_BLOCKS) {
-            continue;
-        }
+    // SAFETY: the tiles are configured (`task`).
+    let sums = unsafe { Accumulators::store(TWO_ROWS, TWO_BLOCKS) };
+    for (row_tile, block, sums) in sums.stored(TWO_ROWS, TWO_BLOCKS) {
         let c0 = (b + block) * BLOCK;
         let valid = w.n.saturating_sub(c0).min(BLOCK);
         let mask: __mmask16 = if valid == BLOCK { !0 } else { (1u16 << valid) - 1 };
         // SAFETY: the bias has `n` values; masked to the valid ones.
         let bias = p.bias.map(|bias| unsafe { _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)) });
         let first = r0 + row_tile * TILE_ROWS;
-        for (i, row) in sums.0.chunks_exact(BLOCK).enumerate().take(end.saturating_sub(first)) {
+        for (i, row) in sums.chunks_exact(BLOCK).enumerate().take(end.saturating_sub(first)) {
             // SAFETY: row `first + i < end` and the block's valid columns are
             // inside `dst` and this task's (contract); `row` holds 16 f32.
             unsafe {
                 let dst = p.dst.get().add((first + i) * p.dst_rs + c0);
-                let mut v = _mm512_loadu_ps(row.as_ptr());
+                let mut v = _mm512_loadu_ps(row.as_ptr().cast());
                 if let Some(bias) = bias {
                     v = _mm512_add_ps(v, bias);
                 }

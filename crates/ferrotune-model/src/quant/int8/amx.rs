@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::{KernelArgs, Tile, BLOCK, GROUP};
-use crate::quant::amx::{tile_dot, tile_load, tile_store, tile_zero, TileConfig, Tiles};
+use crate::quant::amx::{tile_dot, tile_load, tile_zero, Accumulators, TileConfig, Tiles};
 
 /// Rows of one tile register.
 pub(super) const ROWS: usize = 16;
@@ -57,10 +57,6 @@ pub(super) unsafe fn tile(a: &KernelArgs, tile: &Tile) {
     }
 }
 
-/// The integer sums of one (row tile, block) pair, row by row.
-#[repr(C, align(64))]
-struct Sums([i32; ROWS * BLOCK]);
-
 /// Rows `r0..` (one or two tiles, those before `end` written) by blocks
 /// `b..` (one or two).
 #[target_feature(enable = "avx512f")]
@@ -99,28 +95,11 @@ unsafe fn tiles<const TWO_ROWS: bool, const TWO_BLOCKS: bool>(a: &KernelArgs, en
             }
         }
     }
-    let mut sums = [Sums([0; ROWS * BLOCK]), Sums([0; ROWS * BLOCK]), Sums([0; ROWS * BLOCK]), Sums([0; ROWS * BLOCK])];
-    let row_bytes = BLOCK * size_of::<i32>();
-    // SAFETY: each `Sums` holds 16 rows of 16 i32.
-    unsafe {
-        tile_store!(0, sums[0].0.as_mut_ptr(), row_bytes);
-        if TWO_BLOCKS {
-            tile_store!(1, sums[1].0.as_mut_ptr(), row_bytes);
-        }
-        if TWO_ROWS {
-            tile_store!(2, sums[2].0.as_mut_ptr(), row_bytes);
-            if TWO_BLOCKS {
-                tile_store!(3, sums[3].0.as_mut_ptr(), row_bytes);
-            }
-        }
-    }
-    for (t, sums) in sums.iter().enumerate() {
-        let (row_tile, block) = (t / 2, t % 2);
-        if (row_tile == 1 && !TWO_ROWS) || (block == 1 && !TWO_BLOCKS) {
-            continue;
-        }
+    // SAFETY: the tiles are configured (`tile`).
+    let sums = unsafe { Accumulators::store(TWO_ROWS, TWO_BLOCKS) };
+    for (row_tile, block, sums) in sums.stored(TWO_ROWS, TWO_BLOCKS) {
         let first = r0 + row_tile * ROWS;
-        for (i, row) in sums.0.chunks_exact(BLOCK).enumerate().take(end.saturating_sub(first)) {
+        for (i, row) in sums.chunks_exact(BLOCK).enumerate().take(end.saturating_sub(first)) {
             // SAFETY: row `first + i < end` and block `b + block` are this
             // task's; `row` holds 16 i32.
             unsafe { super::x86::store_block(a, first + i, b + block, _mm512_loadu_si512(row.as_ptr().cast())) };
