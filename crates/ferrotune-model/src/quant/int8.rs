@@ -45,6 +45,13 @@ const GROUP: usize = 4;
 const ROWS_PER_TASK: usize = 64;
 /// Blocks per parallel task.
 const BLOCKS_PER_TASK: usize = 4;
+/// AMX: rows of one tile register.
+const AMX_ROWS: usize = 16;
+/// AMX: inputs one step covers (a tile row of 64 codes).
+const AMX_STEP: usize = 64;
+/// AMX: rows and blocks per parallel task (larger than the vector
+/// kernels': AMX finishes a task's products in a few thousand cycles).
+const AMX_TASK: (usize, usize) = (128, 8);
 
 /// A weight matrix `[out, in]` quantized to int8 per output channel and
 /// packed for the kernels.
@@ -296,14 +303,14 @@ impl Int8Matrix {
         assert!(col + self.out_dim <= out_width);
         let padded_in = in_dim.div_ceil(GROUP) * GROUP;
         // AMX takes 64 inputs per step: other widths run on VNNI.
-        let kernel = if kernel == Kernel::Amx && !padded_in.is_multiple_of(amx::STEP) { Kernel::Vnni } else { kernel };
+        let kernel = if kernel == Kernel::Amx && !padded_in.is_multiple_of(AMX_STEP) { Kernel::Vnni } else { kernel };
         let level = kernel.path();
         assert!(level != SimdLevel::Avx2 || self.lanes_fit, "int8 weights packed for another path than AVX2");
         let top = top_code(level);
         // AMX loads whole tiles of rows: the rows past the last are read
         // (whatever they hold) and their sums dropped.
         let (held_rows, rows_per_task, blocks_per_task) = match kernel {
-            Kernel::Amx => (rows.next_multiple_of(amx::ROWS), amx::ROWS_PER_TASK, amx::BLOCKS_PER_TASK),
+            Kernel::Amx => (rows.next_multiple_of(AMX_ROWS), AMX_TASK.0, AMX_TASK.1),
             _ => (rows, ROWS_PER_TASK, BLOCKS_PER_TASK),
         };
         let mut storage = scratch::take((held_rows * padded_in).div_ceil(4));

@@ -13,9 +13,6 @@ use super::pack::{TILE_PAIRS, TILE_ROWS};
 use super::{Product, BLOCK};
 use crate::quant::amx::{tile_dot, tile_load, tile_zero, Accumulators, TileConfig, Tiles};
 
-/// Rows and blocks per parallel task.
-pub(super) const TASK: (usize, usize) = (128, 8);
-
 /// Every register 16 rows of 64 bytes: `tmm0`-`tmm3` the sums of (row
 /// tile, block) (0, 0), (0, 1), (1, 0), (1, 1); `tmm4`, `tmm5` two row
 /// tiles of the left operand; `tmm6`, `tmm7` two blocks of the right one.

@@ -11,14 +11,9 @@ use super::{KernelArgs, Tile, BLOCK, GROUP};
 use crate::quant::amx::{tile_dot, tile_load, tile_zero, Accumulators, TileConfig, Tiles};
 
 /// Rows of one tile register.
-pub(super) const ROWS: usize = 16;
+const ROWS: usize = super::AMX_ROWS;
 /// Inputs one step covers: a tile row of 64 codes.
-pub(super) const STEP: usize = 64;
-/// Rows of `x` per parallel task (larger than the vector kernels': AMX
-/// finishes a task's products in a few thousand cycles).
-pub(super) const ROWS_PER_TASK: usize = 128;
-/// Blocks per parallel task.
-pub(super) const BLOCKS_PER_TASK: usize = 8;
+const STEP: usize = super::AMX_STEP;
 
 /// Every register 16 rows of 64 bytes: `tmm0`-`tmm3` the i32 sums of
 /// (row tile, block) (0, 0), (0, 1), (1, 0), (1, 1); `tmm4`, `tmm5` two
