@@ -116,4 +116,27 @@ fn quantized_folders_load_everywhere_and_bad_ones_are_refused() {
         "{}",
         stderr(&e)
     );
+
+    // A matrix kept in fp32 loads; a kept name that is not there is refused too.
+    let kept = t.join("kept");
+    let k = kept.to_str().unwrap();
+    let o = ferrotune(&["quantize", "--model", m, "--output", k, "--keep-fp32", "layer.1.output.dense"], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let e = ferrotune(&["eval", "--model", k, "--data", d, "--threads", "1"], "");
+    assert!(e.status.success(), "{}", stderr(&e));
+    let config_path = kept.join("config.json");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        json["quantization_config"]["kept_fp32"],
+        serde_json::json!(["bert.encoder.layer.1.output.dense.weight"])
+    );
+    std::fs::write(&config_path, config.replace("layer.1.output.dense.weight", "layer.9.output.dense.weight")).unwrap();
+    let e = ferrotune(&["eval", "--model", k, "--data", d], "");
+    assert_eq!(e.status.code(), Some(1));
+    assert!(
+        stderr(&e).contains("config.json: quantization_config names 'bert.encoder.layer.9.output.dense.weight'"),
+        "{}",
+        stderr(&e)
+    );
 }

@@ -44,6 +44,17 @@ pub fn level() -> SimdLevel {
     })
 }
 
+/// The mask of the first `n` of 16 lanes (all 16 from 16 on), for
+/// AVX-512's masked loads and stores of a partial vector.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn first_lanes(n: usize) -> u16 {
+    if n >= 16 {
+        !0
+    } else {
+        (1u16 << n) - 1
+    }
+}
+
 /// Whether int8 products may use AMX (`tdpbusd` on tile registers): the
 /// AVX-512 path, not capped by `FERROTUNE_KERNELS=avx512`, and the
 /// processor has AMX-INT8 and the kernel lets this process use the tiles.

@@ -142,11 +142,11 @@ pub fn save_quantized(
     Ok(QuantizedFolder { config: quantization, weight_bytes })
 }
 
-/// Checks that every tensor `config.json`'s `quantization_config` names is
-/// in the weights.
+/// Checks that every tensor `config.json`'s `quantization_config` names
+/// (quantized or kept in fp32) is in the weights.
 pub(crate) fn check_names(config: &BertConfig, params: &ParamStore, dir: &Path) -> Result<(), ModelError> {
     let Some(q) = &config.quantization else { return Ok(()) };
-    match q.weights.iter().find(|w| !params.contains(&crate::params::canonical_name(w))) {
+    match q.weights.iter().chain(&q.kept_fp32).find(|w| !params.contains(&crate::params::canonical_name(w))) {
         Some(missing) => Err(ModelError::Config {
             path: dir.join("config.json"),
             message: format!("quantization_config names '{missing}', which model.safetensors does not have"),

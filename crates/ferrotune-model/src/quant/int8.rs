@@ -137,20 +137,28 @@ fn worst_lane_sum(row: &[i8]) -> i32 {
     worst
 }
 
+/// One channel as packed: scale, weights, and whether no AVX2 lane of it
+/// can saturate.
+struct Channel {
+    scale: f32,
+    weights: Vec<i8>,
+    lanes_fit: bool,
+}
+
 /// A channel's weights and scale for `path`: `quantize(WEIGHT_MAX)`, or on
 /// the AVX2 path, where that would saturate a lane, `quantize(code)` at the
 /// largest code that does not (64 always fits: 4 · 64 <= 258).
-fn fit_channel(path: SimdLevel, quantize: impl Fn(i32) -> (f32, Vec<i8>)) -> (f32, Vec<i8>) {
-    let (scale, q) = quantize(WEIGHT_MAX);
-    let worst = worst_lane_sum(&q);
+fn fit_channel(path: SimdLevel, quantize: impl Fn(i32) -> (f32, Vec<i8>)) -> Channel {
+    let (scale, weights) = quantize(WEIGHT_MAX);
+    let worst = worst_lane_sum(&weights);
     if path != SimdLevel::Avx2 || worst <= LANE_WEIGHT_SUM {
-        return (scale, q);
+        return Channel { scale, weights, lanes_fit: worst <= LANE_WEIGHT_SUM };
     }
     let mut code = (WEIGHT_MAX * LANE_WEIGHT_SUM / worst).max(64);
     loop {
-        let (scale, q) = quantize(code);
-        if code <= 64 || worst_lane_sum(&q) <= LANE_WEIGHT_SUM {
-            return (scale, q);
+        let (scale, weights) = quantize(code);
+        if code <= 64 || worst_lane_sum(&weights) <= LANE_WEIGHT_SUM {
+            return Channel { scale, weights, lanes_fit: true };
         }
         code -= 1;
     }
@@ -209,7 +217,7 @@ impl Int8Matrix {
 
     fn quantize_on(path: SimdLevel, w: &[f32], out_dim: usize, in_dim: usize) -> Self {
         assert_eq!(w.len(), out_dim * in_dim, "weights of {out_dim} x {in_dim}");
-        let channels: Vec<(f32, Vec<i8>)> =
+        let channels: Vec<Channel> =
             w.par_chunks(in_dim.max(1)).map(|row| fit_channel(path, |code| quantize_channel(row, code))).collect();
         Self::pack(channels, out_dim, in_dim)
     }
@@ -225,7 +233,7 @@ impl Int8Matrix {
     fn from_quantized_on(path: SimdLevel, values: &[i8], scales: &[f32], out_dim: usize, in_dim: usize) -> Self {
         assert_eq!(values.len(), out_dim * in_dim);
         assert_eq!(scales.len(), out_dim);
-        let channels: Vec<(f32, Vec<i8>)> = values
+        let channels: Vec<Channel> = values
             .par_chunks(in_dim.max(1))
             .zip(scales)
             .map(|(row, &scale)| {
@@ -246,13 +254,13 @@ impl Int8Matrix {
     }
 
     /// Packs each channel's scale and weights (see the module docs).
-    fn pack(channels: Vec<(f32, Vec<i8>)>, out_dim: usize, in_dim: usize) -> Self {
+    fn pack(channels: Vec<Channel>, out_dim: usize, in_dim: usize) -> Self {
         assert_eq!(channels.len(), out_dim);
         let (blocks, groups) = (out_dim.div_ceil(BLOCK), in_dim.div_ceil(GROUP));
         let mut packed = vec![0i8; blocks * groups * BLOCK * GROUP];
         let (mut scales, mut sums) = (vec![0f32; blocks * BLOCK], vec![0i32; blocks * BLOCK]);
         let mut lanes_fit = true;
-        for (c, (scale, row)) in channels.into_iter().enumerate() {
+        for (c, Channel { scale, weights: row, lanes_fit: fits }) in channels.into_iter().enumerate() {
             assert_eq!(row.len(), in_dim);
             let (b, j) = (c / BLOCK, c % BLOCK);
             for (k, &v) in row.iter().enumerate() {
@@ -260,7 +268,7 @@ impl Int8Matrix {
             }
             scales[c] = scale;
             sums[c] = row.iter().map(|&v| i32::from(v)).sum();
-            lanes_fit &= worst_lane_sum(&row) <= LANE_WEIGHT_SUM;
+            lanes_fit &= fits;
         }
         Self { out_dim, in_dim, packed, scales, sums, lanes_fit }
     }
@@ -523,7 +531,7 @@ mod x86 {
             }
         }
         for chunk in tail.chunks(16) {
-            let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
+            let mask: __mmask16 = crate::simd::first_lanes(chunk.len());
             // SAFETY: masked to the chunk's lanes (the others read as 0).
             let v = unsafe { _mm512_maskz_loadu_ps(mask, chunk.as_ptr()) };
             lo[0] = _mm512_min_ps(v, lo[0]);
@@ -543,7 +551,7 @@ mod x86 {
         let (inv, hi, lo, zero) =
             (_mm512_set1_ps(inv), _mm512_set1_ps(hi), _mm512_set1_ps(lo), _mm512_set1_epi32(zero));
         for (i, chunk) in x.chunks(16).enumerate() {
-            let mask: __mmask16 = if chunk.len() == 16 { !0 } else { (1u16 << chunk.len()) - 1 };
+            let mask: __mmask16 = crate::simd::first_lanes(chunk.len());
             // SAFETY: masked to the chunk's lanes; `q` has room (contract).
             unsafe {
                 let v = _mm512_maskz_loadu_ps(mask, chunk.as_ptr());
@@ -676,7 +684,7 @@ mod x86 {
         let m = a.matrix;
         let c0 = b * BLOCK;
         let valid = m.out_dim.saturating_sub(c0).min(BLOCK);
-        let mask: __mmask16 = if valid == BLOCK { !0 } else { (1u16 << valid) - 1 };
+        let mask: __mmask16 = crate::simd::first_lanes(valid);
         // SAFETY: `sums` and `scales` are padded to whole blocks; the bias is
         // read (and the output written) in the valid lanes only.
         unsafe {

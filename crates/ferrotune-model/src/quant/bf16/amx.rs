@@ -90,7 +90,7 @@ unsafe fn tiles<const TWO_ROWS: bool, const TWO_BLOCKS: bool>(p: &Product, end: 
     for (row_tile, block, sums) in sums.stored(TWO_ROWS, TWO_BLOCKS) {
         let c0 = (b + block) * BLOCK;
         let valid = w.n.saturating_sub(c0).min(BLOCK);
-        let mask: __mmask16 = if valid == BLOCK { !0 } else { (1u16 << valid) - 1 };
+        let mask: __mmask16 = crate::simd::first_lanes(valid);
         // SAFETY: the bias has `n` values; masked to the valid ones.
         let bias = p.bias.map(|bias| unsafe { _mm512_maskz_loadu_ps(mask, bias.as_ptr().add(c0)) });
         let first = r0 + row_tile * TILE_ROWS;

@@ -254,7 +254,7 @@ mod x86 {
     /// AVX-512F is present; `x..x + n` is readable.
     #[target_feature(enable = "avx512f")]
     unsafe fn load(x: *const f32, n: usize) -> __m512 {
-        let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
+        let mask: __mmask16 = crate::simd::first_lanes(n);
         // SAFETY: only the first `n` lanes are read.
         unsafe { _mm512_maskz_loadu_ps(mask, x) }
     }
@@ -270,7 +270,7 @@ mod x86 {
                 let hi = if x.len() > 16 { load(x.as_ptr().add(16), x.len() - 16) } else { _mm512_setzero_ps() };
                 // Lower 16 words from `lo`, upper from `hi`: memory order.
                 let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-                let mask: __mmask16 = if o.len() >= 16 { !0 } else { (1u16 << o.len()) - 1 };
+                let mask: __mmask16 = crate::simd::first_lanes(o.len());
                 _mm512_mask_storeu_epi32(o.as_mut_ptr().cast(), mask, v);
             }
         }
@@ -294,7 +294,7 @@ mod x86 {
                 let h = hi.map_or(_mm512_setzero_ps(), |hi| load(hi.as_ptr().add(16 * c), n));
                 let v: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(h, l));
                 let v = _mm512_permutexvar_epi16(order, v);
-                let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
+                let mask: __mmask16 = crate::simd::first_lanes(n);
                 _mm512_mask_storeu_epi32(o.as_mut_ptr().cast(), mask, v);
             }
         }

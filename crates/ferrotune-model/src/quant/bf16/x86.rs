@@ -51,14 +51,8 @@ pub(super) unsafe fn task(p: &Product, rows: Range<usize>, blocks: Range<usize>)
 unsafe fn tile<const N: usize, const NB: usize>(p: &Product, r0: usize, b0: usize, chunk: Range<usize>) {
     let (a, b) = (p.a, p.b);
     let first = chunk.start == 0;
-    let masks: [__mmask16; NB] = std::array::from_fn(|k| {
-        let valid = b.n.saturating_sub((b0 + k) * BLOCK).min(BLOCK);
-        if valid == BLOCK {
-            !0
-        } else {
-            (1u16 << valid) - 1
-        }
-    });
+    let masks: [__mmask16; NB] =
+        std::array::from_fn(|k| crate::simd::first_lanes(b.n.saturating_sub((b0 + k) * BLOCK)));
     // In all the blocks below: rows `r0..r0 + N` and blocks `b0..b0 + NB`
     // are inside the operands and `dst` (the caller's contract), and loads
     // and stores of `dst` and the bias touch the valid lanes only.
