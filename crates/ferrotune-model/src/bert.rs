@@ -380,9 +380,7 @@ impl Layer {
             })
             .collect::<Result<_>>()?;
         self.packed = Some(Arc::new(packed.try_into().expect("six matrices")));
-        if self.packed.is_some() {
-            self.drop_fp32_matrices()?;
-        }
+        self.drop_fp32_matrices()?;
         Ok(())
     }
 
