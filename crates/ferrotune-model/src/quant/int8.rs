@@ -31,6 +31,7 @@
 
 use rayon::prelude::*;
 
+use super::{AMX_ROWS, AMX_TASK};
 use crate::scratch;
 use crate::simd::{self, SimdLevel};
 
@@ -45,13 +46,8 @@ const GROUP: usize = 4;
 const ROWS_PER_TASK: usize = 64;
 /// Blocks per parallel task.
 const BLOCKS_PER_TASK: usize = 4;
-/// AMX: rows of one tile register.
-const AMX_ROWS: usize = 16;
 /// AMX: inputs one step covers (a tile row of 64 codes).
 const AMX_STEP: usize = 64;
-/// AMX: rows and blocks per parallel task (larger than the vector
-/// kernels': AMX finishes a task's products in a few thousand cycles).
-const AMX_TASK: (usize, usize) = (128, 8);
 
 /// A weight matrix `[out, in]` quantized to int8 per output channel and
 /// packed for the kernels.

@@ -15,6 +15,13 @@ pub(crate) use folder::{check_names, is_layer_matrix, scale_name, widen_int8};
 pub use folder::{save_quantized, QuantizationConfig, QuantizedFolder};
 pub use int8::Int8Matrix;
 
+/// AMX: rows of one tile register (int8 and bf16 kernels alike).
+const AMX_ROWS: usize = 16;
+/// AMX: rows and 16-column blocks of the output per parallel task, for
+/// both kernels (larger than the vector kernels': AMX finishes a task's
+/// products in a few thousand cycles).
+const AMX_TASK: (usize, usize) = (128, 8);
+
 /// The numeric precision of a model's linear layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]

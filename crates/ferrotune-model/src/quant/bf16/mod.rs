@@ -25,8 +25,6 @@ use pack::{PackedColumns, PackedRows, BLOCK};
 /// Rows and 16-column blocks of the output per parallel task.
 const ROWS_PER_TASK: usize = 64;
 const BLOCKS_PER_TASK: usize = 4;
-/// The same for AMX (larger: it finishes a task in a few thousand cycles).
-const AMX_TASK: (usize, usize) = (128, 8);
 
 /// f32 to bf16, rounding to nearest even (NaN stays NaN).
 pub fn to_bf16(v: f32) -> u16 {
@@ -169,7 +167,8 @@ unsafe fn product(
     let product = Product { a, b, dst, dst_rs, accumulate, bias };
     // AMX when the left operand is in its layout (the right one then is).
     let tiles = a.tiles;
-    let (rows_per_task, blocks_per_task) = if tiles { AMX_TASK } else { (ROWS_PER_TASK, BLOCKS_PER_TASK) };
+    let (rows_per_task, blocks_per_task) =
+        if tiles { crate::quant::AMX_TASK } else { (ROWS_PER_TASK, BLOCKS_PER_TASK) };
     let blocks = b.n.div_ceil(BLOCK);
     let per_rows = blocks.div_ceil(blocks_per_task);
     (0..m.div_ceil(rows_per_task) * per_rows).into_par_iter().for_each(|task| {

@@ -36,7 +36,7 @@ pub(super) struct PackedRows {
 /// Pairs per AMX tile row (64 bytes).
 pub(super) const TILE_PAIRS: usize = 16;
 /// Rows per AMX tile.
-pub(super) const TILE_ROWS: usize = 16;
+pub(super) const TILE_ROWS: usize = crate::quant::AMX_ROWS;
 
 /// The pairs stored per row (left operand) or per block (right operand)
 /// for an inner dimension of `k`: whole tile rows where AMX runs the product.
