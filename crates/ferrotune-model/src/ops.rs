@@ -71,15 +71,21 @@ crate::simd::multiversion! {
 /// Layer norm of each row of `z` (rows of `w.len()` elements), with each
 /// row's (mean, 1/std) for the backward pass.
 pub(crate) fn layer_norm_rows(z: &[f32], w: &[f32], b: &[f32], eps: f32) -> (Vec<f32>, Vec<(f32, f32)>) {
-    let width = w.len();
     let mut out = vec![0f32; z.len()];
-    let stats = out
-        .par_chunks_mut(width)
+    let stats = layer_norm_rows_into(z, w, b, eps, &mut out);
+    (out, stats)
+}
+
+/// [`layer_norm_rows`] into `out` (as long as `z`; its values are
+/// overwritten), returning the statistics.
+pub(crate) fn layer_norm_rows_into(z: &[f32], w: &[f32], b: &[f32], eps: f32, out: &mut [f32]) -> Vec<(f32, f32)> {
+    let width = w.len();
+    assert_eq!(out.len(), z.len(), "layer norm: output and input lengths differ");
+    out.par_chunks_mut(width)
         .zip(z.par_chunks(width))
         .with_min_len((PARALLEL_MIN / width.max(1)).max(1))
         .map(|(y, z)| normalize_row(y, z, w, b, eps))
-        .collect();
-    (out, stats)
+        .collect()
 }
 
 /// Backward of [`layer_norm_rows`]: gradients for `z`, the weight and the

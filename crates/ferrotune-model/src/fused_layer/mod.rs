@@ -29,7 +29,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor}
 use rayon::prelude::*;
 
 use crate::config::Activation;
-use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, with_f32};
+use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, layer_norm_rows_into, with_f32};
 use crate::quant::PackedLinear;
 use crate::scratch;
 use elementwise::{
@@ -384,11 +384,47 @@ impl FusedLayer {
         col: usize,
         first_row: usize,
     ) -> Option<LoraSaved> {
-        let slot = slot_of(index);
         match &self.packed {
-            Some(packed) => packed[slot].linear(x, w[index + 1], out, width, col),
+            Some(packed) => packed[slot_of(index)].linear(x, w[index + 1], out, width, col),
             None => linear_in(self.products, x, in_dim, w[index], w[index + 1], out, width, col),
         }
+        self.adapt(index, lora, x, in_dim, out, width, col, first_row)
+    }
+
+    /// The query, key and value projections of `x` into `qkv`'s rows of
+    /// `3 · hidden` (see [`Self::linear`]); packed int8 matrices share one
+    /// quantization of `x`.
+    fn project_qkv(&self, w: &[&[f32]; 16], lora: &[LoraGroup], x: &[f32], qkv: &mut [f32]) -> [Option<LoraSaved>; 3] {
+        let h = self.shape.hidden;
+        match &self.packed {
+            Some(packed) => {
+                let parts: Vec<_> = (0..3).map(|j| (&packed[j], w[2 * j + 1], j * h)).collect();
+                PackedLinear::linear_shared(&parts, x, qkv, 3 * h);
+            }
+            None => {
+                for j in 0..3 {
+                    linear_in(self.products, x, h, w[2 * j], w[2 * j + 1], qkv, 3 * h, j * h);
+                }
+            }
+        }
+        std::array::from_fn(|j| self.adapt(2 * j, lora, x, h, qkv, 3 * h, j * h, 0))
+    }
+
+    /// Adds each adapter group's low-rank product for weight matrix
+    /// `index` to its rows of `out` (see [`Self::linear`]).
+    #[allow(clippy::too_many_arguments)]
+    fn adapt(
+        &self,
+        index: usize,
+        lora: &[LoraGroup],
+        x: &[f32],
+        in_dim: usize,
+        out: &mut [f32],
+        width: usize,
+        col: usize,
+        first_row: usize,
+    ) -> Option<LoraSaved> {
+        let slot = slot_of(index);
         let rows = x.len() / in_dim;
         let mut saved = None;
         for group in lora {
@@ -488,8 +524,8 @@ impl FusedLayer {
 
         let mut lora_saved: [Option<LoraSaved>; 6] = Default::default();
         let mut qkv = scratch::take(rows * 3 * h);
-        for (j, saved) in lora_saved.iter_mut().take(3).enumerate() {
-            *saved = self.linear(2 * j, w, lora, x, h, &mut qkv, 3 * h, j * h, 0);
+        for (saved, projected) in lora_saved.iter_mut().zip(self.project_qkv(w, lora, x, &mut qkv)) {
+            *saved = projected;
         }
 
         // Attention, one (sequence, head) pair per task; heads are read from
@@ -578,7 +614,8 @@ impl FusedLayer {
         };
         let hidden_mask_1 = self.mask(rows * h, 1);
         dropout_add(&mut z1, hidden_mask_1.as_deref(), self.hidden_p(), x);
-        let (attended, stats1) = layer_norm_rows(&z1, weight(LN1_W), weight(LN1_B), eps);
+        let mut attended = scratch::take(rows * h);
+        let stats1 = layer_norm_rows_into(&z1, weight(LN1_W), weight(LN1_B), eps, &mut attended);
 
         let mut z2 = scratch::take(rows * h);
         let inner = if self.save {
@@ -594,7 +631,9 @@ impl FusedLayer {
         };
         let hidden_mask_2 = self.mask(rows * h, 2);
         dropout_add(&mut z2, hidden_mask_2.as_deref(), self.hidden_p(), &attended);
-        let (y, stats2) = layer_norm_rows(&z2, weight(LN2_W), weight(LN2_B), eps);
+        scratch::give_back(attended);
+        let mut y = scratch::take(rows * h);
+        let stats2 = layer_norm_rows_into(&z2, weight(LN2_W), weight(LN2_B), eps, &mut y);
 
         if !self.save {
             scratch::give_back(z2);

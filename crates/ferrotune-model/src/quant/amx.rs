@@ -9,6 +9,7 @@
 //! make the tiles usable: the process must have asked Linux for them.
 
 use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 
 /// A tile configuration (palette 1): rows and bytes per row of each of the
 /// eight registers.
@@ -101,9 +102,10 @@ const ACCUMULATOR_WORDS: usize = 16 * 16;
 
 /// The sums of the kernels' four accumulators, `tmm0`-`tmm3`: (row tile,
 /// block) (0, 0), (0, 1), (1, 0) and (1, 1), each 16 rows of 16 32-bit
-/// words (i32 for int8, f32 for bf16).
+/// words (i32 for int8, f32 for bf16). Only the stored ones are
+/// initialised (the others are never read).
 #[repr(C, align(64))]
-pub(super) struct Accumulators([[u32; ACCUMULATOR_WORDS]; 4]);
+pub(super) struct Accumulators([MaybeUninit<[u32; ACCUMULATOR_WORDS]>; 4]);
 
 impl Accumulators {
     /// Stores the accumulators in use: the second row tile's only with
@@ -113,10 +115,10 @@ impl Accumulators {
     /// The tiles are configured (`tmm0`-`tmm3` 16 rows of 64 bytes).
     #[inline]
     pub(super) unsafe fn store(two_rows: bool, two_blocks: bool) -> Self {
-        let mut sums = Accumulators([[0; ACCUMULATOR_WORDS]; 4]);
+        let mut sums = Accumulators([MaybeUninit::uninit(); 4]);
         let row_bytes = 64usize;
         // SAFETY: each accumulator's 16 rows of 64 bytes fit its array
-        // (contract for the tiles).
+        // (contract for the tiles); `tilestored` writes all of them.
         unsafe {
             tile_store!(0, sums.0[0].as_mut_ptr(), row_bytes);
             if two_blocks {
@@ -138,7 +140,8 @@ impl Accumulators {
         self.0.iter().enumerate().filter_map(move |(t, words)| {
             let (row_tile, block) = (t / 2, t % 2);
             let used = (row_tile == 0 || two_rows) && (block == 0 || two_blocks);
-            used.then_some((row_tile, block, &words[..]))
+            // SAFETY: `store` wrote every accumulator in use.
+            used.then(|| (row_tile, block, &unsafe { words.assume_init_ref() }[..]))
         })
     }
 }

@@ -297,19 +297,36 @@ impl Int8Matrix {
     /// into rows of `out_width` values; the kernel is the fastest of
     /// [`simd::level`]'s path.
     pub fn linear(&self, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
-        self.linear_on(Kernel::best(simd::level()), x, b, out, out_width, col)
+        Self::linear_shared(&[(self, b, col)], x, out, out_width)
     }
 
-    fn linear_on(&self, kernel: Kernel, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
-        let in_dim = self.in_dim;
+    /// [`Self::linear`] of several matrices of the same input width over
+    /// the same `x`, each `(matrix, bias, first column)`, with `x`
+    /// quantized once (as for the query, key and value projections).
+    pub fn linear_shared(parts: &[(&Int8Matrix, &[f32], usize)], x: &[f32], out: &mut [f32], out_width: usize) {
+        Self::shared_on(Kernel::best(simd::level()), parts, x, out, out_width)
+    }
+
+    fn shared_on(kernel: Kernel, parts: &[(&Int8Matrix, &[f32], usize)], x: &[f32], out: &mut [f32], out_width: usize) {
+        let Some(&(first, _, _)) = parts.first() else { return };
+        let in_dim = first.in_dim;
         let rows = x.len() / in_dim;
-        assert!(x.len() == rows * in_dim && b.len() == self.out_dim && out.len() == rows * out_width);
-        assert!(col + self.out_dim <= out_width);
+        assert!(x.len() == rows * in_dim && out.len() == rows * out_width);
+        for &(m, b, col) in parts {
+            assert!(m.in_dim == in_dim && b.len() == m.out_dim && col + m.out_dim <= out_width);
+        }
+        // Tasks of different parts write at once: their columns must not overlap.
+        let mut columns: Vec<_> = parts.iter().map(|(m, _, col)| (*col, col + m.out_dim)).collect();
+        columns.sort_unstable();
+        assert!(columns.windows(2).all(|w| w[0].1 <= w[1].0), "int8 products writing the same columns");
         let padded_in = in_dim.div_ceil(GROUP) * GROUP;
         // AMX takes 64 inputs per step: other widths run on VNNI.
         let kernel = if kernel == Kernel::Amx && !padded_in.is_multiple_of(AMX_STEP) { Kernel::Vnni } else { kernel };
         let level = kernel.path();
-        assert!(level != SimdLevel::Avx2 || self.lanes_fit, "int8 weights packed for another path than AVX2");
+        assert!(
+            level != SimdLevel::Avx2 || parts.iter().all(|(m, _, _)| m.lanes_fit),
+            "int8 weights packed for another path than AVX2"
+        );
         let top = top_code(level);
         // AMX loads whole tiles of rows: the rows past the last are read
         // (whatever they hold) and their sums dropped.
@@ -321,25 +338,31 @@ impl Int8Matrix {
         let xq = &mut bytemuck::cast_slice_mut::<f32, u8>(&mut storage)[..held_rows * padded_in];
         let x_codes = quantize_rows(x, in_dim, top, level, xq);
         let xq = &*xq;
-        let blocks = self.out_dim.div_ceil(BLOCK);
         let out_ptr = OutPtr(out.as_mut_ptr());
-        let tasks_per_rows = blocks.div_ceil(blocks_per_task);
-        let tasks = rows.div_ceil(rows_per_task) * tasks_per_rows;
-        (0..tasks).into_par_iter().for_each(|task| {
-            let (row_task, block_task) = (task / tasks_per_rows, task % tasks_per_rows);
-            let tile = Tile {
-                rows: row_task * rows_per_task..((row_task + 1) * rows_per_task).min(rows),
-                blocks: block_task * blocks_per_task..((block_task + 1) * blocks_per_task).min(blocks),
-            };
-            let args =
-                KernelArgs { matrix: self, xq, x_codes: &x_codes, padded_in, bias: b, out: out_ptr, out_width, col };
+        // Every part's tasks in one parallel loop: (part, rows, blocks).
+        let mut tasks = Vec::new();
+        for (part, (m, _, _)) in parts.iter().enumerate() {
+            let blocks = m.out_dim.div_ceil(BLOCK);
+            for row_start in (0..rows).step_by(rows_per_task) {
+                for block_start in (0..blocks).step_by(blocks_per_task) {
+                    let tile = Tile {
+                        rows: row_start..(row_start + rows_per_task).min(rows),
+                        blocks: block_start..(block_start + blocks_per_task).min(blocks),
+                    };
+                    tasks.push((part, tile));
+                }
+            }
+        }
+        tasks.into_par_iter().for_each(|(part, tile)| {
+            let (matrix, bias, col) = parts[part];
+            let args = KernelArgs { matrix, xq, x_codes: &x_codes, padded_in, bias, out: out_ptr, out_width, col };
             match kernel {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: AMX-INT8 is usable (`Kernel::best` or the test
                 // checked it); the inputs are whole steps of 64 and `xq`
                 // holds whole tiles of rows (above); the tile is inside the
                 // matrices; this task writes its own rows and columns of
-                // `out` only.
+                // `out` only (the parts' columns do not overlap: caller).
                 Kernel::Amx => unsafe { amx::tile(&args, &tile) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: VNNI is present (as above); the tile is inside
@@ -964,7 +987,7 @@ mod tests {
                 old.fill(f32::from_bits(u32::MAX));
                 scratch::give_back(old);
                 let mut out = vec![f32::NAN; rows * out_width];
-                m.linear_on(kernel, &x, &b, &mut out, out_width, 2);
+                Int8Matrix::shared_on(kernel, &[(&m, &b, 2)], &x, &mut out, out_width);
                 for r in 0..rows {
                     assert!(out[r * out_width].is_nan() && out[r * out_width + 1].is_nan(), "untouched columns");
                     let (lo, hi) = range(&x[r * in_dim..(r + 1) * in_dim]);
@@ -1001,6 +1024,55 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Several matrices over one input, quantized once, give each one's
+    /// own product bit for bit, on every path the machine has.
+    #[test]
+    fn shared_input_products_match_separate_ones() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        let (rows, in_dim, dims) = (37, 128, [48, 17, 64]);
+        let x = random(rows * in_dim, &mut rng);
+        let out_width: usize = dims.iter().sum::<usize>() + 1;
+        let mut kernels = vec![Kernel::Portable];
+        if simd::level() >= SimdLevel::Avx2 {
+            kernels.push(Kernel::Avx2);
+        }
+        if simd::has_avx512_vnni() {
+            kernels.push(Kernel::Vnni);
+        }
+        if simd::has_amx_int8() {
+            kernels.push(Kernel::Amx);
+        }
+        for kernel in kernels {
+            let matrices: Vec<_> = dims
+                .iter()
+                .map(|&d| {
+                    let (w, b) = (random(d * in_dim, &mut rng), random(d, &mut rng));
+                    (Int8Matrix::quantize_on(kernel.path(), &w, d, in_dim), b)
+                })
+                .collect();
+            let cols: Vec<usize> = dims.iter().scan(1, |c, &d| Some(std::mem::replace(c, *c + d))).collect();
+            let parts: Vec<_> = matrices.iter().zip(&cols).map(|((m, b), &c)| (m, &b[..], c)).collect();
+            let mut shared = vec![f32::NAN; rows * out_width];
+            Int8Matrix::shared_on(kernel, &parts, &x, &mut shared, out_width);
+            let mut separate = vec![f32::NAN; rows * out_width];
+            for part in &parts {
+                Int8Matrix::shared_on(kernel, &[*part], &x, &mut separate, out_width);
+            }
+            for (i, (a, b)) in shared.iter().zip(&separate).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{kernel:?} value {i}");
+            }
+            assert!(shared.iter().step_by(out_width).all(|v| v.is_nan()), "column 0 untouched");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "same columns")]
+    fn shared_products_may_not_overlap() {
+        let m = Int8Matrix::quantize(&[1.0; 8], 2, 4);
+        let mut out = vec![0f32; 3];
+        Int8Matrix::linear_shared(&[(&m, &[0.0, 0.0], 0), (&m, &[0.0, 0.0], 1)], &[1.0; 4], &mut out, 3);
     }
 
     /// An AVX2 lane adds inputs `8p + 2h + {0, 1, 4, 5}` of a channel;

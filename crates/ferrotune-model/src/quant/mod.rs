@@ -139,6 +139,24 @@ impl PackedLinear {
         }
     }
 
+    /// [`Self::linear`] of several matrices over the same `x`, each
+    /// `(matrix, bias, first column)`: int8 matrices quantize `x` once.
+    pub fn linear_shared(parts: &[(&PackedLinear, &[f32], usize)], x: &[f32], out: &mut [f32], out_width: usize) {
+        let int8: Vec<_> = parts
+            .iter()
+            .map_while(|&(m, b, col)| match m {
+                PackedLinear::Int8(m) => Some((m, b, col)),
+                _ => None,
+            })
+            .collect();
+        if int8.len() == parts.len() {
+            return Int8Matrix::linear_shared(&int8, x, out, out_width);
+        }
+        for &(m, b, col) in parts {
+            m.linear(x, b, out, out_width, col);
+        }
+    }
+
     /// `out[r, col + c] = b[c] + x[r] · w[c]` (see the matrices' `linear`).
     pub fn linear(&self, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
         match self {
