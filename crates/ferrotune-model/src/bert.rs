@@ -738,6 +738,43 @@ mod tests {
         }
     }
 
+    /// Inside a scratch scope (as a trainer runs its steps) the forward and
+    /// backward passes take pooled buffers holding old values: poisoned
+    /// with NaN here, any value read before it is written would show. The
+    /// values and gradients equal those from fresh buffers, bit for bit.
+    #[test]
+    fn fused_layer_overwrites_every_pooled_buffer_it_takes() {
+        for products in [Products::Fp32, Products::Bf16] {
+            let (mut layer, params) = layer(&config("gelu", 0.1), 3);
+            layer.products = products;
+            let mut rng = ChaCha8Rng::seed_from_u64(5);
+            let x = Var::from_tensor(&random(&[3, 7, 32], &mut rng, 1.0)).unwrap();
+            let probe = random(&[3, 7, 32], &mut rng, 1.0);
+            let mask = mask_bias(&[7, 4, 1], 7);
+            let run = || {
+                let y = layer.forward(x.as_tensor(), &mask, &mut Mode::Eval).unwrap();
+                let grads = (&y * &probe).unwrap().sum_all().unwrap().backward().unwrap();
+                let mut values = vec![y];
+                values.extend(
+                    std::iter::once(x.as_tensor())
+                        .chain(params.iter().map(|p| p.as_tensor()))
+                        .map(|t| grads.get(t).unwrap().clone()),
+                );
+                values
+            };
+            let fresh = run();
+            let _scope = ScratchScope::enter();
+            for _ in 0..40 {
+                crate::scratch::give_back(vec![f32::NAN; 4096]);
+            }
+            for step in 0..2 {
+                for (i, (a, b)) in run().iter().zip(&fresh).enumerate() {
+                    assert_eq!(max_diff(a, b), 0.0, "{products:?}, step {step}: value {i} differs");
+                }
+            }
+        }
+    }
+
     /// Mixed precision changes the values and gradients by bf16 rounding
     /// only: close to fp32's, yet not equal (the bf16 products ran).
     #[test]

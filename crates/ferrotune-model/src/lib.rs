@@ -38,6 +38,7 @@ pub use dropout::{Dropout, Mode};
 pub use error::ModelError;
 pub use model_folder::{model_folder, TRAINED_MODEL};
 pub use params::{hf_name, ParamStore};
+pub use scratch::ScratchScope;
 pub use sequence_classifier::{SequenceClassifier, SequenceHead};
 pub use strided::matmul_abt;
 pub use token_classifier::{TokenClassifier, TokenHead};

@@ -1,14 +1,15 @@
-//! Buffers reused from one layer to the next within one encoder pass.
+//! Buffers reused within one encoder pass, or one training step.
 //!
 //! Every layer of an inference pass needs the same large buffers (q, k, v;
 //! the attention context; the feed-forward block's; each int8 product's
-//! quantized inputs, as bytes of an `f32` buffer). Allocated afresh they
-//! are zeroed each time (memset, or page faults), though every value is
-//! overwritten before it is read. Inside a [`ScratchScope`] a layer takes
-//! its buffers from a pool on the calling thread and gives them back when
-//! it is done; their old values stay (every `f32` is initialised, only
-//! unspecified), and the pool is freed when the scope ends, so nothing is
-//! kept between passes.
+//! quantized inputs, as bytes of an `f32` buffer), and a training step's
+//! backward pass needs buffers of the sizes its forward pass kept.
+//! Allocated afresh they are zeroed each time (memset, or page faults),
+//! though every value is overwritten before it is read. Inside a
+//! [`ScratchScope`] a layer takes its buffers from a pool on the calling
+//! thread and gives them back when it is done; their old values stay
+//! (every `f32` is initialised, only unspecified), and the pool is freed
+//! when the scope ends.
 
 use std::cell::RefCell;
 
@@ -16,14 +17,16 @@ thread_local! {
     static POOL: RefCell<Option<Vec<Vec<f32>>>> = const { RefCell::new(None) };
 }
 
-/// Buffers given back inside this scope are reused until it ends.
-pub(crate) struct ScratchScope {
+/// Buffers given back inside this scope are reused until it ends (a
+/// trainer holds one over its steps: each step then reuses the last one's
+/// buffers).
+pub struct ScratchScope {
     outermost: bool,
 }
 
 impl ScratchScope {
     /// Starts a scope on this thread (nested scopes share the outermost's pool).
-    pub(crate) fn enter() -> Self {
+    pub fn enter() -> Self {
         POOL.with(|pool| {
             let mut pool = pool.borrow_mut();
             let outermost = pool.is_none();
@@ -49,7 +52,11 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
     let pooled = POOL.with(|pool| {
         let mut pool = pool.borrow_mut();
         let pool = pool.as_mut()?;
-        let best = (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity())?;
+        // The smallest buffer already holding `len` values, else the
+        // smallest with room (whose new values are then zeroed).
+        let holding = (0..pool.len()).filter(|&i| pool[i].len() >= len).min_by_key(|&i| pool[i].len());
+        let best = holding
+            .or_else(|| (0..pool.len()).filter(|&i| pool[i].capacity() >= len).min_by_key(|&i| pool[i].capacity()))?;
         Some(pool.swap_remove(best))
     });
     match pooled {
@@ -61,11 +68,19 @@ pub(crate) fn take(len: usize) -> Vec<f32> {
     }
 }
 
-/// Gives `buffer` back for the next layer (dropped outside a scope).
+/// The most buffers a pool keeps; past it, a buffer given back is dropped
+/// (a step gives back at most what it took and a few it allocated, so the
+/// pool stays near one step's working set).
+const MAX_POOLED: usize = 64;
+
+/// Gives `buffer` back for the next layer (dropped outside a scope, or
+/// when the pool is full).
 pub(crate) fn give_back(buffer: Vec<f32>) {
     POOL.with(|pool| {
         if let Some(pool) = pool.borrow_mut().as_mut() {
-            pool.push(buffer);
+            if pool.len() < MAX_POOLED && buffer.capacity() > 0 {
+                pool.push(buffer);
+            }
         }
     });
 }

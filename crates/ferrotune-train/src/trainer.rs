@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ferrotune_data::Task;
+use ferrotune_model::ScratchScope;
 use ferrotune_text::copy_tokenizer_files;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -294,6 +295,8 @@ impl<'a> Run<'a> {
         observer.epoch_start(epoch, options.epochs, batches.len());
         let started = Instant::now();
         let (mut loss_sum, mut examples) = (0f64, 0usize);
+        // Each step reuses the last one's large buffers instead of zeroing fresh ones.
+        let _buffers = ScratchScope::enter();
         for (i, batch_ids) in batches.iter().enumerate() {
             let loss = self.task.batch_loss(batch_ids, &mut rng)?;
             let loss_value = loss.to_scalar::<f32>()? as f64;

@@ -14,7 +14,7 @@ use candle_core::{Device, Tensor};
 use clap::{Args, Subcommand};
 use ferrotune_model::lora::{LoraSettings, LoraTarget};
 use ferrotune_model::quant::Precision;
-use ferrotune_model::{Batch, Mode, TokenClassifier, TokenHead};
+use ferrotune_model::{Batch, Mode, ScratchScope, TokenClassifier, TokenHead};
 use ferrotune_train::{AdamW, AdamWConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -155,6 +155,8 @@ fn train_step(shape: &Shape, device: &Device) -> anyhow::Result<serde_json::Valu
     let positions = Tensor::arange(0u32, tokens as u32, &Device::Cpu)?;
     let targets = Tensor::from_vec((0..tokens as u32).map(|i| i % 3).collect::<Vec<_>>(), tokens, &Device::Cpu)?;
     let (mut times, mut forward, mut backward, mut optimize) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // As the trainer does: each step reuses the last one's buffers.
+    let _buffers = ScratchScope::enter();
     for run in 0..shape.warmup + shape.runs {
         let t0 = Instant::now();
         let logits = setup.model.forward(&setup.inputs, &mut Mode::Train(&mut rng))?;

@@ -92,9 +92,10 @@ fn tanh_inner(x: f32) -> f32 {
     SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
 }
 
-/// The activation of every element, in a new buffer.
+/// The activation of every element, in a new buffer (from the scratch
+/// pool, see [`crate::scratch`]).
 pub(super) fn activate(x: &[f32], activation: Activation) -> Vec<f32> {
-    let mut out = vec![0f32; x.len()];
+    let mut out = crate::scratch::take(x.len());
     let chunks = out.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14));
     // One loop per activation, so that each vectorises.
     match activation {

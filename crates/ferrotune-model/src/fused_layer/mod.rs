@@ -29,7 +29,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor}
 use rayon::prelude::*;
 
 use crate::config::Activation;
-use crate::ops::{contiguous_f32, layer_norm_rows, layer_norm_rows_backward, layer_norm_rows_into, with_f32};
+use crate::ops::{contiguous_f32, layer_norm_rows_backward, layer_norm_rows_into, with_f32};
 use crate::quant::PackedLinear;
 use crate::scratch;
 use elementwise::{
@@ -619,10 +619,11 @@ impl FusedLayer {
 
         let mut z2 = scratch::take(rows * h);
         let inner = if self.save {
-            let mut inner = vec![0f32; rows * inner_dim];
+            let mut inner = scratch::take(rows * inner_dim);
             lora_saved[4] = self.linear(WI, w, lora, &attended, h, &mut inner, inner_dim, 0, 0);
             let activated = activate(&inner, activation);
             lora_saved[5] = self.linear(W2, w, lora, &activated, inner_dim, &mut z2, h, 0, 0);
+            scratch::give_back(activated);
             inner
         } else {
             scratch::give_back(std::mem::take(&mut z1));
@@ -709,22 +710,24 @@ impl FusedLayer {
             set(&mut grads, B2, &column_sums(&d_out, h));
         }
         let activated = activate(&s.inner, activation);
-        let mut d_inner = vec![0f32; rows * inner_dim];
+        let mut d_inner = scratch::take(rows * inner_dim);
         #[rustfmt::skip]
         self.linear_grad(W2, w, lora, &mut lora_saved, &d_out, h, &activated, inner_dim, &mut grads, &mut d_inner, false);
-        drop(activated);
+        scratch::give_back(activated);
         drop(d_out);
         activation_backward(&mut d_inner, &s.inner, activation);
+        scratch::give_back(std::mem::take(&mut s.inner));
 
         // Feed-forward input projection.
         if trains_base {
             set(&mut grads, BI, &column_sums(&d_inner, inner_dim));
         }
-        let (attended, _) = layer_norm_rows(&s.z1, weight(LN1_W), weight(LN1_B), eps);
+        let mut attended = scratch::take(rows * h);
+        layer_norm_rows_into(&s.z1, weight(LN1_W), weight(LN1_B), eps, &mut attended);
         #[rustfmt::skip]
         self.linear_grad(WI, w, lora, &mut lora_saved, &d_inner, inner_dim, &attended, h, &mut grads, &mut d_attended, true);
-        drop(attended);
-        drop(d_inner);
+        scratch::give_back(attended);
+        scratch::give_back(d_inner);
 
         // First layer norm, dropout, residual.
         let (mut d_proj, ln_w, ln_b) = layer_norm_rows_backward(&s.z1, &s.stats1, weight(LN1_W), &d_attended);
@@ -738,15 +741,17 @@ impl FusedLayer {
         if trains_base {
             set(&mut grads, BO, &column_sums(&d_proj, h));
         }
-        let mut d_context = vec![0f32; rows * h];
+        let mut d_context = scratch::take(rows * h);
         #[rustfmt::skip]
         self.linear_grad(WO, w, lora, &mut lora_saved, &d_proj, h, &s.context, h, &mut grads, &mut d_context, false);
         drop(d_proj);
+        scratch::give_back(std::mem::take(&mut s.context));
 
         // Attention, one (sequence, head) pair per task.
         let (scale, products) = (1.0 / (head_dim as f32).sqrt(), self.attention_products());
         let keep = 1.0 / (1.0 - self.attention_p());
-        let mut d_qkv = vec![0f32; rows * 3 * h];
+        // Every head writes all of its columns of `d_qkv`.
+        let mut d_qkv = scratch::take(rows * 3 * h);
         let d_qkv_out = Out(d_qkv.as_mut_ptr());
         let attention_mask = self.mask(batch * heads * len * len, 0);
         let (qkv, d_context_ref, attention_mask) = (&s.qkv, &d_context, attention_mask.as_deref());
@@ -822,7 +827,8 @@ impl FusedLayer {
                 }
             },
         );
-        drop(d_context);
+        scratch::give_back(d_context);
+        scratch::give_back(std::mem::take(&mut s.qkv));
 
         // q, k, v projections.
         if trains_base {
@@ -835,6 +841,9 @@ impl FusedLayer {
             #[rustfmt::skip]
             self.linear_grad(2 * j, w, lora, &mut lora_saved, &d_qkv[j * h..], 3 * h, x, h, &mut grads, &mut dx, true);
         }
+        scratch::give_back(d_qkv);
+        scratch::give_back(s.z1);
+        scratch::give_back(s.z2);
         match grads {
             Grads::Base(dw) | Grads::Lora(dw) => (dx, dw),
         }
