@@ -396,8 +396,8 @@ impl FusedLayer {
     }
 
     /// The query, key and value projections of `x` into `qkv`'s rows of
-    /// `3 · hidden` (see [`Self::linear`]); packed int8 matrices share one
-    /// quantization of `x`.
+    /// `3 · hidden` (see [`Self::linear`]); packed int8 or bf16 matrices
+    /// share one quantization or conversion of `x`.
     fn project_qkv(&self, w: &[&[f32]; 16], lora: &[LoraGroup], x: &[f32], qkv: &mut [f32]) -> [Option<LoraSaved>; 3] {
         let h = self.shape.hidden;
         match &self.packed {

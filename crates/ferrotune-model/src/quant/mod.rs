@@ -140,7 +140,8 @@ impl PackedLinear {
     }
 
     /// [`Self::linear`] of several matrices over the same `x`, each
-    /// `(matrix, bias, first column)`: int8 matrices quantize `x` once.
+    /// `(matrix, bias, first column)`: int8 matrices quantize `x` once,
+    /// bf16 ones convert it once (when all are of the one precision).
     pub fn linear_shared(parts: &[(&PackedLinear, &[f32], usize)], x: &[f32], out: &mut [f32], out_width: usize) {
         let int8: Vec<_> = parts
             .iter()
@@ -151,6 +152,16 @@ impl PackedLinear {
             .collect();
         if int8.len() == parts.len() {
             return Int8Matrix::linear_shared(&int8, x, out, out_width);
+        }
+        let bf16: Vec<_> = parts
+            .iter()
+            .map_while(|&(m, b, col)| match m {
+                PackedLinear::Bf16(m) => Some((m, b, col)),
+                _ => None,
+            })
+            .collect();
+        if bf16.len() == parts.len() {
+            return Bf16Matrix::linear_shared(&bf16, x, out, out_width);
         }
         for &(m, b, col) in parts {
             m.linear(x, b, out, out_width, col);

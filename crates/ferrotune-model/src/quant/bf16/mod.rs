@@ -84,21 +84,34 @@ impl Bf16Matrix {
     /// `out[r, col + c] = b[c] + Σₖ bf16(x[r, k]) · w[c, k]` for `x` `[rows, in]`,
     /// into rows of `out_width` values.
     pub fn linear(&self, x: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
-        let in_dim = self.in_dim;
+        Self::linear_shared(&[(self, b, col)], x, out, out_width)
+    }
+
+    /// [`Self::linear`] of several matrices of the same input width over
+    /// the same `x`, each `(matrix, bias, first column)`, with `x`
+    /// converted to bf16 once (as for the query, key and value projections).
+    pub fn linear_shared(parts: &[(&Bf16Matrix, &[f32], usize)], x: &[f32], out: &mut [f32], out_width: usize) {
+        let Some(&(first, _, _)) = parts.first() else { return };
+        let in_dim = first.in_dim;
         let rows = x.len() / in_dim;
-        assert!(x.len() == rows * in_dim && b.len() == self.out_dim && out.len() == rows * out_width);
-        assert!(col + self.out_dim <= out_width);
-        match &self.layout {
-            Layout::Widened(w) => {
-                let rounded: Vec<f32> = x.par_iter().with_min_len(4096).map(|&v| from_bf16(to_bf16(v))).collect();
-                crate::fused_layer::fp32_linear(&rounded, in_dim, w, b, out, out_width, col);
-            }
-            Layout::Packed(packed) => {
-                let a = PackedRows::new(Mat::rows(x, 0, in_dim), rows, in_dim);
-                let dst = Out(out[col..].as_mut_ptr());
-                // SAFETY: `out` holds `rows` rows of `out_width` values and
-                // the columns `col..col + out_dim` fit (checked above).
-                unsafe { product(&a, packed, rows, dst, out_width, false, Some(b)) };
+        assert!(x.len() == rows * in_dim && out.len() == rows * out_width);
+        let (mut packed_x, mut rounded_x) = (None, None);
+        for &(m, b, col) in parts {
+            assert!(m.in_dim == in_dim && b.len() == m.out_dim && col + m.out_dim <= out_width);
+            match &m.layout {
+                Layout::Widened(w) => {
+                    let rounded: &Vec<f32> = rounded_x.get_or_insert_with(|| {
+                        x.par_iter().with_min_len(4096).map(|&v| from_bf16(to_bf16(v))).collect()
+                    });
+                    crate::fused_layer::fp32_linear(rounded, in_dim, w, b, out, out_width, col);
+                }
+                Layout::Packed(packed) => {
+                    let a = packed_x.get_or_insert_with(|| PackedRows::new(Mat::rows(x, 0, in_dim), rows, in_dim));
+                    let dst = Out(out[col..].as_mut_ptr());
+                    // SAFETY: `out` holds `rows` rows of `out_width` values and
+                    // the columns `col..col + out_dim` fit (checked above).
+                    unsafe { product(a, packed, rows, dst, out_width, false, Some(b)) };
+                }
             }
         }
     }
@@ -254,6 +267,31 @@ mod tests {
             1 => Mat::rows(stored, 0, rows).t(),
             _ => Mat::strided(stored, 2 * cols, 2),
         }
+    }
+
+    /// Several matrices over one input, converted once, give each one's
+    /// own product bit for bit.
+    #[test]
+    fn shared_input_products_match_separate_ones() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let (rows, in_dim, dims) = (37, 96, [48, 17, 64]);
+        let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random::<f32>() * 2.0 - 1.0).collect() };
+        let x = random(rows * in_dim);
+        let matrices: Vec<_> =
+            dims.iter().map(|&d| (Bf16Matrix::convert(&random(d * in_dim), d, in_dim), random(d))).collect();
+        let out_width: usize = dims.iter().sum::<usize>() + 1;
+        let cols: Vec<usize> = dims.iter().scan(1, |c, &d| Some(std::mem::replace(c, *c + d))).collect();
+        let parts: Vec<_> = matrices.iter().zip(&cols).map(|((m, b), &c)| (m, &b[..], c)).collect();
+        let mut shared = vec![f32::NAN; rows * out_width];
+        Bf16Matrix::linear_shared(&parts, &x, &mut shared, out_width);
+        let mut separate = vec![f32::NAN; rows * out_width];
+        for &(m, b, c) in &parts {
+            m.linear(&x, b, &mut separate, out_width, c);
+        }
+        for (i, (a, b)) in shared.iter().zip(&separate).enumerate() {
+            assert_eq!(a.to_bits(), b.to_bits(), "value {i}");
+        }
+        assert!(shared.iter().step_by(out_width).all(|v| v.is_nan()), "column 0 untouched");
     }
 
     /// The general product, every operand layout, against f64 sums of the
