@@ -637,7 +637,9 @@ impl FusedLayer {
         let hidden_mask_2 = self.mask(rows * h, 2);
         dropout_add(&mut z2, hidden_mask_2.as_deref(), self.hidden_p(), &attended);
         scratch::give_back(attended);
-        let mut y = scratch::take(rows * h);
+        // The layer's output outlives the pass's pool: a fresh buffer (a
+        // pooled one could be a larger buffer kept alive by the output).
+        let mut y = vec![0f32; rows * h];
         let stats2 = layer_norm_rows_into(&z2, weight(LN2_W), weight(LN2_B), eps, &mut y);
 
         if !self.save {
