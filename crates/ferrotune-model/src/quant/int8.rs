@@ -928,12 +928,8 @@ mod tests {
         assert_eq!((code, q), (gelu, [0, 4, 127]));
     }
 
-    /// Every path the machine has, on edge shapes, against the fp32 product
-    /// of the same inputs: within the error of 8-bit (7-bit on AVX2)
-    /// quantization, and exactly the integer product of the quantized values.
-    #[test]
-    fn every_path_matches_the_fp32_product() {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    /// Every kernel this machine can run (the forced fallbacks limit it).
+    fn machine_kernels() -> Vec<Kernel> {
         let mut kernels = vec![Kernel::Portable];
         if simd::level() >= SimdLevel::Avx2 {
             kernels.push(Kernel::Avx2);
@@ -944,6 +940,16 @@ mod tests {
         if simd::has_amx_int8() {
             kernels.push(Kernel::Amx);
         }
+        kernels
+    }
+
+    /// Every path the machine has, on edge shapes, against the fp32 product
+    /// of the same inputs: within the error of 8-bit (7-bit on AVX2)
+    /// quantization, and exactly the integer product of the quantized values.
+    #[test]
+    fn every_path_matches_the_fp32_product() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let kernels = machine_kernels();
         // AMX's shapes: one and two tiles of rows and blocks, parts of
         // them, several steps of 64 inputs; (6, 20, 128) last.
         let shapes = [
@@ -1034,16 +1040,7 @@ mod tests {
         let (rows, in_dim, dims) = (37, 128, [48, 17, 64]);
         let x = random(rows * in_dim, &mut rng);
         let out_width: usize = dims.iter().sum::<usize>() + 1;
-        let mut kernels = vec![Kernel::Portable];
-        if simd::level() >= SimdLevel::Avx2 {
-            kernels.push(Kernel::Avx2);
-        }
-        if simd::has_avx512_vnni() {
-            kernels.push(Kernel::Vnni);
-        }
-        if simd::has_amx_int8() {
-            kernels.push(Kernel::Amx);
-        }
+        let kernels = machine_kernels();
         for kernel in kernels {
             let matrices: Vec<_> = dims
                 .iter()

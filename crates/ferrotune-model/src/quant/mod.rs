@@ -142,29 +142,29 @@ impl PackedLinear {
     /// [`Self::linear`] of several matrices over the same `x`, each
     /// `(matrix, bias, first column)`: int8 matrices quantize `x` once,
     /// bf16 ones convert it once (when all are of the one precision).
-    pub fn linear_shared(parts: &[(&PackedLinear, &[f32], usize)], x: &[f32], out: &mut [f32], out_width: usize) {
-        let int8: Vec<_> = parts
-            .iter()
-            .map_while(|&(m, b, col)| match m {
-                PackedLinear::Int8(m) => Some((m, b, col)),
-                _ => None,
-            })
-            .collect();
-        if int8.len() == parts.len() {
-            return Int8Matrix::linear_shared(&int8, x, out, out_width);
+    pub fn linear_shared<'a>(
+        parts: &[(&'a PackedLinear, &'a [f32], usize)],
+        x: &[f32],
+        out: &mut [f32],
+        out_width: usize,
+    ) {
+        /// The parts' matrices as `M`, when every one is one.
+        fn all_as<'a, M>(
+            parts: &[(&'a PackedLinear, &'a [f32], usize)],
+            matrix: impl Fn(&'a PackedLinear) -> Option<&'a M>,
+        ) -> Option<Vec<(&'a M, &'a [f32], usize)>> {
+            parts.iter().map(|&(m, b, col)| matrix(m).map(|m| (m, b, col))).collect()
         }
-        let bf16: Vec<_> = parts
-            .iter()
-            .map_while(|&(m, b, col)| match m {
-                PackedLinear::Bf16(m) => Some((m, b, col)),
-                _ => None,
-            })
-            .collect();
-        if bf16.len() == parts.len() {
-            return Bf16Matrix::linear_shared(&bf16, x, out, out_width);
-        }
-        for &(m, b, col) in parts {
-            m.linear(x, b, out, out_width, col);
+        let int8 = |m: &'a PackedLinear| if let PackedLinear::Int8(m) = m { Some(m) } else { None };
+        let bf16 = |m: &'a PackedLinear| if let PackedLinear::Bf16(m) = m { Some(m) } else { None };
+        if let Some(parts) = all_as(parts, int8) {
+            Int8Matrix::linear_shared(&parts, x, out, out_width)
+        } else if let Some(parts) = all_as(parts, bf16) {
+            Bf16Matrix::linear_shared(&parts, x, out, out_width)
+        } else {
+            for &(m, b, col) in parts {
+                m.linear(x, b, out, out_width, col);
+            }
         }
     }
 
