@@ -110,4 +110,18 @@ mod tests {
         drop(scope);
         POOL.with(|pool| assert!(pool.borrow().is_none()));
     }
+
+    #[test]
+    fn a_buffer_holding_the_length_is_preferred_and_the_pool_is_bounded() {
+        let _scope = ScratchScope::enter();
+        let mut roomy = Vec::with_capacity(64);
+        roomy.resize(2, 1.0);
+        give_back(roomy);
+        give_back(vec![3.0; 16]);
+        assert_eq!(take(8), [3.0; 8], "the buffer already holding 8 values, not the roomier one");
+        for _ in 0..2 * MAX_POOLED {
+            give_back(vec![0.0; 1]);
+        }
+        POOL.with(|pool| assert_eq!(pool.borrow().as_ref().map(Vec::len), Some(MAX_POOLED)));
+    }
 }

@@ -400,17 +400,11 @@ impl FusedLayer {
     /// share one quantization or conversion of `x`.
     fn project_qkv(&self, w: &[&[f32]; 16], lora: &[LoraGroup], x: &[f32], qkv: &mut [f32]) -> [Option<LoraSaved>; 3] {
         let h = self.shape.hidden;
-        match &self.packed {
-            Some(packed) => {
-                let parts: Vec<_> = (0..3).map(|j| (&packed[j], w[2 * j + 1], j * h)).collect();
-                PackedLinear::linear_shared(&parts, x, qkv, 3 * h);
-            }
-            None => {
-                for j in 0..3 {
-                    linear_in(self.products, x, h, w[2 * j], w[2 * j + 1], qkv, 3 * h, j * h);
-                }
-            }
-        }
+        let Some(packed) = &self.packed else {
+            return std::array::from_fn(|j| self.linear(2 * j, w, lora, x, h, qkv, 3 * h, j * h, 0));
+        };
+        let parts: Vec<_> = (0..3).map(|j| (&packed[j], w[2 * j + 1], j * h)).collect();
+        PackedLinear::linear_shared(&parts, x, qkv, 3 * h);
         std::array::from_fn(|j| self.adapt(2 * j, lora, x, h, qkv, 3 * h, j * h, 0))
     }
 
