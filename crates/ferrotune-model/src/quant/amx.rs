@@ -146,4 +146,4 @@ impl Accumulators {
     }
 }
 
-pub(super) use {tile_dot, tile_load, tile_zero};
+pub(super) use {tile_dot, tile_load, tile_store, tile_zero};
