@@ -40,7 +40,7 @@ pub(crate) use lora::{matrix_dims, LoraShape};
 use lora::{LoraGroup, LoraSaved, LoraWeights};
 pub(crate) use matmul::linear as fp32_linear;
 pub(crate) use matmul::Products;
-use matmul::{linear_backward, linear_in, linear_input_backward, product};
+use matmul::{linear_backward, linear_in, linear_input_backward, pair_product};
 
 use crate::strided::{Mat, Out};
 
@@ -486,19 +486,6 @@ impl FusedLayer {
         (p > 0.0).then(|| dropout_mask(n, p, d.seed, stream))
     }
 
-    /// The format of the attention products (QKᵀ, PV and their
-    /// gradients): the weight products' in training and fp32 inference;
-    /// fp32 in int8 and bf16 inference (bf16 attention took bf16
-    /// inference's F1 0.18 points below fp32's, past the 0.1-point budget;
-    /// in int8 inference the fp32 attention kernel is faster than bf16
-    /// products through `gemm`).
-    fn attention_products(&self) -> Products {
-        match self.packed {
-            Some(_) => Products::Fp32,
-            None => self.products,
-        }
-    }
-
     fn hidden_p(&self) -> f32 {
         self.dropout.as_ref().map_or(0.0, |d| d.hidden_p)
     }
@@ -528,7 +515,7 @@ impl FusedLayer {
 
         // Attention, one (sequence, head) pair per task; heads are read from
         // and written to their columns in place.
-        let (scale, products) = (1.0 / (head_dim as f32).sqrt(), self.attention_products());
+        let scale = 1.0 / (head_dim as f32).sqrt();
         let pairs = batch * heads;
         let attention_mask = self.mask(pairs * len * len, 0);
         let keep = 1.0 / (1.0 - self.attention_p());
@@ -545,7 +532,7 @@ impl FusedLayer {
             let v = Mat::rows(qkv_ref, base + 2 * h, 3 * h);
             // SAFETY: q, k, v are `len x head_dim` inside `qkv`; `p` is
             // this pair's `len x len` block.
-            unsafe { product(products, 1, len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t()) };
+            unsafe { pair_product(len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t()) };
             let mask = &mask_bias[b * len..(b + 1) * len];
             for row in p.chunks_mut(len) {
                 softmax_row(row, mask, scale);
@@ -562,10 +549,10 @@ impl FusedLayer {
             // sequence's rows of `context`.
             unsafe {
                 let out = context_out.get().add(b * len * h + head * head_dim);
-                product(products, 1, len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v);
+                pair_product(len, head_dim, len, out, h, false, Mat::rows(used, 0, len), v);
             }
         };
-        if !self.save && attention_mask.is_none() && products == Products::Fp32 && attention::available(head_dim) {
+        if !self.save && attention_mask.is_none() && attention::available(head_dim) {
             // Inference with AVX2: the pair's products on one small kernel.
             (0..pairs).into_par_iter().for_each_init(
                 || (attention::AttentionScratch::default(), vec![0f32; len * head_dim]),
@@ -749,7 +736,7 @@ impl FusedLayer {
         scratch::give_back(std::mem::take(&mut s.context));
 
         // Attention, one (sequence, head) pair per task.
-        let (scale, products) = (1.0 / (head_dim as f32).sqrt(), self.attention_products());
+        let scale = 1.0 / (head_dim as f32).sqrt();
         let keep = 1.0 / (1.0 - self.attention_p());
         // Every head writes all of its columns of `d_qkv`.
         let mut d_qkv = scratch::take(rows * 3 * h);
@@ -767,7 +754,7 @@ impl FusedLayer {
                 // kernel and operands: the same values.
                 // SAFETY: q and k are `len x head_dim` inside `qkv`; `p` is
                 // this task's `len x len` scratch.
-                unsafe { product(products, 1, len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t()) };
+                unsafe { pair_product(len, len, head_dim, p.as_mut_ptr(), len, false, q, k.t()) };
                 for row in p.chunks_mut(len) {
                     softmax_row(row, &mask_bias[b * len..(b + 1) * len], scale);
                 }
@@ -786,19 +773,8 @@ impl FusedLayer {
                 // scratch.
                 unsafe {
                     let out = d_qkv_out.get().add(base);
-                    product(
-                        products,
-                        1,
-                        len,
-                        head_dim,
-                        len,
-                        out.add(2 * h),
-                        3 * h,
-                        false,
-                        Mat::rows(used, 0, len).t(),
-                        dc,
-                    );
-                    product(products, 1, len, len, head_dim, d_scores.as_mut_ptr(), len, false, dc, v.t());
+                    pair_product(len, head_dim, len, out.add(2 * h), 3 * h, false, Mat::rows(used, 0, len).t(), dc);
+                    pair_product(len, len, head_dim, d_scores.as_mut_ptr(), len, false, dc, v.t());
                 }
                 for (r, (ds, p)) in d_scores.chunks_mut(len).zip(p.chunks(len)).enumerate() {
                     if let Some(m) = m {
@@ -811,19 +787,8 @@ impl FusedLayer {
                 // rows, which no other task writes.
                 unsafe {
                     let out = d_qkv_out.get().add(base);
-                    product(products, 1, len, head_dim, len, out, 3 * h, false, Mat::rows(d_scores, 0, len), k);
-                    product(
-                        products,
-                        1,
-                        len,
-                        head_dim,
-                        len,
-                        out.add(h),
-                        3 * h,
-                        false,
-                        Mat::rows(d_scores, 0, len).t(),
-                        q,
-                    );
+                    pair_product(len, head_dim, len, out, 3 * h, false, Mat::rows(d_scores, 0, len), k);
+                    pair_product(len, head_dim, len, out.add(h), 3 * h, false, Mat::rows(d_scores, 0, len).t(), q);
                 }
             },
         );
