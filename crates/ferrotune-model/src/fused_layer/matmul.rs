@@ -44,31 +44,6 @@ pub(super) unsafe fn product(
     }
 }
 
-/// `dst (m x n) [+]= a (m x k) · b (k x n)` for one (sequence, head)
-/// pair's attention (QKᵀ, PV and their gradients), on the calling thread,
-/// in fp32 whatever the linear layers' precision: bf16 attention products
-/// took bf16 inference's F1 0.18 points below fp32's (past its 0.1-point
-/// budget), and a bf16 training step a twentieth longer (each small
-/// product packs its operands again); in int8 inference the fp32 kernel is
-/// the faster.
-///
-/// # Safety
-/// As [`matmul_f32`].
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn pair_product(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    accumulate: bool,
-    a: Mat,
-    b: Mat,
-) {
-    // SAFETY: forwarded to the caller.
-    unsafe { matmul_f32(m, n, k, dst, dst_rs, accumulate, a, b, 1) }
-}
-
 /// `out[:, col..col + w_rows] = x · Wᵀ + b` for `x` `[rows, in]`, `W`
 /// `[w_rows, in]`, into `out` rows of `out_width` elements, in fp32.
 pub(crate) fn linear(x: &[f32], in_dim: usize, w: &[f32], b: &[f32], out: &mut [f32], out_width: usize, col: usize) {
